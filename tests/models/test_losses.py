@@ -1,0 +1,81 @@
+"""Every loss term against a NumPy reference on random tensors."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfunmask.models import losses
+
+RNG = np.random.default_rng(0)
+TARGET = RNG.uniform(-1, 1, (3, 8, 8, 3)).astype(np.float32)
+OUTPUT = RNG.uniform(-1, 1, (3, 8, 8, 3)).astype(np.float32)
+LOGITS = RNG.normal(size=(3, 4, 4, 1)).astype(np.float32)
+
+
+def np_cosine(x, y):
+    x, y = x.reshape(len(x), -1).astype(np.float64), y.reshape(len(y), -1).astype(np.float64)
+    return 1 - (x * y).sum(1) / np.maximum(np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1), 1e-8)
+
+
+def np_softplus(x):
+    return np.log1p(np.exp(-np.abs(x))) + np.maximum(x, 0)
+
+
+def test_l1_matches_numpy():
+    expected = np.abs(TARGET - OUTPUT).reshape(3, -1).mean(1)
+    np.testing.assert_allclose(losses.l1(TARGET, OUTPUT).numpy(), expected, rtol=1e-6)
+
+
+def test_weighted_l1_is_mean_over_weighted_pixels():
+    weights = (RNG.uniform(size=(3, 8, 8, 1)) > 0.5).astype(np.float32)
+    diff = np.abs(TARGET - OUTPUT) * weights
+    expected = diff.reshape(3, -1).sum(1) / (np.broadcast_to(weights, diff.shape).reshape(3, -1).sum(1))
+    np.testing.assert_allclose(losses.l1(TARGET, OUTPUT, weights).numpy(), expected, rtol=1e-5)
+
+
+def test_cosine_distance_matches_numpy():
+    np.testing.assert_allclose(losses.cosine_distance(TARGET, OUTPUT).numpy(),
+                               np_cosine(TARGET, OUTPUT), rtol=1e-5, atol=1e-6)
+
+
+def test_cosine_distance_range_and_fixed_points():
+    assert np.allclose(losses.cosine_distance(TARGET, TARGET).numpy(), 0, atol=1e-6)
+    assert np.allclose(losses.cosine_distance(TARGET, -TARGET).numpy(), 2, atol=1e-6)
+    assert np.allclose(losses.cosine_distance(TARGET, 3 * TARGET).numpy(), 0, atol=1e-6)
+    zeros = np.zeros_like(TARGET)
+    assert np.all(np.isfinite(losses.cosine_distance(zeros, zeros).numpy()))  # eps guards 0/0
+
+
+def test_weighted_cosine_uses_sqrt_weights():
+    weights = RNG.uniform(0.5, 2, (3, 8, 8, 1)).astype(np.float32)
+    root = np.sqrt(weights)
+    np.testing.assert_allclose(losses.cosine_distance(TARGET, OUTPUT, weights).numpy(),
+                               np_cosine(TARGET * root, OUTPUT * root), rtol=1e-5, atol=1e-6)
+
+
+def test_bce_matches_numpy():
+    np.testing.assert_allclose(losses.bce_real(LOGITS).numpy(),
+                               np_softplus(-LOGITS).reshape(3, -1).mean(1), rtol=1e-5)
+    np.testing.assert_allclose(losses.bce_fake(LOGITS).numpy(),
+                               np_softplus(LOGITS).reshape(3, -1).mean(1), rtol=1e-5)
+
+
+def test_lsgan_matches_numpy():
+    np.testing.assert_allclose(losses.lsgan_real(LOGITS).numpy(),
+                               ((LOGITS - 1) ** 2).reshape(3, -1).mean(1), rtol=1e-6)
+    np.testing.assert_allclose(losses.lsgan_fake(LOGITS).numpy(),
+                               (LOGITS ** 2).reshape(3, -1).mean(1), rtol=1e-6)
+
+
+def test_total_variation_matches_numpy():
+    maps = RNG.uniform(size=(3, 8, 8, 1)).astype(np.float32)
+    dy = np.abs(np.diff(maps, axis=1)).reshape(3, -1).mean(1)
+    dx = np.abs(np.diff(maps, axis=2)).reshape(3, -1).mean(1)
+    np.testing.assert_allclose(losses.total_variation(maps).numpy(), dx + dy, rtol=1e-6)
+    assert np.allclose(losses.total_variation(np.ones((2, 4, 4, 1), np.float32)).numpy(), 0)
+
+
+@pytest.mark.parametrize("fn", [losses.l1, losses.cosine_distance])
+def test_losses_accept_bfloat16(fn):
+    value = fn(tf.cast(TARGET, tf.bfloat16), tf.cast(OUTPUT, tf.bfloat16))
+    assert value.dtype == tf.float32 and value.shape == (3,)

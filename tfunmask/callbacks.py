@@ -1,0 +1,108 @@
+"""Keras callbacks for GAN training: throughput, TensorBoard, checkpoints.
+
+``fit``'s built-in TensorBoard callback reads ``model.optimizer``, which is
+``None`` for a model with two optimizers, so summaries are written here.
+"""
+
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+
+class Throughput(keras.callbacks.Callback):
+    """Adds ``images_per_s`` (global batch / step time, smoothed) to the batch logs.
+
+    Must come before the progress bar in the callback list: Keras appends its
+    ``ProgbarLogger`` last, so the bar shows the value.
+    """
+
+    def __init__(self, global_batch):
+        super().__init__()
+        self.global_batch = global_batch
+        self.rate = None
+        self._last = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._last = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = time.perf_counter()
+        rate = self.global_batch / max(now - self._last, 1e-9)
+        self._last = now
+        if batch > 0:  # the first step of an epoch includes tracing and pipeline start
+            self.rate = rate if self.rate is None else 0.9 * self.rate + 0.1 * rate
+        if logs is not None and self.rate is not None:
+            logs["images_per_s"] = self.rate
+
+
+def image_grid(columns):
+    """One uint8 image with a row per sample and a column per entry of ``columns``.
+
+    ``columns`` are batches (B, H, W, C) in [-1, 1]; single-channel maps are
+    shown in grey.
+    """
+    columns = [np.repeat(c, 3, axis=-1) if c.shape[-1] == 1 else c for c in map(np.asarray, columns)]
+    grid = np.concatenate([np.concatenate(list(row), axis=1) for row in zip(*columns)], axis=0)
+    return np.clip((grid + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
+
+
+class TensorBoardSummaries(keras.callbacks.Callback):
+    """Every loss term, learning rate and images/s every ``summary_every`` steps;
+    a grid of fixed validation samples every ``image_every`` steps.
+
+    ``sample_fn(batch) -> {name: [column batches in [-1, 1]]}`` lets each model
+    choose what to show (Pix2Pix: input | output | target; the attention models
+    add their masks).
+    """
+
+    def __init__(self, log_dir, samples, sample_fn, *, summary_every=100, image_every=500,
+                 throughput=None):
+        super().__init__()
+        self.writer = tf.summary.create_file_writer(str(log_dir))
+        self.samples = samples
+        self.sample_fn = sample_fn
+        self.summary_every = summary_every
+        self.image_every = image_every
+        self.throughput = throughput
+
+    def _step(self):
+        return int(self.model.g_optimizer.iterations.numpy())
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = self._step()
+        with self.writer.as_default(step=step):
+            if step % self.summary_every == 0:
+                for name, value in (logs or {}).items():
+                    tf.summary.scalar(f"train/{name}", float(value))
+                tf.summary.scalar("train/learning_rate", float(self.model.g_optimizer.learning_rate))
+            if step % self.image_every == 0:
+                self.write_images(step)
+
+    def write_images(self, step):
+        with self.writer.as_default(step=step):
+            for name, columns in self.sample_fn(self.samples).items():
+                tf.summary.image(f"samples/{name}", image_grid(columns)[None], max_outputs=1)
+        self.writer.flush()
+
+    def on_epoch_end(self, epoch, logs=None):
+        with self.writer.as_default(step=self._step()):
+            for name, value in (logs or {}).items():
+                if name.startswith("val_"):
+                    tf.summary.scalar(f"val/{name[4:]}", float(value))
+            tf.summary.scalar("epoch", epoch + 1)
+        self.writer.flush()
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Saves models, optimizers and the epoch counter after every epoch."""
+
+    def __init__(self, manager, epoch_variable):
+        super().__init__()
+        self.manager = manager
+        self.epoch_variable = epoch_variable
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch_variable.assign(epoch + 1)
+        self.manager.save(checkpoint_number=epoch + 1)

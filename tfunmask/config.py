@@ -1,0 +1,104 @@
+"""One dataclass per training run, saved as ``config.json`` beside the checkpoints.
+
+The saved configuration is what makes a checkpoint usable later: resuming,
+exporting and evaluating rebuild the networks from it instead of trusting
+flags typed again, and a resume whose architecture flags disagree with it
+fails with a message naming the fields.
+"""
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Optional
+
+CONFIG_FILE = "config.json"
+
+# Changing any of these makes the saved weights unloadable.
+ARCHITECTURE_FIELDS = (
+    "model", "image_size", "filters", "normalization",
+    "resnet_blocks", "aggan_scheme", "attention_masks",
+)
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used (one-line message)."""
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything that defines a run; field names equal the training flags."""
+
+    model: str = "pix2pix"
+    data: Optional[str] = None
+    model_dir: str = "runs/pix2pix"
+    image_size: int = 64
+    load_size: Optional[int] = None
+    batch_size: int = 8
+    epochs: int = 10
+    decay_epochs: int = 5
+    steps_per_epoch: Optional[int] = None
+    lr: float = 2e-4
+    beta_1: float = 0.5
+    loss: str = "l1"
+    lambda_l1: float = 100.0
+    mask_weight: float = 1.0
+    filters: int = 64
+    normalization: str = "batch"
+    dropout: float = 0.5
+    resnet_blocks: int = 9
+    aggan_scheme: int = 2
+    attention_masks: int = 10
+    lambda_cycle: float = 10.0
+    lambda_identity: float = 0.5
+    lambda_pixel: float = 1.0
+    lambda_tv: float = 1e-6
+    pool_size: int = 50
+    mixed_precision: str = "auto"
+    strategy: str = "auto"
+    seed: int = 0
+    summary_every: int = 100
+    image_every: int = 500
+    export: bool = True
+
+    @property
+    def resolved_load_size(self):
+        """Resize-before-crop size: Pix2Pix's 286/256 ratio unless given."""
+        return self.load_size or int(round(self.image_size * 286 / 256))
+
+    def validate(self):
+        """Raises ConfigError for values no run can use."""
+        if self.image_size < 16 or self.image_size % 16:
+            raise ConfigError(f"--image_size must be a multiple of 16, at least 16 (got {self.image_size})")
+        if self.resolved_load_size < self.image_size:
+            raise ConfigError(f"--load_size ({self.load_size}) must be at least --image_size ({self.image_size})")
+        for name in ("batch_size", "epochs", "filters"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name} must be positive (got {getattr(self, name)})")
+        if not 0 <= self.decay_epochs <= self.epochs:
+            raise ConfigError(f"--decay_epochs must be between 0 and --epochs ({self.epochs})")
+        if self.lr <= 0:
+            raise ConfigError(f"--lr must be positive (got {self.lr})")
+        return self
+
+    def save(self, model_dir):
+        path = Path(model_dir) / CONFIG_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, model_dir):
+        path = Path(model_dir) / CONFIG_FILE
+        if not path.is_file():
+            raise ConfigError(f"no {CONFIG_FILE} in {model_dir}: not a tfunmask training directory")
+        values = json.loads(path.read_text())
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+    def check_resumable_from(self, saved):
+        """Raises ConfigError naming every architecture field that differs from ``saved``."""
+        diffs = [f"{name}={getattr(self, name)!r} (checkpoint has {getattr(saved, name)!r})"
+                 for name in ARCHITECTURE_FIELDS if getattr(self, name) != getattr(saved, name)]
+        if diffs:
+            raise ConfigError("cannot resume: architecture flags differ from the checkpoint's: "
+                              + "; ".join(diffs))

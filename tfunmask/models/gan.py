@@ -1,0 +1,95 @@
+"""A base ``keras.Model`` for adversarial training with two optimizers.
+
+It holds what every GAN here shares and gets wrong easily:
+
+* ``compile(g_optimizer=..., d_optimizer=...)``: Keras' own ``self.optimizer``
+  stays ``None``; both optimizers are built on their variables up front, which
+  is the work-around for keras#23085 (slot variables created inside a
+  replicated step fail under ``MirroredStrategy``).
+* Global-batch reductions: per-example losses are summed and divided by the
+  *global* batch, because gradients are summed across replicas.
+* Mixed precision: losses are scaled by ``LossScaleOptimizer`` when one is
+  used (float16) and left alone otherwise (float32, bfloat16).
+* One ``keras.metrics.Mean`` per loss term, reset every epoch by ``fit``.
+
+Subclasses define ``LOSS_NAMES``, ``generator_variables``,
+``discriminator_variables``, ``train_step`` and ``test_step``.
+"""
+
+import keras
+import tensorflow as tf
+
+
+class GAN(keras.Model):
+    """Two-player model: generator(s) against discriminator(s)."""
+
+    LOSS_NAMES: tuple = ()
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in self.LOSS_NAMES}
+        self.g_optimizer = None
+        self.d_optimizer = None
+
+    @property
+    def generator_variables(self):
+        raise NotImplementedError
+
+    @property
+    def discriminator_variables(self):
+        raise NotImplementedError
+
+    def export_generator(self):
+        """The masked -> unmasked ``keras.Model`` that deployment uses."""
+        raise NotImplementedError
+
+    def compile(self, g_optimizer, d_optimizer, **kwargs):
+        """Attaches and builds both optimizers (call inside the strategy scope)."""
+        super().compile(**kwargs)
+        self.g_optimizer = g_optimizer
+        self.d_optimizer = d_optimizer
+        g_optimizer.build(self.generator_variables)
+        d_optimizer.build(self.discriminator_variables)
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def track(self, **values):
+        """Updates the epoch-mean tracker of each named loss term."""
+        for name, value in values.items():
+            self.trackers[name].update_state(value)
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    @staticmethod
+    def unpack(data):
+        """The batch dict, whether ``fit`` passed it alone or ``train_on_batch`` as ``(x, y, w)``."""
+        return keras.utils.unpack_x_y_sample_weight(data)[0]
+
+    @staticmethod
+    def reduce(per_example, mode="mean"):
+        """This replica's share of a global-batch mean (or sum) of per-example values.
+
+        Gradients from all replicas are summed, so each replica contributes
+        ``sum(local) / global_batch`` for a mean and ``sum(local)`` for a sum;
+        the result then equals the single-device loss on the global batch.
+        """
+        per_example = tf.cast(per_example, tf.float32)
+        total = tf.reduce_sum(per_example)
+        if mode == "sum":
+            return total
+        if mode != "mean":
+            raise ValueError(f"unknown reduction {mode!r}")
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        global_batch = tf.cast(tf.shape(per_example)[0] * replicas, tf.float32)
+        return total / global_batch
+
+    @staticmethod
+    def step(optimizer, tape, loss, variables):
+        """One update of ``variables`` from ``loss``, already ``scale_loss``-ed inside ``tape``."""
+        grads = tape.gradient(loss, variables)
+        optimizer.apply(grads, variables)
+
+    def build(self, input_shape=None):
+        """Sub-models are functional and built at construction."""
+        self.built = True

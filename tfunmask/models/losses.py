@@ -1,0 +1,83 @@
+"""Every loss term of the three models, as per-example values.
+
+Each function returns one value per example (shape ``(batch,)``) in float32.
+Reducing over the batch is left to the model's ``reduce`` step, which knows
+the *global* batch size under a distribution strategy: a per-replica mean
+would otherwise be averaged a second time by the gradient all-reduce, and a
+"sum over the batch" would silently become a sum over the local batch.
+"""
+
+import tensorflow as tf
+
+EPSILON = 1e-8
+
+
+def _flat(x):
+    return tf.reshape(tf.cast(x, tf.float32), [tf.shape(x)[0], -1])
+
+
+def _weighted_mean(values, weights):
+    """Per-example mean of ``values``, or weighted mean when ``weights`` has their shape."""
+    values = _flat(values)
+    if weights is None:
+        return tf.reduce_mean(values, axis=1)
+    weights = _flat(weights)
+    return tf.reduce_sum(values * weights, axis=1) / tf.maximum(tf.reduce_sum(weights, axis=1), EPSILON)
+
+
+def l1(target, output, weights=None):
+    """Mean absolute error per example; ``weights`` (broadcastable) weights pixels."""
+    diff = tf.abs(tf.cast(target, tf.float32) - tf.cast(output, tf.float32))
+    if weights is not None:
+        weights = tf.broadcast_to(tf.cast(weights, tf.float32), tf.shape(diff))
+    return _weighted_mean(diff, weights)
+
+
+def cosine_distance(target, output, weights=None):
+    """1 - x.y / max(|x| |y|, eps) over each flattened image.
+
+    With ``weights`` both images are scaled by sqrt(weights) first, which
+    weights each pixel's contribution to the dot product and the norms.
+    """
+    x, y = tf.cast(target, tf.float32), tf.cast(output, tf.float32)
+    if weights is not None:
+        root = tf.sqrt(tf.broadcast_to(tf.cast(weights, tf.float32), tf.shape(x)))
+        x, y = x * root, y * root
+    x, y = _flat(x), _flat(y)
+    dot = tf.reduce_sum(x * y, axis=1)
+    norms = tf.norm(x, axis=1) * tf.norm(y, axis=1)
+    return 1.0 - dot / tf.maximum(norms, EPSILON)
+
+
+def bce_real(logits):
+    """Non-saturating GAN loss for logits that should say "real" (per example)."""
+    logits = _flat(logits)
+    return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(tf.ones_like(logits), logits), axis=1)
+
+
+def bce_fake(logits):
+    """GAN loss for logits that should say "fake" (per example)."""
+    logits = _flat(logits)
+    return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(tf.zeros_like(logits), logits), axis=1)
+
+
+def lsgan_real(scores):
+    """Least-squares GAN loss towards 1 (per example)."""
+    return tf.reduce_mean(tf.square(_flat(scores) - 1.0), axis=1)
+
+
+def lsgan_fake(scores):
+    """Least-squares GAN loss towards 0 (per example)."""
+    return tf.reduce_mean(tf.square(_flat(scores)), axis=1)
+
+
+def total_variation(maps):
+    """Mean absolute difference between neighbouring pixels, per example.
+
+    Regularises attention masks towards smooth regions so they do not
+    saturate into salt-and-pepper patterns.
+    """
+    maps = tf.cast(maps, tf.float32)
+    dy = tf.abs(maps[:, 1:, :, :] - maps[:, :-1, :, :])
+    dx = tf.abs(maps[:, :, 1:, :] - maps[:, :, :-1, :])
+    return tf.reduce_mean(_flat(dy), axis=1) + tf.reduce_mean(_flat(dx), axis=1)

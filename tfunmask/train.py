@@ -1,0 +1,90 @@
+"""Train an unmasking GAN: ``python -m tfunmask.train --model=pix2pix ...``.
+
+With no ``--data`` it trains on the built-in demo set (procedurally drawn
+faces with overlaid masks, built once and cached). Flags may come from a file
+with ``--flagfile``. Thin wrapper over ``tfunmask.training.train``.
+"""
+
+import dataclasses
+
+from absl import flags
+
+from tfunmask.cli import fail, run_main
+from tfunmask.config import ConfigError, TrainConfig
+
+DEFAULTS = TrainConfig()
+FLAGS = flags.FLAGS
+
+flags.DEFINE_enum("model", "pix2pix", ["pix2pix", "cyclegan", "aggan"], "Which GAN to train.")
+flags.DEFINE_string("data", None, "Folder of TFRecord shards from tools/make_tfrecords.py; "
+                    "default: the built-in demo set.")
+flags.DEFINE_string("model_dir", None, "Run folder: checkpoints, config.json, logs/, saved_model/. "
+                    "Default runs/<model>.")
+flags.DEFINE_integer("image_size", DEFAULTS.image_size, "Training crop size (multiple of 16).")
+flags.DEFINE_integer("load_size", None, "Resize size before the random crop (default size*286/256).")
+flags.DEFINE_integer("batch_size", DEFAULTS.batch_size, "Global batch size, split over replicas.")
+flags.DEFINE_integer("epochs", DEFAULTS.epochs, "Total epochs, including the decay epochs.")
+flags.DEFINE_integer("decay_epochs", DEFAULTS.decay_epochs,
+                     "Final epochs over which the learning rate decays linearly to 0.")
+flags.DEFINE_integer("steps_per_epoch", None, "Steps per epoch (default: one pass over the data).")
+flags.DEFINE_float("lr", DEFAULTS.lr, "Adam learning rate of both players.")
+flags.DEFINE_float("beta_1", DEFAULTS.beta_1, "Adam beta_1.")
+flags.DEFINE_enum("loss", DEFAULTS.loss, ["l1", "cosine_mean", "cosine_sum"],
+                  "Pix2Pix reconstruction loss.")
+flags.DEFINE_float("lambda_l1", DEFAULTS.lambda_l1, "Weight of the Pix2Pix reconstruction loss.")
+flags.DEFINE_float("mask_weight", DEFAULTS.mask_weight,
+                   "Pix2Pix: weight of pixels inside the mask map in the reconstruction loss (1 = off).")
+flags.DEFINE_integer("filters", DEFAULTS.filters, "Width of the first layer of every network.")
+flags.DEFINE_enum("normalization", DEFAULTS.normalization, ["batch", "instance", "none"],
+                  "Normalisation layers of the Pix2Pix networks.")
+flags.DEFINE_float("dropout", DEFAULTS.dropout, "Pix2Pix decoder dropout (training only).")
+flags.DEFINE_integer("resnet_blocks", DEFAULTS.resnet_blocks, "CycleGAN/AttentionGAN residual blocks.")
+flags.DEFINE_enum("aggan_scheme", str(DEFAULTS.aggan_scheme), ["1", "2"], "AttentionGAN scheme.")
+flags.DEFINE_integer("attention_masks", DEFAULTS.attention_masks, "AttentionGAN scheme II masks n.")
+flags.DEFINE_float("lambda_cycle", DEFAULTS.lambda_cycle, "Cycle-consistency weight.")
+flags.DEFINE_float("lambda_identity", DEFAULTS.lambda_identity, "Identity weight, times lambda_cycle.")
+flags.DEFINE_float("lambda_pixel", DEFAULTS.lambda_pixel, "AttentionGAN input-output L1 weight.")
+flags.DEFINE_float("lambda_tv", DEFAULTS.lambda_tv, "AttentionGAN attention total-variation weight.")
+flags.DEFINE_integer("pool_size", DEFAULTS.pool_size, "Generated-image history per discriminator.")
+flags.DEFINE_enum("mixed_precision", DEFAULTS.mixed_precision, ["auto", "none", "bfloat16", "float16"],
+                  "auto: float16 on GPU, bfloat16 on CPUs with bf16 instructions, else float32.")
+flags.DEFINE_enum("strategy", DEFAULTS.strategy, ["auto", "mirrored", "one_device"],
+                  "auto: MirroredStrategy over all GPUs, one device without GPUs.")
+flags.DEFINE_integer("seed", DEFAULTS.seed, "Seed of weights, data order and augmentation.")
+flags.DEFINE_integer("summary_every", DEFAULTS.summary_every, "Steps between TensorBoard scalars.")
+flags.DEFINE_integer("image_every", DEFAULTS.image_every, "Steps between TensorBoard image grids.")
+flags.DEFINE_bool("resume", False, "Continue the run in --model_dir from its last checkpoint.")
+flags.DEFINE_bool("export", True, "Export the generator as a SavedModel at the end.")
+
+
+def config_from_flags():
+    """A TrainConfig holding every flag whose name is a config field."""
+    values = {f.name: FLAGS[f.name].value for f in dataclasses.fields(TrainConfig) if f.name in FLAGS}
+    values["aggan_scheme"] = int(values["aggan_scheme"])
+    values["model_dir"] = values["model_dir"] or f"runs/{values['model']}"
+    return TrainConfig(**values)
+
+
+def main(argv):
+    if len(argv) > 1:
+        fail(f"unexpected arguments: {' '.join(argv[1:])}")
+    from tfunmask import training  # TensorFlow loads only once the flags are good
+
+    try:
+        _, summary = training.train(config_from_flags(), resume=FLAGS.resume)
+    except ConfigError as error:
+        fail(str(error))
+    rate = summary["images_per_s"]
+    print(f"trained {summary['model_dir']}: epochs {summary['start_epoch']}..{summary['epochs']}"
+          + (f", {rate:.1f} images/s" if rate else ""))
+    if "saved_model" in summary:
+        print(f"SavedModel: {summary['saved_model']}")
+
+
+def run():
+    """Console entry point."""
+    run_main(main)
+
+
+if __name__ == "__main__":
+    run()
