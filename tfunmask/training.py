@@ -106,8 +106,9 @@ def _files(data_dir, kind, split):
 
 
 def _dataset(config, kind, files, *, training, seed):
+    """Training data repeat endlessly (``fit`` takes ``steps_per_epoch`` batches); eval data once."""
     common = dict(image_size=config.image_size, load_size=config.resolved_load_size,
-                  batch_size=config.batch_size, training=training, seed=seed)
+                  batch_size=config.batch_size, training=training, seed=seed, repeat=training)
     if kind == "paired":
         return pipeline.paired(*files, **common)
     return pipeline.unpaired(*files, **common)
@@ -140,8 +141,11 @@ def prepare_model_dir(config, resume):
     return model_dir
 
 
-def train(config: TrainConfig, *, resume=False, verbose=1):
-    """Trains ``config.model``; returns the model and a summary dict (metrics, images/s, paths)."""
+def train(config: TrainConfig, *, resume=False, verbose=1, callbacks=()):
+    """Trains ``config.model``; returns the model and a summary dict (metrics, images/s, paths).
+
+    ``callbacks`` are extra Keras callbacks, run after the epoch checkpoint is saved.
+    """
     config.validate()
     model_dir = prepare_model_dir(config, resume)
     policy = precision_policy(config.mixed_precision)
@@ -164,7 +168,8 @@ def train(config: TrainConfig, *, resume=False, verbose=1):
                       make_optimizer(config, steps_per_epoch, policy))
         epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         checkpoint = tf.train.Checkpoint(model=model, g_optimizer=model.g_optimizer,
-                                         d_optimizer=model.d_optimizer, epoch=epoch)
+                                         d_optimizer=model.d_optimizer, epoch=epoch,
+                                         random_state=model.random_state)
     manager = tf.train.CheckpointManager(checkpoint, model_dir / CHECKPOINTS, max_to_keep=3)
     if resume:
         checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
@@ -175,7 +180,7 @@ def train(config: TrainConfig, *, resume=False, verbose=1):
     summaries = TensorBoardSummaries(model_dir / "logs", samples, model.sample_images,
                                      summary_every=config.summary_every,
                                      image_every=config.image_every)
-    callbacks = [throughput, summaries, EpochCheckpoint(manager, epoch)]
+    callbacks = [throughput, summaries, EpochCheckpoint(manager, epoch), *callbacks]
     validation = _dataset(config, kind, val_files, training=False, seed=config.seed) if all(val_files) else None
 
     history = {}

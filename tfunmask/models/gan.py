@@ -90,6 +90,17 @@ class GAN(keras.Model):
         grads = tape.gradient(loss, variables)
         optimizer.apply(grads, variables)
 
+    @property
+    def random_state(self):
+        """Seed-generator states of dropout and other random layers.
+
+        They are not among ``weights``, so a checkpoint of the networks alone
+        would restart dropout from its initial seed and a resumed run would
+        drift from the uninterrupted one; the trainer checkpoints these too.
+        """
+        weights = {id(v) for v in self.weights}
+        return [v for v in self.variables if id(v) not in weights]
+
     def build(self, input_shape=None):
         """Sub-models are functional and built at construction."""
         self.built = True

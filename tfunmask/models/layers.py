@@ -1,7 +1,7 @@
 """Building blocks shared by the generators and discriminators.
 
 The blocks are chosen for what they become after export as much as for
-training: upsampling is a bilinear resize followed by a 3x3 convolution rather
+training: upsampling is a nearest-neighbour resize followed by a 3x3 convolution rather
 than ``Conv2DTranspose``, because TFLite runs resize + conv with fast XNNPACK
 kernels (and full-integer int8) while transposed convolutions fall back to slow
 reference kernels; it also avoids checkerboard artefacts. Batch normalisation is
@@ -55,8 +55,8 @@ def down(x, filters, *, normalization="batch", kernel=4, strides=2, name):
 
 
 def up(x, filters, *, normalization="batch", dropout=0.0, name):
-    """Bilinear x2 resize -> 3x3 conv -> norm -> (dropout) -> ReLU: one decoder step."""
-    x = layers.UpSampling2D(2, interpolation="bilinear", name=f"{name}_resize")(x)
+    """Nearest x2 resize -> 3x3 conv -> norm -> (dropout) -> ReLU: one decoder step."""
+    x = layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_resize")(x)
     x = layers.Conv2D(filters, 3, padding="same", kernel_initializer=INIT,
                       use_bias=normalization == "none", name=f"{name}_conv")(x)
     x = norm(normalization, name=f"{name}_norm")(x)

@@ -57,7 +57,7 @@ def unet_generator(image_size, *, filters=64, max_filters=512, dropout=0.5, norm
         x = up(x, widths[i], normalization=normalization,
                dropout=dropout if i >= depth - 4 else 0.0, name=f"up{i}")
         x = layers.Concatenate(name=f"skip{i}")([x, skips[i]])
-    x = layers.UpSampling2D(2, interpolation="bilinear", name="out_resize")(x)
+    x = layers.UpSampling2D(2, interpolation="nearest", name="out_resize")(x)
     outputs = to_image(x, name="unmasked")
     return keras.Model(inputs, outputs, name=name)
 

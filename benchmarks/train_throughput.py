@@ -1,0 +1,69 @@
+"""Training throughput (images/s) of one model at one size, per precision.
+
+    python benchmarks/train_throughput.py --model=pix2pix --image_size=256
+
+Times ``fit`` steps on one in-memory batch (no input
+pipeline, which benchmarks/data_throughput.py measures), after warm-up steps
+that absorb tracing. Each precision runs in the same process, one after the
+other, and the ratio to float32 is printed from this one run.
+"""
+
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+from tfunmask import models  # noqa: E402
+from tfunmask.config import TrainConfig  # noqa: E402
+from tfunmask.training import PRECISIONS  # noqa: E402
+
+flags.DEFINE_enum("model", "pix2pix", ["pix2pix", "cyclegan", "aggan"], "Model to time.")
+flags.DEFINE_integer("image_size", 256, "Image size.")
+flags.DEFINE_integer("batch_size", 4, "Batch size.")
+flags.DEFINE_integer("steps", 10, "Timed steps per precision.")
+flags.DEFINE_integer("warmup", 3, "Untimed steps first.")
+flags.DEFINE_list("precisions", ["float32", "bfloat16"], "Precisions to time (float32, bfloat16, float16).")
+flags.DEFINE_integer("aggan_scheme", 2, "AttentionGAN scheme.")
+FLAGS = flags.FLAGS
+
+
+def fake_batch(kind, size, batch):
+    rng = np.random.default_rng(0)
+    image = lambda: rng.uniform(-1, 1, (batch, size, size, 3)).astype(np.float32)  # noqa: E731
+    if kind == "paired":
+        return {"masked": image(), "target": image(),
+                "mask_map": (rng.uniform(size=(batch, size, size, 1)) > 0.5).astype(np.float32)}
+    return {"a": image(), "b": image()}
+
+
+def images_per_second(precision):
+    keras.mixed_precision.set_global_policy(PRECISIONS[precision])
+    config = TrainConfig(model=FLAGS.model, image_size=FLAGS.image_size, batch_size=FLAGS.batch_size,
+                         aggan_scheme=FLAGS.aggan_scheme)
+    model = models.build(config)
+    model.compile(keras.optimizers.Adam(2e-4, beta_1=0.5), keras.optimizers.Adam(2e-4, beta_1=0.5))
+    batch = fake_batch(model.DATA, FLAGS.image_size, FLAGS.batch_size)
+    data = tf.data.Dataset.from_tensors(batch).repeat()
+    model.fit(data, steps_per_epoch=FLAGS.warmup, epochs=1, verbose=0)
+    start = time.perf_counter()
+    model.fit(data, steps_per_epoch=FLAGS.steps, epochs=1, verbose=0)
+    return FLAGS.steps * FLAGS.batch_size / (time.perf_counter() - start)
+
+
+def main(_):
+    print(f"{FLAGS.model} {FLAGS.image_size}px batch {FLAGS.batch_size}, {FLAGS.steps} steps, "
+          f"{os.cpu_count()} CPUs, TF {tf.__version__}")
+    rates = {}
+    for precision in FLAGS.precisions:
+        rates[precision] = images_per_second(precision)
+        ratio = f" ({rates[precision] / rates['float32']:.2f}x float32)" if "float32" in rates else ""
+        print(f"{precision:>9}: {rates[precision]:6.2f} images/s{ratio}", flush=True)
+
+
+if __name__ == "__main__":
+    app.run(main)
