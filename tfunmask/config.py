@@ -15,8 +15,8 @@ CONFIG_FILE = "config.json"
 
 # Changing any of these makes the saved weights unloadable.
 ARCHITECTURE_FIELDS = (
-    "model", "image_size", "filters", "normalization",
-    "resnet_blocks", "aggan_scheme", "attention_masks",
+    "model", "image_size", "filters", "normalization", "composite",
+    "resnet_blocks", "aggan_scheme", "attention_masks", "pool_size",
 )
 
 
@@ -42,6 +42,8 @@ class TrainConfig:
     loss: str = "l1"
     lambda_l1: float = 100.0
     mask_weight: float = 1.0
+    composite: bool = False
+    lambda_mask: float = 10.0
     filters: int = 64
     normalization: str = "batch"
     dropout: float = 0.5
@@ -51,7 +53,8 @@ class TrainConfig:
     lambda_cycle: float = 10.0
     lambda_identity: float = 0.5
     lambda_pixel: float = 1.0
-    lambda_tv: float = 1e-6
+    lambda_tv: float = 0.05
+    lambda_attention_gan: float = 1.0
     pool_size: int = 50
     mixed_precision: str = "auto"
     strategy: str = "auto"
@@ -76,6 +79,13 @@ class TrainConfig:
                 raise ConfigError(f"--{name} must be positive (got {getattr(self, name)})")
         if not 0 <= self.decay_epochs <= self.epochs:
             raise ConfigError(f"--decay_epochs must be between 0 and --epochs ({self.epochs})")
+        for name in ("resnet_blocks", "pool_size"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"--{name} must not be negative (got {getattr(self, name)})")
+        if self.aggan_scheme not in (1, 2):
+            raise ConfigError(f"--aggan_scheme must be 1 or 2 (got {self.aggan_scheme})")
+        if self.attention_masks < 2:
+            raise ConfigError(f"--attention_masks must be at least 2 (got {self.attention_masks})")
         if self.lr <= 0:
             raise ConfigError(f"--lr must be positive (got {self.lr})")
         return self

@@ -34,6 +34,9 @@ flags.DEFINE_enum("loss", DEFAULTS.loss, ["l1", "cosine_mean", "cosine_sum"],
 flags.DEFINE_float("lambda_l1", DEFAULTS.lambda_l1, "Weight of the Pix2Pix reconstruction loss.")
 flags.DEFINE_float("mask_weight", DEFAULTS.mask_weight,
                    "Pix2Pix: weight of pixels inside the mask map in the reconstruction loss (1 = off).")
+flags.DEFINE_bool("composite", DEFAULTS.composite,
+                  "Pix2Pix: also predict the mask map and keep the input outside it.")
+flags.DEFINE_float("lambda_mask", DEFAULTS.lambda_mask, "Pix2Pix --composite: mask-map BCE weight.")
 flags.DEFINE_integer("filters", DEFAULTS.filters, "Width of the first layer of every network.")
 flags.DEFINE_enum("normalization", DEFAULTS.normalization, ["batch", "instance", "none"],
                   "Normalisation layers of the Pix2Pix networks.")
@@ -44,8 +47,12 @@ flags.DEFINE_integer("attention_masks", DEFAULTS.attention_masks, "AttentionGAN 
 flags.DEFINE_float("lambda_cycle", DEFAULTS.lambda_cycle, "Cycle-consistency weight.")
 flags.DEFINE_float("lambda_identity", DEFAULTS.lambda_identity, "Identity weight, times lambda_cycle.")
 flags.DEFINE_float("lambda_pixel", DEFAULTS.lambda_pixel, "AttentionGAN input-output L1 weight.")
-flags.DEFINE_float("lambda_tv", DEFAULTS.lambda_tv, "AttentionGAN attention total-variation weight.")
-flags.DEFINE_integer("pool_size", DEFAULTS.pool_size, "Generated-image history per discriminator.")
+flags.DEFINE_float("lambda_tv", DEFAULTS.lambda_tv,
+                   "AttentionGAN weight of the attention masks' total variation (a per-pixel mean).")
+flags.DEFINE_float("lambda_attention_gan", DEFAULTS.lambda_attention_gan,
+                   "AttentionGAN weight of the attention-guided adversarial loss.")
+flags.DEFINE_integer("pool_size", DEFAULTS.pool_size,
+                     "CycleGAN/AttentionGAN generated-image history per discriminator (0 = none).")
 flags.DEFINE_enum("mixed_precision", DEFAULTS.mixed_precision, ["auto", "none", "bfloat16", "float16"],
                   "auto: float16 on GPU, bfloat16 on CPUs with bf16 instructions, else float32.")
 flags.DEFINE_enum("strategy", DEFAULTS.strategy, ["auto", "mirrored", "one_device"],

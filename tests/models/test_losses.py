@@ -79,3 +79,10 @@ def test_total_variation_matches_numpy():
 def test_losses_accept_bfloat16(fn):
     value = fn(tf.cast(TARGET, tf.bfloat16), tf.cast(OUTPUT, tf.bfloat16))
     assert value.dtype == tf.float32 and value.shape == (3,)
+
+
+def test_bce_of_probabilities_matches_numpy():
+    target = (RNG.uniform(size=(3, 8, 8, 1)) > 0.5).astype(np.float32)
+    prob = RNG.uniform(0.01, 0.99, (3, 8, 8, 1)).astype(np.float32)
+    expected = -(target * np.log(prob) + (1 - target) * np.log(1 - prob)).reshape(3, -1).mean(1)
+    np.testing.assert_allclose(losses.bce(target, prob).numpy(), expected, rtol=1e-5)

@@ -152,3 +152,23 @@ def test_two_replicas_equal_one_replica_on_the_same_global_batch(loss):
     assert report["replicas"] == [1, 2]
     assert report["moved"] > 1e-3  # the steps really changed the trainable weights
     assert report["diff"] < 1e-5, report
+
+
+def test_composite_generator_keeps_input_where_mask_is_zero():
+    model = compiled(composite=True, dropout=0.0)
+    data = batch()
+    out = model.generator(data["masked"], training=False)
+    mask, content = out["mask"].numpy(), out["content"].numpy()
+    expected = content * mask + data["masked"] * (1 - mask)
+    np.testing.assert_allclose(out["unmasked"].numpy(), expected, atol=1e-6)
+    assert mask.shape == (4, SIZE, SIZE, 1) and np.all((mask >= 0) & (mask <= 1))
+    exported = model.export_generator()
+    np.testing.assert_allclose(exported(data["masked"]).numpy(), out["unmasked"].numpy(), atol=1e-6)
+
+
+def test_composite_learns_the_mask_map():
+    model = compiled(composite=True, dropout=0.0)
+    data = batch()
+    history = [model.train_on_batch(data, return_dict=True) for _ in range(30)]
+    assert "g_mask" in history[0]
+    assert history[-1]["g_mask"] < 0.7 * history[0]["g_mask"], [h["g_mask"] for h in history]

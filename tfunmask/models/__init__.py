@@ -1,8 +1,10 @@
 """The unmasking GANs, by the name ``--model`` uses."""
 
+from tfunmask.models.attentiongan import AttentionGAN
+from tfunmask.models.cyclegan import CycleGAN
 from tfunmask.models.pix2pix import Pix2Pix
 
-REGISTRY = {"pix2pix": Pix2Pix}
+REGISTRY = {"pix2pix": Pix2Pix, "cyclegan": CycleGAN, "aggan": AttentionGAN}
 
 
 def build(config):

@@ -11,9 +11,14 @@ It holds what every GAN here shares and gets wrong easily:
 * Mixed precision: losses are scaled by ``LossScaleOptimizer`` when one is
   used (float16) and left alone otherwise (float32, bfloat16).
 * One ``keras.metrics.Mean`` per loss term, reset every epoch by ``fit``.
+* One ``train_step`` for every model: a single forward pass gives per-example
+  loss terms; each player's objective is a weighted sum of them, and both
+  players are updated from the same pass (as the official Pix2Pix and CycleGAN
+  code do: the discriminator step sees the fakes of the generator step).
 
 Subclasses define ``LOSS_NAMES``, ``generator_variables``,
-``discriminator_variables``, ``train_step`` and ``test_step``.
+``discriminator_variables``, ``loss_weights()`` and ``_loss_terms(data,
+training)``, and may override ``reduction(term)``.
 """
 
 import keras
@@ -25,9 +30,9 @@ class GAN(keras.Model):
 
     LOSS_NAMES: tuple = ()
 
-    def __init__(self, **kwargs):
+    def __init__(self, loss_names=None, **kwargs):
         super().__init__(**kwargs)
-        self.trackers = {name: keras.metrics.Mean(name=name) for name in self.LOSS_NAMES}
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in loss_names or self.LOSS_NAMES}
         self.g_optimizer = None
         self.d_optimizer = None
 
@@ -42,6 +47,18 @@ class GAN(keras.Model):
     def export_generator(self):
         """The masked -> unmasked ``keras.Model`` that deployment uses."""
         raise NotImplementedError
+
+    def loss_weights(self):
+        """``({term: weight}, {term: weight})``: the generator and discriminator objectives."""
+        raise NotImplementedError
+
+    def _loss_terms(self, data, training):
+        """Forward pass: ``{term: per-example values}`` for every term ``loss_weights`` names."""
+        raise NotImplementedError
+
+    def reduction(self, term):
+        """How ``term`` is reduced over the global batch: "mean" unless a subclass says "sum"."""
+        return "mean"
 
     def compile(self, g_optimizer, d_optimizer, **kwargs):
         """Attaches and builds both optimizers (call inside the strategy scope)."""
@@ -100,6 +117,39 @@ class GAN(keras.Model):
         """
         weights = {id(v) for v in self.weights}
         return [v for v in self.variables if id(v) not in weights]
+
+    @staticmethod
+    def weighted_sum(values, weights):
+        """sum_i w_i * values[i] over the terms that ``weights`` names."""
+        return tf.add_n([weight * values[name] for name, weight in weights.items()])
+
+    def _objectives(self, terms):
+        """Generator and discriminator objectives as this replica's share of the global batch."""
+        reduced = {name: self.reduce(value, self.reduction(name)) for name, value in terms.items()}
+        g_weights, d_weights = self.loss_weights()
+        return self.weighted_sum(reduced, g_weights), self.weighted_sum(reduced, d_weights)
+
+    def _report(self, terms):
+        """Per-example means of each term and both objectives (comparable across batch sizes
+        and replicas, whatever the training reduction)."""
+        mean = {name: tf.reduce_mean(value) for name, value in terms.items()}
+        g_weights, d_weights = self.loss_weights()
+        return self.track(g_loss=self.weighted_sum(mean, g_weights),
+                          d_loss=self.weighted_sum(mean, d_weights), **mean)
+
+    def train_step(self, data):
+        with tf.GradientTape(persistent=True) as tape:
+            terms = self._loss_terms(data, training=True)
+            g_loss, d_loss = self._objectives(terms)
+            g_scaled = self.g_optimizer.scale_loss(g_loss)
+            d_scaled = self.d_optimizer.scale_loss(d_loss)
+        self.step(self.g_optimizer, tape, g_scaled, self.generator_variables)
+        self.step(self.d_optimizer, tape, d_scaled, self.discriminator_variables)
+        del tape
+        return self._report(terms)
+
+    def test_step(self, data):
+        return self._report(self._loss_terms(data, training=False))
 
     def build(self, input_shape=None):
         """Sub-models are functional and built at construction."""

@@ -16,6 +16,7 @@ from keras import layers, ops
 INIT = keras.initializers.RandomNormal(stddev=0.02)
 
 
+@keras.saving.register_keras_serializable("tfunmask")
 class ReflectionPad2D(layers.Layer):
     """Pads height and width by reflecting the border (CycleGAN's ResNet blocks)."""
 
@@ -33,6 +34,25 @@ class ReflectionPad2D(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "pad": self.pad}
+
+
+@keras.saving.register_keras_serializable("tfunmask")
+class Composite(layers.Layer):
+    """``content * mask + background * (1 - mask)`` in float32.
+
+    Where the mask is 0 the background passes through untouched; used by the
+    mask-predicting generator and the attention generators.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(dtype="float32", **kwargs)
+
+    def call(self, inputs):
+        content, mask, background = (ops.cast(t, "float32") for t in inputs)
+        return content * mask + background * (1.0 - mask)
+
+    def compute_output_shape(self, shapes):
+        return shapes[2]
 
 
 def norm(kind, name=None):
@@ -65,10 +85,70 @@ def up(x, filters, *, normalization="batch", dropout=0.0, name):
     return layers.ReLU(name=f"{name}_act")(x)
 
 
+def conv_block(x, filters, kernel, *, strides=1, normalization="instance", activation="relu",
+               reflect=False, name):
+    """[Reflection pad] -> conv -> norm -> [activation].
+
+    ``reflect`` pads ``kernel // 2`` pixels by mirroring and convolves "valid"
+    (CycleGAN's c7s1-k and residual convolutions: no zero border whose
+    artefacts the generator must learn to hide); otherwise padding is zeros.
+    """
+    if reflect:
+        x = ReflectionPad2D(kernel // 2, name=f"{name}_pad")(x)
+    x = layers.Conv2D(filters, kernel, strides, padding="valid" if reflect else "same",
+                      kernel_initializer=INIT, use_bias=normalization == "none", name=f"{name}_conv")(x)
+    x = norm(normalization, name=f"{name}_norm")(x)
+    return layers.Activation(activation, name=f"{name}_act")(x) if activation else x
+
+
+def residual_block(x, *, name):
+    """x + (pad-conv3-IN-ReLU-pad-conv3-IN)(x): Johnson et al.'s block, as in CycleGAN."""
+    y = conv_block(x, x.shape[-1], 3, reflect=True, name=f"{name}_a")
+    y = conv_block(y, x.shape[-1], 3, reflect=True, activation=None, name=f"{name}_b")
+    return layers.Add(name=name)([x, y])
+
+
+def resnet_encoder(x, *, filters=64, blocks=9, name="encoder"):
+    """c7s1-f, d2f, d4f, then ``blocks`` residual blocks at a quarter of the resolution.
+
+    CycleGAN uses 6 blocks at 128 px and 9 at 256 px and above.
+    """
+    x = conv_block(x, filters, 7, reflect=True, name=f"{name}_c7")
+    for i in (1, 2):
+        x = conv_block(x, filters * 2 ** i, 3, strides=2, name=f"{name}_d{i}")
+    for i in range(blocks):
+        x = residual_block(x, name=f"{name}_r{i}")
+    return x
+
+
+def resnet_decoder(x, *, filters=64, name="decoder"):
+    """u2f, uf: back to full resolution with instance-normalised ``up`` steps."""
+    for i in (1, 0):
+        x = up(x, filters * 2 ** i, normalization="instance", name=f"{name}_u{i}")
+    return x
+
+
+def head(x, channels, *, kernel=3, reflect=False, activation="tanh", name):
+    """Final conv + activation; the activation runs in float32, so mixed
+    precision never clips an image (tanh) or an attention mask (sigmoid, softmax)."""
+    if reflect:
+        x = ReflectionPad2D(kernel // 2, name=f"{name}_pad")(x)
+    x = layers.Conv2D(channels, kernel, padding="valid" if reflect else "same",
+                      kernel_initializer=INIT, name=f"{name}_conv")(x)
+    return layers.Activation(activation, dtype="float32", name=name)(x)
+
+
 def to_image(x, channels=3, *, name):
-    """Final 3x3 conv + tanh in float32, so mixed precision never clips the output."""
-    x = layers.Conv2D(channels, 3, padding="same", kernel_initializer=INIT, name=f"{name}_conv")(x)
-    return layers.Activation("tanh", dtype="float32", name=name)(x)
+    """Final 3x3 conv + tanh in float32."""
+    return head(x, channels, name=name)
+
+
+def resnet_generator(image_size, *, filters=64, blocks=9, name="generator"):
+    """CycleGAN's generator: ``resnet_encoder``, ``resnet_decoder``, c7s1-3 + tanh."""
+    inputs = keras.Input((image_size, image_size, 3), name="images")
+    x = resnet_decoder(resnet_encoder(inputs, filters=filters, blocks=blocks), filters=filters)
+    outputs = head(x, 3, kernel=7, reflect=True, name="translated")
+    return keras.Model(inputs, outputs, name=name)
 
 
 def patch_discriminator(image_size, in_channels, *, filters=64, normalization="batch", name):

@@ -49,6 +49,13 @@ def cosine_distance(target, output, weights=None):
     return 1.0 - dot / tf.maximum(norms, EPSILON)
 
 
+def bce(target, probability):
+    """Binary cross-entropy of predicted probabilities against {0, 1} targets, per example."""
+    p = tf.clip_by_value(_flat(probability), 1e-7, 1.0 - 1e-7)
+    y = _flat(target)
+    return -tf.reduce_mean(y * tf.math.log(p) + (1.0 - y) * tf.math.log(1.0 - p), axis=1)
+
+
 def bce_real(logits):
     """Non-saturating GAN loss for logits that should say "real" (per example)."""
     logits = _flat(logits)

@@ -8,6 +8,11 @@ generator's reconstruction loss is selectable:
 * ``cosine_mean`` / ``cosine_sum``: per image ``1 - x.y / max(|x| |y|, eps)``
   over the flattened image, then averaged or summed over the *global* batch.
 
+With ``composite=True`` the generator also predicts where the mask is (a
+sigmoid map supervised by the overlay tool's mask maps) and returns
+``content * mask + input * (1 - mask)``: pixels outside the predicted mask
+are the input's own, so the face, hair and background stay exact.
+
 Inference is deterministic: dropout is active only with ``training=True`` and
 batch normalisation uses its moving statistics at inference (the TensorFlow
 tutorial's ``training=True`` at test time is deliberately not copied).
@@ -19,7 +24,7 @@ from keras import layers
 
 from tfunmask.models import losses
 from tfunmask.models.gan import GAN
-from tfunmask.models.layers import down, patch_discriminator, to_image, up
+from tfunmask.models.layers import INIT, Composite, down, patch_discriminator, to_image, up
 
 RECONSTRUCTION = {
     "l1": (losses.l1, "mean"),
@@ -40,11 +45,13 @@ def unet_depth(image_size, max_depth=8):
 
 
 def unet_generator(image_size, *, filters=64, max_filters=512, dropout=0.5, normalization="batch",
-                   name="generator"):
+                   composite=False, name="generator"):
     """U-Net: ``depth`` encoder steps, mirrored decoder with skip connections.
 
     Encoder widths are ``filters * 2**i`` capped at ``max_filters``; the three
-    innermost decoder steps use dropout during training, as in Pix2Pix.
+    innermost decoder steps use dropout during training, as in Pix2Pix. The
+    output layer is named "unmasked"; with ``composite`` the model returns a
+    dict {"unmasked", "content", "mask"}.
     """
     depth = unet_depth(image_size)
     widths = [min(filters * 2 ** i, max_filters) for i in range(depth)]
@@ -58,8 +65,13 @@ def unet_generator(image_size, *, filters=64, max_filters=512, dropout=0.5, norm
                dropout=dropout if i >= depth - 4 else 0.0, name=f"up{i}")
         x = layers.Concatenate(name=f"skip{i}")([x, skips[i]])
     x = layers.UpSampling2D(2, interpolation="nearest", name="out_resize")(x)
-    outputs = to_image(x, name="unmasked")
-    return keras.Model(inputs, outputs, name=name)
+    if not composite:
+        return keras.Model(inputs, to_image(x, name="unmasked"), name=name)
+    content = to_image(x, name="content")
+    mask = layers.Conv2D(1, 3, padding="same", kernel_initializer=INIT, name="mask_conv")(x)
+    mask = layers.Activation("sigmoid", dtype="float32", name="mask")(mask)
+    unmasked = Composite(name="unmasked")([content, mask, inputs])
+    return keras.Model(inputs, {"unmasked": unmasked, "content": content, "mask": mask}, name=name)
 
 
 class Pix2Pix(GAN):
@@ -69,16 +81,19 @@ class Pix2Pix(GAN):
     DATA = "paired"
 
     def __init__(self, image_size=256, *, filters=64, dropout=0.5, normalization="batch",
-                 loss="l1", lambda_rec=100.0, mask_weight=1.0, **kwargs):
-        super().__init__(**kwargs)
+                 loss="l1", lambda_rec=100.0, mask_weight=1.0, composite=False, lambda_mask=10.0,
+                 **kwargs):
+        super().__init__(loss_names=self.LOSS_NAMES + (("g_mask",) if composite else ()), **kwargs)
         if loss not in RECONSTRUCTION:
             raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(RECONSTRUCTION)}")
         self.image_size = image_size
         self.loss_kind = loss
         self.lambda_rec = lambda_rec
         self.mask_weight = mask_weight
+        self.composite = composite
+        self.lambda_mask = lambda_mask
         self.generator = unet_generator(image_size, filters=filters, dropout=dropout,
-                                        normalization=normalization)
+                                        normalization=normalization, composite=composite)
         self.discriminator = patch_discriminator(image_size, 6, filters=filters,
                                                  normalization=normalization, name="discriminator")
 
@@ -86,7 +101,8 @@ class Pix2Pix(GAN):
     def from_train_config(cls, config):
         return cls(config.image_size, filters=config.filters, dropout=config.dropout,
                    normalization=config.normalization, loss=config.loss,
-                   lambda_rec=config.lambda_l1, mask_weight=config.mask_weight)
+                   lambda_rec=config.lambda_l1, mask_weight=config.mask_weight,
+                   composite=config.composite, lambda_mask=config.lambda_mask)
 
     @property
     def generator_variables(self):
@@ -97,15 +113,27 @@ class Pix2Pix(GAN):
         return self.discriminator.trainable_variables
 
     def export_generator(self):
-        return self.generator
+        """The generator reduced to its "unmasked" output."""
+        if not self.composite:
+            return self.generator
+        return keras.Model(self.generator.input, self.generator.get_layer("unmasked").output,
+                           name="generator")
+
+    def generate(self, masked, training=False):
+        """(unmasked image, predicted mask map or None)."""
+        out = self.generator(masked, training=training)
+        return (out["unmasked"], out["mask"]) if self.composite else (out, None)
 
     def call(self, masked, training=False):
-        return self.generator(masked, training=training)
+        return self.generate(masked, training)[0]
 
     def sample_images(self, batch):
-        """Columns for the TensorBoard grid: input | output | target."""
-        output = self.generator(batch["masked"], training=False)
-        return {"input_output_target": [batch["masked"], output, batch["target"]]}
+        """Columns for the TensorBoard grid: input | output | target (| predicted mask)."""
+        output, mask = self.generate(batch["masked"])
+        columns = [batch["masked"], output, batch["target"]]
+        if mask is not None:
+            columns.append(mask * 2.0 - 1.0)
+        return {"input_output_target": columns}
 
     def _pixel_weights(self, mask_map):
         """1 outside the mask, ``mask_weight`` inside it; None when weighting is off."""
@@ -117,44 +145,23 @@ class Pix2Pix(GAN):
         """Forward pass and every loss term, per example."""
         data = self.unpack(data)
         masked, target = data["masked"], data["target"]
-        output = self.generator(masked, training=training)
+        output, mask = self.generate(masked, training)
         real_logits = self.discriminator(tf.concat([masked, target], -1), training=training)
         fake_logits = self.discriminator(tf.concat([masked, output], -1), training=training)
         rec_fn, _ = RECONSTRUCTION[self.loss_kind]
-        return {
+        terms = {
             "g_gan": losses.bce_real(fake_logits),
             "g_rec": rec_fn(target, output, self._pixel_weights(data.get("mask_map"))),
             "d_real": losses.bce_real(real_logits),
             "d_fake": losses.bce_fake(fake_logits),
         }
+        if self.composite:
+            terms["g_mask"] = losses.bce(data["mask_map"], mask)
+        return terms
 
-    def _objectives(self, terms):
-        """Generator and discriminator objectives as this replica's share of the global batch."""
-        _, rec_mode = RECONSTRUCTION[self.loss_kind]
-        g = self.reduce(terms["g_gan"]) + self.lambda_rec * self.reduce(terms["g_rec"], rec_mode)
-        d = 0.5 * (self.reduce(terms["d_real"]) + self.reduce(terms["d_fake"]))
-        return g, d
+    def loss_weights(self):
+        return {"g_gan": 1.0, "g_rec": self.lambda_rec}, {"d_real": 0.5, "d_fake": 0.5}
 
-    def _report(self, terms):
-        """Per-example means of each term (comparable across batch sizes and replicas)."""
-        mean = {name: tf.reduce_mean(value) for name, value in terms.items()}
-        return self.track(
-            g_loss=mean["g_gan"] + self.lambda_rec * mean["g_rec"],
-            d_loss=0.5 * (mean["d_real"] + mean["d_fake"]),
-            **mean,
-        )
-
-    def train_step(self, data):
-        with tf.GradientTape(persistent=True) as tape:
-            terms = self._loss_terms(data, training=True)
-            g_loss, d_loss = self._objectives(terms)
-            g_scaled = self.g_optimizer.scale_loss(g_loss)
-            d_scaled = self.d_optimizer.scale_loss(d_loss)
-        self.step(self.g_optimizer, tape, g_scaled, self.generator_variables)
-        self.step(self.d_optimizer, tape, d_scaled, self.discriminator_variables)
-        del tape
-        return self._report(terms)
-
-    def test_step(self, data):
-        return self._report(self._loss_terms(data, training=False))
-
+    def reduction(self, term):
+        """The reconstruction term follows ``loss`` ("cosine_sum" sums over the global batch)."""
+        return RECONSTRUCTION[self.loss_kind][1] if term == "g_rec" else "mean"

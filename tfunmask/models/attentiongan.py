@@ -1,0 +1,183 @@
+"""AttentionGAN (Tang et al. 2019, 2021) for unpaired unmasking: CycleGAN whose
+generators say *where* to change the face.
+
+A generator produces content images C_i and attention masks A_i that sum to 1
+at every pixel, the last one the background, and composes
+
+    G(x) = sum_{i < n} C_i * A_i + x * A_n.
+
+* Scheme I: one ResNet encoder-decoder with two heads, a content image C (tanh)
+  and one mask A (sigmoid); the masks are (A, 1 - A), so G(x) = C A + x (1 - A).
+* Scheme II: a shared encoder, a content decoder giving n - 1 content images and
+  an attention decoder giving n masks through a softmax across them (n = 10).
+
+Where the background mask is 1 the input passes through exactly, which is what
+an unmasker wants outside the mask. To CycleGAN's terms (``cyclegan``) each
+direction X -> Y adds, with its own weight:
+
+* pixel: |G(x) - x|_1, keeps what should not change unchanged;
+* tv: total variation of the masks, so they form smooth regions instead of
+  saturating into speckle;
+* attention-guided adversarial terms, from a second PatchGAN per domain, D^att_Y,
+  that judges the attended region only:
+
+      L_G^att = (D^att_Y(m . G(x)) - 1)^2,
+      L_D^att = 1/2 [(D^att_Y(m . y) - 1)^2 + D^att_Y(m . G(x))^2],
+      m = sg(1 - A_n) (G's foreground attention on x, gradient stopped).
+
+  The discriminator sees the image *multiplied by* the mask rather than the
+  mask as an extra channel, and real and fake images are multiplied by the same
+  mask: a real image has no attention mask of its own, and one taken from the
+  other generator would differ from G's in shape and statistics, letting the
+  discriminator tell real from fake by the mask alone instead of by the face
+  inside it. Faces are aligned, so G's mask on x covers the same part of the
+  face in y. Stopping the gradient through m keeps the generator from winning
+  this game by shrinking its attention (an all-zero m makes real and fake
+  identical); the whole-image discriminator and the cycle term still drive it.
+  This discriminator sees current fakes only (no history pool: its input depends
+  on the mask of the current batch).
+
+TensorBoard shows, per direction, the masks and content images beside the
+CycleGAN columns.
+"""
+
+import functools
+
+import keras
+import tensorflow as tf
+from keras import layers, ops
+
+from tfunmask.models import losses
+from tfunmask.models.cyclegan import CycleGAN
+from tfunmask.models.layers import head, resnet_decoder, resnet_encoder
+
+SCHEMES = (1, 2)
+
+
+class WithBackground(layers.Layer):
+    """Appends the background mask 1 - sum_i A_i (scheme I: A -> (A, 1 - A))."""
+
+    def __init__(self, **kwargs):
+        super().__init__(dtype="float32", **kwargs)
+
+    def call(self, masks):
+        return ops.concatenate([masks, 1.0 - ops.sum(masks, axis=-1, keepdims=True)], axis=-1)
+
+    def compute_output_shape(self, shape):
+        return (*shape[:-1], shape[-1] + 1)
+
+
+class Compose(layers.Layer):
+    """[x, C, A] -> sum_{i < n} C_i * A_i + x * A_n, in float32.
+
+    C holds the n - 1 content images as 3 (n - 1) channels, A the n masks.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(dtype="float32", **kwargs)
+
+    def call(self, inputs):
+        images, content, attention = inputs
+        content = ops.reshape(content, (-1, *content.shape[1:3], content.shape[-1] // 3, 3))
+        foreground = ops.sum(content * attention[..., :-1, None], axis=-2)
+        return foreground + images * attention[..., -1:]
+
+    def compute_output_shape(self, shapes):
+        return shapes[0]
+
+
+def attention_generator(image_size, *, scheme=2, masks=10, filters=64, blocks=9, name="generator"):
+    """A generator with outputs {"image", "attention" (n masks), "content" (3 (n - 1) channels)}."""
+    if scheme not in SCHEMES:
+        raise ValueError(f"unknown AttentionGAN scheme {scheme!r}; use 1 or 2")
+    if scheme == 2 and masks < 2:
+        raise ValueError(f"scheme II needs at least 2 attention masks (got {masks})")
+    inputs = keras.Input((image_size, image_size, 3), name="images")
+    features = resnet_encoder(inputs, filters=filters, blocks=blocks)
+    content_features = resnet_decoder(features, filters=filters, name="content_decoder")
+    if scheme == 1:
+        foreground = head(content_features, 1, kernel=1, activation="sigmoid", name="foreground")
+        attention = WithBackground(name="attention")(foreground)
+    else:
+        attention_features = resnet_decoder(features, filters=filters, name="attention_decoder")
+        attention = head(attention_features, masks, kernel=1, activation="softmax", name="attention")
+    content = head(content_features, 3 * (attention.shape[-1] - 1), kernel=7, reflect=True, name="content")
+    image = Compose(name="image")([inputs, content, attention])
+    return keras.Model(inputs, {"image": image, "attention": attention, "content": content}, name=name)
+
+
+def foreground(attention):
+    """1 - A_n: where the generator writes content."""
+    return 1.0 - attention[..., -1:]
+
+
+def as_columns(maps, channels):
+    """Split (B, H, W, k * channels) maps into k column batches."""
+    return tf.split(maps, maps.shape[-1] // channels, axis=-1)
+
+
+class AttentionGAN(CycleGAN):
+    """CycleGAN with attention-composing generators and attention-guided discriminators."""
+
+    LOSS_NAMES = CycleGAN.LOSS_NAMES + ("pixel", "tv", "g_attention", "d_attention_real",
+                                        "d_attention_fake")
+
+    def __init__(self, image_size=256, *, scheme=2, masks=10, lambda_pixel=1.0, lambda_tv=0.05,
+                 lambda_attention_gan=1.0, filters=64, **kwargs):
+        generator = functools.partial(attention_generator, scheme=scheme, masks=masks)
+        super().__init__(image_size, filters=filters, generator=generator, **kwargs)
+        self.scheme = scheme
+        self.lambda_pixel = lambda_pixel
+        self.lambda_tv = lambda_tv
+        self.lambda_attention_gan = lambda_attention_gan
+        self.attention_discriminator_a = self._discriminator(filters, "attention_discriminator_a")
+        self.attention_discriminator_b = self._discriminator(filters, "attention_discriminator_b")
+
+    @classmethod
+    def options(cls, config):
+        return dict(super().options(config), scheme=config.aggan_scheme, masks=config.attention_masks,
+                    lambda_pixel=config.lambda_pixel, lambda_tv=config.lambda_tv,
+                    lambda_attention_gan=config.lambda_attention_gan)
+
+    @property
+    def discriminators(self):
+        return super().discriminators + (self.attention_discriminator_a, self.attention_discriminator_b)
+
+    def export_generator(self):
+        """The A -> B generator reduced to its composed image (what serving needs)."""
+        return keras.Model(self.generator_ab.input, self.generator_ab.output["image"],
+                           name="generator_ab_image")
+
+    def _translate(self, generator, images, training):
+        return generator(images, training=training)
+
+    def sample_images(self, batch):
+        """CycleGAN's columns, plus each direction's masks (grey) and content images."""
+        grids = super().sample_images(batch)
+        for d in self._directions():
+            fake = self._translate(d.generator, batch[d.source], False)
+            name = f"{d.source}_to_{d.target}"
+            grids[f"{name}_attention"] = [2.0 * m - 1.0 for m in as_columns(fake["attention"], 1)]
+            grids[f"{name}_content"] = as_columns(fake["content"], 3)
+        return grids
+
+    def loss_weights(self):
+        g, d = super().loss_weights()
+        g.update(pixel=self.lambda_pixel, tv=self.lambda_tv, g_attention=self.lambda_attention_gan)
+        d.update(d_attention_real=0.5, d_attention_fake=0.5)
+        return g, d
+
+    def _direction_terms(self, d, data, training):
+        terms, fake = super()._direction_terms(d, data, training)
+        x, y = data[d.source], data[d.target]
+        judge = getattr(self, f"attention_discriminator_{d.target}")
+        mask = tf.stop_gradient(foreground(fake["attention"]))
+        fake_scores = judge(mask * fake["image"], training=training)
+        terms.update(
+            pixel=losses.l1(x, fake["image"]),
+            tv=losses.total_variation(fake["attention"]),
+            g_attention=losses.lsgan_real(fake_scores),
+            d_attention_real=losses.lsgan_real(judge(mask * y, training=training)),
+            d_attention_fake=losses.lsgan_fake(fake_scores),
+        )
+        return terms, fake

@@ -1,0 +1,139 @@
+"""CycleGAN (Zhu et al. 2017) for unpaired unmasking: A = masked faces, B = unmasked faces.
+
+Two ResNet generators G: A -> B (the unmasker) and F: B -> A, two 70x70
+PatchGANs D_A and D_B, and the paper's objective with least-squares
+adversarial terms, summed over both directions X -> Y in {A -> B, B -> A}:
+
+    L_G = (D_Y(G(x)) - 1)^2                          adversarial
+          + lambda |F(G(x)) - x|_1                    cycle consistency
+          + lambda_id * lambda |G(y) - y|_1           identity
+    L_D = 1/2 [(D_Y(y) - 1)^2 + D_Y(pool_Y(G(x)))^2]
+
+with lambda = 10 and lambda_id = 0.5 by default. Each discriminator sees its
+generated images through a history pool of 50 (``image_pool``); the identity
+passes are skipped when lambda_id = 0, as in the official code. One optimizer
+covers both generators and one both discriminators; the learning rate decays
+linearly (``training.LinearDecay``). A subclass changes the generators through
+``generator`` (a builder) and ``_translate`` and adds terms in
+``_direction_terms`` and ``loss_weights`` (see ``attentiongan``).
+"""
+
+import collections
+
+import keras
+import tensorflow as tf
+
+from tfunmask.models import losses
+from tfunmask.models.gan import GAN
+from tfunmask.models.image_pool import ImagePool
+from tfunmask.models.layers import patch_discriminator, resnet_generator
+
+Direction = collections.namedtuple("Direction", "source target generator inverse discriminator pool")
+
+
+class CycleGAN(GAN):
+    """Two generators and two discriminators trained on {"a": masked, "b": unmasked} batches."""
+
+    LOSS_NAMES = ("g_loss", "g_gan", "cycle", "identity", "d_loss", "d_real", "d_fake")
+    DATA = "unpaired"
+
+    def __init__(self, image_size=256, *, filters=64, blocks=9, pool_size=50, lambda_cycle=10.0,
+                 lambda_identity=0.5, seed=0, generator=resnet_generator, **kwargs):
+        super().__init__(**kwargs)
+        self.image_size = image_size
+        self.lambda_cycle = lambda_cycle
+        self.lambda_identity = lambda_identity
+        self.generator_ab = generator(image_size, filters=filters, blocks=blocks, name="generator_ab")
+        self.generator_ba = generator(image_size, filters=filters, blocks=blocks, name="generator_ba")
+        self.discriminator_a = self._discriminator(filters, "discriminator_a")
+        self.discriminator_b = self._discriminator(filters, "discriminator_b")
+        shape = (image_size, image_size, 3)
+        self.pool_a = ImagePool(pool_size, shape, seed=2 * seed, name="pool_a")
+        self.pool_b = ImagePool(pool_size, shape, seed=2 * seed + 1, name="pool_b")
+
+    def _discriminator(self, filters, name):
+        return patch_discriminator(self.image_size, 3, filters=filters, normalization="instance", name=name)
+
+    @classmethod
+    def options(cls, config):
+        """Constructor keywords from a ``TrainConfig``."""
+        return dict(filters=config.filters, blocks=config.resnet_blocks, pool_size=config.pool_size,
+                    lambda_cycle=config.lambda_cycle, lambda_identity=config.lambda_identity,
+                    seed=config.seed)
+
+    @classmethod
+    def from_train_config(cls, config):
+        return cls(config.image_size, **cls.options(config))
+
+    @property
+    def generators(self):
+        return (self.generator_ab, self.generator_ba)
+
+    @property
+    def discriminators(self):
+        return (self.discriminator_a, self.discriminator_b)
+
+    @property
+    def generator_variables(self):
+        return [v for network in self.generators for v in network.trainable_variables]
+
+    @property
+    def discriminator_variables(self):
+        return [v for network in self.discriminators for v in network.trainable_variables]
+
+    def export_generator(self):
+        return self.generator_ab
+
+    def _translate(self, generator, images, training):
+        """A generator's outputs as a dict with at least "image"."""
+        return {"image": generator(images, training=training)}
+
+    def call(self, masked, training=False):
+        return self._translate(self.generator_ab, masked, training)["image"]
+
+    def sample_images(self, batch):
+        """Columns for the TensorBoard grid, per direction: input | translated | reconstructed."""
+        grids = {}
+        for d in self._directions():
+            fake = self._translate(d.generator, batch[d.source], False)
+            back = self._translate(d.inverse, fake["image"], False)["image"]
+            grids[f"{d.source}_to_{d.target}"] = [batch[d.source], fake["image"], back]
+        return grids
+
+    def _directions(self):
+        return (Direction("a", "b", self.generator_ab, self.generator_ba, self.discriminator_b, self.pool_b),
+                Direction("b", "a", self.generator_ba, self.generator_ab, self.discriminator_a, self.pool_a))
+
+    def loss_weights(self):
+        g = {"g_gan": 1.0, "cycle": self.lambda_cycle}
+        if self.lambda_identity:
+            g["identity"] = self.lambda_identity * self.lambda_cycle
+        return g, {"d_real": 0.5, "d_fake": 0.5}
+
+    def _history(self, pool, images, training):
+        """What the discriminator's fake term sees: the pool's answer while training, else ``images``."""
+        if not training:
+            return images
+        return pool(images, self.g_optimizer.iterations)
+
+    def _direction_terms(self, d, data, training):
+        """Per-example terms of one direction X -> Y, and G's outputs on x."""
+        x, y = data[d.source], data[d.target]
+        fake = self._translate(d.generator, x, training)
+        reconstructed = self._translate(d.inverse, fake["image"], training)["image"]
+        history = self._history(d.pool, fake["image"], training)
+        terms = {
+            "g_gan": losses.lsgan_real(d.discriminator(fake["image"], training=training)),
+            "cycle": losses.l1(x, reconstructed),
+            "d_real": losses.lsgan_real(d.discriminator(y, training=training)),
+            "d_fake": losses.lsgan_fake(d.discriminator(history, training=training)),
+        }
+        if self.lambda_identity:
+            terms["identity"] = losses.l1(y, self._translate(d.generator, y, training)["image"])
+        return terms, fake
+
+    def _loss_terms(self, data, training):
+        """Each term summed over the two directions (A -> B and B -> A)."""
+        data = self.unpack(data)
+        both = [self._direction_terms(d, data, training)[0] for d in self._directions()]
+        return {name: both[0][name] + both[1][name] for name in both[0]}
