@@ -2,10 +2,12 @@
 
 ``train(config)`` chooses the precision and the distribution strategy, builds
 the model and its optimizers inside the strategy scope, restores the latest
-checkpoint on ``resume``, and runs ``fit`` one epoch at a time. Each epoch's
-data come from the pipeline seeded with ``seed + epoch``, so a run resumed
-from an epoch checkpoint sees exactly the batches the uninterrupted run saw,
-with the same learning rate (the schedule reads the restored step counter).
+checkpoint on ``resume``, and runs ``fit`` one epoch at a time (the traced step
+is reused across calls). Each epoch's batches come from the pipeline seeded
+with ``seed + epoch``, so a run resumed from an epoch checkpoint sees exactly
+the batches the uninterrupted run saw, with the same learning rate (the
+schedule reads the restored step counter) and the same dropout masks (their
+seed states are checkpointed).
 """
 
 import json

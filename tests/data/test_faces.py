@@ -1,0 +1,217 @@
+"""Alignment geometry on synthetic landmarks, paste_back, and detection on a few real shared photos."""
+import dataclasses
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from tfunmask.data import faces
+from tfunmask.data.images import list_images, read_image
+
+SIZE = 64
+
+
+def template_landmarks() -> np.ndarray:
+    """A frontal face in dlib's 68-point order: eye centres 40 px apart at y=85, mouth 40 px below."""
+    jaw_angle = np.linspace(np.pi, 0, 17)
+    jaw = np.stack([100 + 45 * np.cos(jaw_angle), 90 + 60 * np.sin(jaw_angle)], axis=1)
+    brows = np.stack([np.r_[np.linspace(62, 92, 5), np.linspace(108, 138, 5)], np.full(10, 72.0)], axis=1)
+    bridge = np.stack([np.full(4, 100.0), np.linspace(82, 106, 4)], axis=1)
+    nostrils = np.stack([np.linspace(90, 110, 5), np.full(5, 112.0)], axis=1)
+    eye_angle = np.linspace(np.pi, -np.pi, 6, endpoint=False)
+    ring = np.stack([-8 * np.cos(eye_angle), 3 * np.sin(eye_angle)], axis=1)
+    mouth_angle = np.linspace(np.pi, -np.pi, 12, endpoint=False)
+    outer = np.stack([100 - 18 * np.cos(mouth_angle), 125 + 7 * np.sin(mouth_angle)], axis=1)
+    inner_angle = np.linspace(np.pi, -np.pi, 8, endpoint=False)
+    inner = np.stack([100 - 12 * np.cos(inner_angle), 125 + 3 * np.sin(inner_angle)], axis=1)
+    points = np.concatenate([jaw, brows, bridge, nostrils, ring + (80, 85), ring + (120, 85), outer, inner])
+    return points.astype(np.float32)
+
+
+def moved(points: np.ndarray, angle_degrees=0.0, zoom=1.0, shift=(0.0, 0.0), centre=(100, 100)) -> np.ndarray:
+    """`points` rotated by `angle_degrees` and scaled by `zoom` about `centre`, then shifted."""
+    matrix = cv2.getRotationMatrix2D(centre, angle_degrees, zoom)
+    return (points @ matrix[:, :2].T + matrix[:, 2] + shift).astype(np.float32)
+
+
+def eye_centres(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return points[36:42].mean(axis=0), points[42:48].mean(axis=0)
+
+
+def smooth_image(height=240, width=260) -> np.ndarray:
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    channels = [128 + 100 * np.sin(x / 23.0), 128 + 100 * np.cos(y / 31.0), 128 + 60 * np.sin((x + y) / 41.0)]
+    return np.clip(np.stack(channels, axis=2), 0, 255).astype(np.uint8)
+
+
+# --- alignment ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("angle, zoom, shift", [(0, 1, (0, 0)), (25, 2.5, (40, -10)), (-40, 0.4, (-30, 7))])
+def test_alignment_levels_the_eyes_at_fixed_points(angle, zoom, shift):
+    found = faces.alignment(moved(template_landmarks(), angle, zoom, shift), SIZE)
+    right_eye, left_eye = eye_centres(found.to_crop(moved(template_landmarks(), angle, zoom, shift)))
+    eye_y = faces.EYE_HEIGHT * SIZE - 0.5
+    half_gap = faces.EYE_DISTANCE * SIZE / 2
+    np.testing.assert_allclose(right_eye, [SIZE / 2 - 0.5 - half_gap, eye_y], atol=1e-3)
+    np.testing.assert_allclose(left_eye, [SIZE / 2 - 0.5 + half_gap, eye_y], atol=1e-3)
+
+
+def test_turned_head_is_scaled_by_eye_to_mouth_and_keeps_the_chin():
+    turned = template_landmarks() * (0.5, 1.0)  # eyes half as far apart, mouth as far below
+    crop_points = faces.alignment(turned, SIZE).to_crop(turned)
+    right_eye, left_eye = eye_centres(crop_points)
+    eye_mid, mouth = (right_eye + left_eye) / 2, crop_points[[48, 54]].mean(axis=0)
+    assert right_eye[1] == pytest.approx(left_eye[1], abs=1e-3)
+    assert np.hypot(*(mouth - eye_mid)) == pytest.approx(SIZE * faces.EYE_MOUTH_DISTANCE, rel=1e-4)
+    assert 0 < crop_points[:, 1].min() and crop_points[:, 1].max() < 0.95 * SIZE
+
+
+def test_whole_face_is_inside_the_crop():
+    crop_points = faces.alignment(template_landmarks(), SIZE).to_crop(template_landmarks())
+    assert crop_points.min() > 0.05 * SIZE and crop_points.max() < 0.95 * SIZE
+
+
+def test_to_crop_to_image_round_trip():
+    points = moved(template_landmarks(), 17, 1.7, (5, 9))
+    found = faces.alignment(points, 128)
+    np.testing.assert_allclose(found.to_image(found.to_crop(points)), points, atol=1e-3)
+    square = np.vstack([found.inverse(), [0, 0, 1]]) @ np.vstack([found.matrix, [0, 0, 1]])
+    np.testing.assert_allclose(square, np.eye(3), atol=1e-9)
+    assert found.matrix.shape == (2, 3) and found.matrix.dtype == np.float64
+
+
+def test_alignment_rejects_bad_landmarks():
+    with pytest.raises(ValueError, match="68, 2"):
+        faces.alignment(np.zeros((5, 2)), SIZE)
+    with pytest.raises(ValueError, match="degenerate"):
+        faces.alignment(np.zeros((68, 2)), SIZE)
+
+
+@pytest.mark.parametrize("angle, zoom", [(20, 0.4), (-10, 4.0)])  # zoom 4: the shrink-first path
+def test_align_puts_the_eye_pixels_at_the_eye_positions(angle, zoom):
+    points = moved(template_landmarks(), angle, zoom, centre=(0, 0)) + (150 * zoom, 120 * zoom)
+    image = np.full((int(260 * zoom), int(300 * zoom), 3), 128, np.uint8)
+    right_eye, left_eye = eye_centres(points)
+    radius = max(3, int(6 * zoom))
+    cv2.circle(image, tuple(int(v) for v in np.rint(right_eye)), radius, (255, 0, 0), -1)
+    cv2.circle(image, tuple(int(v) for v in np.rint(left_eye)), radius, (0, 0, 255), -1)
+    crop, found = faces.align(image, points, SIZE)
+    assert crop.shape == (SIZE, SIZE, 3) and crop.dtype == np.uint8
+    crop_right, crop_left = (np.rint(eye).astype(int) for eye in eye_centres(found.to_crop(points)))
+    assert tuple(crop[crop_right[1], crop_right[0]]) == (255, 0, 0)
+    assert tuple(crop[crop_left[1], crop_left[0]]) == (0, 0, 255)
+
+
+def test_shrinking_first_matches_the_direct_warp_on_a_smooth_image():
+    crop, found = faces.align(smooth_image(), template_landmarks(), SIZE)
+    assert found.scale < 1
+    direct = cv2.warpAffine(smooth_image(), found.matrix, (SIZE, SIZE), borderMode=cv2.BORDER_REPLICATE)
+    assert np.abs(crop.astype(int) - direct).max() <= 1
+
+
+def test_paste_back_of_the_unchanged_crop_reproduces_the_face_region():
+    image, points = smooth_image(), template_landmarks()
+    crop, found = faces.align(image, points, 128)
+    pasted = faces.paste_back(image, crop, found)
+    left, top = np.floor(points.min(axis=0)).astype(int)
+    right, bottom = np.ceil(points.max(axis=0)).astype(int)
+    difference = np.abs(pasted.astype(int) - image)[top:bottom, left:right]
+    assert difference.mean() < 1 and difference.max() <= 4
+    outside = cv2.warpAffine(np.ones((128, 128), np.uint8), found.inverse(), image.shape[1::-1]) == 0
+    assert (pasted[outside] == image[outside]).all()
+
+
+def test_paste_back_of_a_region_replaces_only_the_region():
+    image, points = smooth_image(), template_landmarks()
+    _, found = faces.align(image, points, SIZE)
+    edited = np.full((SIZE, SIZE, 3), (255, 0, 255), np.uint8)
+    region = np.zeros((SIZE, SIZE), np.uint8)
+    cv2.circle(region, (SIZE // 2, SIZE // 2), SIZE // 6, 255, -1)
+    pasted = faces.paste_back(image, edited, found, region_mask=region, feather=0.05)
+    centre_x, centre_y = np.rint(found.to_image([[SIZE / 2, SIZE / 2]])[0]).astype(int)
+    assert tuple(pasted[centre_y, centre_x]) == (255, 0, 255)
+    far_x, far_y = np.rint(found.to_image([[SIZE * 0.1, SIZE * 0.1]])[0]).astype(int)
+    assert (pasted[far_y, far_x] == image[far_y, far_x]).all()
+
+
+def test_paste_back_checks_the_crop_size():
+    image = smooth_image()
+    _, found = faces.align(image, template_landmarks(), SIZE)
+    with pytest.raises(ValueError, match="crop is"):
+        faces.paste_back(image, np.zeros((32, 32, 3), np.uint8), found)
+
+
+# --- detection ----------------------------------------------------------------------------------
+
+def test_no_face_in_a_synthetic_image():
+    image = smooth_image(120, 160)
+    cv2.rectangle(image, (20, 30), (70, 90), (30, 160, 40), -1)
+    cv2.circle(image, (120, 60), 25, (200, 200, 40), -1)
+    assert faces.find(image) == []
+
+
+def test_find_rejects_non_rgb_input():
+    with pytest.raises(ValueError, match="uint8 RGB"):
+        faces.find(np.zeros((64, 64), np.uint8))
+
+
+def portraits(shared_faces, count: int) -> list[np.ndarray]:
+    """The first `count` loose portraits (shorter side >= 280 px) of the shared unmasked photos."""
+    chosen = []
+    for path in list_images(shared_faces / "unmasked"):
+        if min(Image.open(path).size) >= 280:
+            chosen.append(read_image(path))
+        if len(chosen) == count:
+            return chosen
+    pytest.skip("not enough loose portraits in the shared photos")
+
+
+def test_landmarks_on_real_faces(shared_faces):
+    for image in portraits(shared_faces, 4):
+        found = faces.find(image)
+        assert found, "no face found in a loose portrait"
+        face = found[0]
+        height, width = image.shape[:2]
+        assert face.landmarks.shape == (68, 2) and face.landmarks.dtype == np.float32
+        assert (face.landmarks >= 0).all() and (face.landmarks < (width, height)).all()
+        right_eye, left_eye = eye_centres(face.landmarks)
+        nose_tip, mouth, chin = face.landmarks[30], face.landmarks[48:68].mean(axis=0), face.landmarks[8]
+        assert right_eye[0] < nose_tip[0] < left_eye[0]
+        assert max(right_eye[1], left_eye[1]) < nose_tip[1] < mouth[1] < chin[1]
+        left, top, right, bottom = face.box
+        assert 0 <= left < right <= width and 0 <= top < bottom <= height
+        assert face.detector == "hog" and face.score > 0
+
+
+def test_several_faces_largest_first(shared_faces):
+    first, second = portraits(shared_faces, 2)
+    height = min(first.shape[0], second.shape[0])
+    smaller = cv2.resize(second, (second.shape[1] * height // second.shape[0] * 2 // 3, height * 2 // 3))
+    canvas = np.zeros((height, first.shape[1] + smaller.shape[1], 3), np.uint8)
+    canvas[:, : first.shape[1]] = first[:height]
+    canvas[: smaller.shape[0], first.shape[1]:] = smaller
+    found = faces.find(canvas)
+    assert len(found) == 2
+    assert found[0].box[2] <= first.shape[1] <= found[1].box[0]
+    assert faces.find(canvas, max_faces=1)[0].box == found[0].box
+
+
+def test_cnn_fallback_finds_a_face_in_a_tight_crop(shared_faces):
+    for path in list_images(shared_faces / "unmasked")[:20]:
+        image = read_image(path)
+        if not faces.find(image, use_cnn=False):
+            break
+    else:
+        pytest.skip("padded HOG found a face in every photo tried")
+    found = faces.find(image)
+    assert [face.detector for face in found] == ["cnn"]
+    assert np.isfinite(found[0].landmarks).all() and 0 < found[0].score
+
+
+def test_faces_are_frozen(shared_faces):
+    face = faces.find(portraits(shared_faces, 1)[0])[0]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        face.detector = "cnn"
+    with pytest.raises(ValueError):
+        face.landmarks[0, 0] = 1.0

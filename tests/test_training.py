@@ -1,0 +1,90 @@
+"""The training library: resume exactness, run-folder rules, TensorBoard, export."""
+
+import dataclasses
+import json
+
+import keras
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfunmask import training
+from tfunmask.config import ConfigError, TrainConfig
+
+
+class Crash(Exception):
+    pass
+
+
+class CrashAfterFirstEpoch(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        raise Crash()
+
+
+def tiny_config(data, model_dir, **overrides):
+    values = dict(model="pix2pix", data=str(data), model_dir=str(model_dir), image_size=32, batch_size=4,
+                  epochs=2, decay_epochs=1, steps_per_epoch=3, filters=8, mixed_precision="none",
+                  strategy="one_device", export=False, summary_every=1, image_every=2)
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def all_weights(model):
+    return [v.numpy() for v in model.weights]
+
+
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tiny_paired_data, tmp_path):
+    straight, _ = training.train(tiny_config(tiny_paired_data, tmp_path / "straight"), verbose=0)
+    config = tiny_config(tiny_paired_data, tmp_path / "resumed")
+    with pytest.raises(Crash):
+        training.train(config, verbose=0, callbacks=[CrashAfterFirstEpoch()])
+    resumed, summary = training.train(config, resume=True, verbose=0)
+    assert summary["start_epoch"] == 1
+    assert int(resumed.g_optimizer.iterations) == int(straight.g_optimizer.iterations) == 6
+    assert float(resumed.g_optimizer.learning_rate) == pytest.approx(0.0, abs=1e-12)  # decayed to 0
+    for a, b in zip(all_weights(straight), all_weights(resumed)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_resume_with_other_architecture_fails_clearly(tiny_paired_data, tmp_path):
+    training.train(tiny_config(tiny_paired_data, tmp_path, epochs=1, decay_epochs=0), verbose=0)
+    other = tiny_config(tiny_paired_data, tmp_path, epochs=2, filters=16)
+    with pytest.raises(ConfigError, match=r"filters=16 \(checkpoint has 8\)"):
+        training.train(other, resume=True, verbose=0)
+
+
+def test_run_folder_rules(tiny_paired_data, tmp_path):
+    with pytest.raises(ConfigError, match="--resume: no checkpoint"):
+        training.train(tiny_config(tiny_paired_data, tmp_path / "empty"), resume=True, verbose=0)
+    config = tiny_config(tiny_paired_data, tmp_path / "run", epochs=1, decay_epochs=0)
+    training.train(config, verbose=0)
+    with pytest.raises(ConfigError, match="already holds a run"):
+        training.train(config, verbose=0)
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved == dataclasses.asdict(config)
+
+
+def test_missing_data_fails_clearly(tmp_path):
+    with pytest.raises(ConfigError, match="no paired training shards"):
+        training.train(tiny_config(tmp_path, tmp_path / "run"), verbose=0)
+
+
+def test_tensorboard_logs_and_saved_model(tiny_paired_data, tmp_path):
+    config = tiny_config(tiny_paired_data, tmp_path, epochs=1, decay_epochs=0, export=True)
+    _, summary = training.train(config, verbose=0)
+    tags = set()
+    for event_file in (tmp_path / "logs").glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(event_file)):
+            tags.update(v.tag for v in event.summary.value)
+    assert {"train/g_loss", "train/g_rec", "train/d_loss", "train/learning_rate",
+            "train/images_per_s", "samples/input_output_target", "val/g_rec"} <= tags
+    served = tf.saved_model.load(summary["saved_model"]).signatures["serving_default"]
+    out = served(images=tf.zeros((2, 32, 32, 3), tf.uint8))["unmasked"]
+    assert out.dtype == tf.uint8 and out.shape == (2, 32, 32, 3)
+
+
+def test_linear_decay_schedule():
+    schedule = training.LinearDecay(1.0, total_steps=100, decay_steps=50)
+    assert [float(schedule(s)) for s in (0, 50, 75, 100, 120)] == [1.0, 1.0, 0.5, 0.0, 0.0]
+    assert float(training.LinearDecay(0.5, 100, 0)(99)) == 0.5

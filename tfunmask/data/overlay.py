@@ -1,0 +1,283 @@
+"""Mask overlay over a folder of face photos: the paired (masked, target, mask_map) training data.
+
+Every file under the faces folder is read strictly (training data must not silently
+convert greyscale, CMYK or transparent images), every face in it is found and aligned to
+a square crop, and `per_face` synthetic masks (`masks.render`) are drawn on each crop.
+Each triple is written as PNGs (masked/, target/, mask_map/ named by the triple's id)
+with one line of metadata in meta.jsonl; report.json accounts for every file: either it
+produced output or it is listed as skipped with a reason (unreadable, not_an_image,
+greyscale, cmyk, alpha, too_small, no_face, ...), so seen == files_with_output + skipped.
+
+Randomness per file comes from the seed and a hash of the file's relative path, and the
+parent writes results in input order, so the output is the same for any number of
+worker processes. The faces folder is only ever read.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import multiprocessing
+import os
+import re
+import shutil
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from functools import partial
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from tfunmask.data import faces, images, masks
+
+OUTPUT_FOLDERS = ("masked", "target", "mask_map")
+META = "meta.jsonl"
+REPORT = "report.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class _Job:
+    """What to do with each file (shared by all workers)."""
+
+    size: int
+    styles: tuple[str, ...]
+    seed: int
+    per_face: int
+    use_cnn: bool
+
+
+@dataclasses.dataclass
+class _FaceOutput:
+    """One aligned face: its target PNG, and one (masked PNG, mask map PNG, render meta) per mask."""
+
+    index: int
+    target_png: bytes
+    masks: list[tuple[bytes, bytes, dict]]
+    meta: dict  # landmarks (crop coords), alignment matrix, box, detector, score
+
+
+@dataclasses.dataclass
+class _FileResult:
+    """What one photo gave: faces, or the reason it was skipped."""
+
+    source: str
+    faces: list[_FaceOutput]
+    skipped: tuple[str, str] | None = None  # (reason, message)
+
+
+def file_rng(seed: int, source: str) -> np.random.Generator:
+    """The generator for one photo: from the run's seed and a stable hash of its relative path."""
+    digest = hashlib.sha256(source.encode("utf-8")).digest()
+    return np.random.default_rng([seed, int.from_bytes(digest[:8], "big")])
+
+
+def _png(array: np.ndarray) -> bytes:
+    """Lossless PNG bytes of a uint8 RGB (H, W, 3) or grey (H, W) array."""
+    ok, data = cv2.imencode(".png", array[..., ::-1] if array.ndim == 3 else array)
+    if not ok:
+        raise ValueError("PNG encoding failed")
+    return data.tobytes()
+
+
+def _render_face(crop: np.ndarray, landmarks: np.ndarray, job: _Job, rng: np.random.Generator) -> list:
+    """`job.per_face` masks on one crop, styles cycling through a random order of `job.styles`."""
+    order = rng.permutation(len(job.styles))
+    out = []
+    for k in range(job.per_face):
+        rendered = masks.render(crop, landmarks, job.styles[order[k % len(order)]], rng)
+        out.append((_png(rendered.masked), _png(rendered.mask_map), rendered.meta))
+    return out
+
+
+def _process(task: tuple[str, str], job: _Job) -> _FileResult:
+    """Read, detect, align and mask one photo (runs in worker processes; never raises)."""
+    path, source = task
+    try:
+        image = images.read_image(path, strict=True)
+    except images.ImageError as error:
+        return _FileResult(source, [], (error.reason, str(error)))
+    except OSError as error:
+        return _FileResult(source, [], ("unreadable", f"{type(error).__name__}: {error}"))
+    try:
+        found = faces.find(image, use_cnn=job.use_cnn)
+        if not found:
+            return _FileResult(source, [], ("no_face", "no face found"))
+        rng = file_rng(job.seed, source)
+        outputs = []
+        for index, face in enumerate(found):
+            crop, alignment = faces.align(image, face.landmarks, job.size)
+            landmarks = np.asarray(alignment.to_crop(face.landmarks), np.float32)
+            meta = {"landmarks": np.round(landmarks.astype(np.float64), 2).tolist(),
+                    "alignment": np.round(np.asarray(alignment.matrix, np.float64), 6).tolist(),
+                    "box": [int(b) for b in face.box], "detector": face.detector, "score": round(float(face.score), 4)}
+            outputs.append(_FaceOutput(index, _png(crop), _render_face(crop, landmarks, job, rng), meta))
+        return _FileResult(source, outputs)
+    except Exception as error:  # one odd photo must not end a long run; it is reported instead
+        return _FileResult(source, [], ("error", f"{type(error).__name__}: {error}"))
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """True when `path` is `folder` or lies under it (both resolved)."""
+    return path == folder or folder in path.parents
+
+
+def _check_folders(faces_dir: str | Path, out_dir: str | Path) -> tuple[Path, Path]:
+    """Resolve the folders; refuse a missing faces folder and any out folder that would write into it."""
+    faces_dir, out_dir = Path(faces_dir).resolve(), Path(out_dir).resolve()
+    if not faces_dir.is_dir():
+        raise ValueError(f"faces folder {faces_dir} does not exist or is not a folder")
+    if _inside(out_dir, faces_dir):
+        raise ValueError(f"out folder {out_dir} is inside the faces folder {faces_dir}; choose a folder outside it")
+    if any(_inside(faces_dir, out_dir / name) for name in OUTPUT_FOLDERS):
+        raise ValueError(f"faces folder {faces_dir} is inside the output folders of {out_dir}; "
+                         "choose another out folder")
+    return faces_dir, out_dir
+
+
+def _check_args(size: int, styles: Sequence[str], seed: int, workers: int, per_face: int) -> tuple[str, ...]:
+    """Validate the numeric arguments and style names; returns the (normalised) styles."""
+    styles = masks.parse_styles(",".join(styles))
+    for name, value, low in (("size", size, 32), ("seed", seed, 0), ("workers", workers, 1), ("per_face", per_face, 1)):
+        if int(value) != value or value < low:
+            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return styles
+
+
+def _prepare_out(out_dir: Path, overwrite: bool) -> None:
+    """Create the output folders; an earlier run's output is an error unless `overwrite` removes it."""
+    previous = [out_dir / name for name in (*OUTPUT_FOLDERS, META, REPORT) if (out_dir / name).exists()]
+    if previous and not overwrite:
+        raise ValueError(f"out folder {out_dir} already holds overlay output; pass overwrite=True (--overwrite)")
+    for path in previous:
+        shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+    for name in OUTPUT_FOLDERS:
+        (out_dir / name).mkdir(parents=True, exist_ok=True)
+
+
+@contextlib.contextmanager
+def _ordered_map(workers: int, chunksize: int):
+    """An order-preserving lazy map over `workers` spawned processes (safe whatever the parent imported)."""
+    if workers <= 1:
+        yield map
+        return
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        yield partial(pool.imap, chunksize=chunksize)
+
+
+class _Progress:
+    """keras.utils.Progbar over the files (imported only when shown: Keras pulls in TensorFlow)."""
+
+    def __init__(self, total: int, enabled: bool):
+        self._bar, self._done = None, 0
+        if enabled:
+            import keras  # noqa: PLC0415 - deferred on purpose, see class docstring
+
+            self._bar = keras.utils.Progbar(total, unit_name="file")
+
+    def step(self) -> None:
+        self._done += 1
+        if self._bar is not None:
+            self._bar.update(self._done)
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class _Ids:
+    """Unique, file-system safe triple ids f"{stem}_{face_index}_{k}": a repeated stem gets "-2", "-3"..."""
+
+    def __init__(self):
+        self._stems: set[str] = set()
+
+    def stem(self, source: str) -> str:
+        base = _UNSAFE.sub("_", Path(source).stem) or "image"
+        stem, n = base, 1
+        while stem in self._stems:
+            n += 1
+            stem = f"{base}-{n}"
+        self._stems.add(stem)
+        return stem
+
+
+def _write(result: _FileResult, out_dir: Path, meta_file, ids: _Ids) -> list[str]:
+    """Write one photo's triples and meta lines; returns the style of each triple written."""
+    stem, styles = ids.stem(result.source), []
+    for face in result.faces:
+        for k, (masked_png, map_png, render_meta) in enumerate(face.masks):
+            triple_id = f"{stem}_{face.index}_{k}"
+            (out_dir / "masked" / f"{triple_id}.png").write_bytes(masked_png)
+            (out_dir / "target" / f"{triple_id}.png").write_bytes(face.target_png)
+            (out_dir / "mask_map" / f"{triple_id}.png").write_bytes(map_png)
+            line = {"id": triple_id, "source": result.source, "face_index": face.index, "variant": k,
+                    **render_meta, **face.meta}
+            meta_file.write(json.dumps(line) + "\n")
+            styles.append(render_meta["style"])
+    return styles
+
+
+@dataclasses.dataclass
+class _Tally:
+    """Counts for report.json; every file is either `with_output` or in `skipped`."""
+
+    with_output: int = 0
+    faces: int = 0
+    styles: Counter = dataclasses.field(default_factory=Counter)
+    skipped: Counter = dataclasses.field(default_factory=Counter)
+    skipped_files: list = dataclasses.field(default_factory=list)
+
+    def wrote(self, result: _FileResult, styles: list[str]) -> None:
+        self.with_output += 1
+        self.faces += len(result.faces)
+        self.styles.update(styles)
+
+    def skip(self, source: str, reason: str, message: str) -> None:
+        self.skipped[reason] += 1
+        self.skipped_files.append({"source": source, "reason": reason, "message": message})
+
+    def as_dict(self) -> dict:
+        return {"files_with_output": self.with_output, "faces_written": self.faces,
+                "triples_written": sum(self.styles.values()), "skipped": dict(sorted(self.skipped.items())),
+                "skipped_files": self.skipped_files, "styles_written": dict(sorted(self.styles.items()))}
+
+
+def _results(files: list[Path], faces_dir: Path, job: _Job, workers: int) -> Iterator[_FileResult]:
+    """Per-file results in input order, computed by `workers` processes."""
+    tasks = [(str(path), Path(os.path.relpath(path, faces_dir)).as_posix()) for path in files]
+    chunksize = max(1, min(8, len(tasks) // (4 * workers)))
+    with _ordered_map(workers, chunksize) as ordered_map:
+        yield from ordered_map(partial(_process, job=job), tasks)
+
+
+def overlay_folder(faces_dir: str | Path, out_dir: str | Path, *, size: int = 256,
+                   styles: Sequence[str] = masks.STYLES, seed: int = 0, workers: int = 1, per_face: int = 1,
+                   progress: bool = True, use_cnn: bool = True, overwrite: bool = False) -> dict:
+    """Write (masked, target, mask_map) triples for every face in `faces_dir` into `out_dir`.
+
+    Output: masked/, target/, mask_map/ PNGs named `<id>.png`, meta.jsonl (one line per
+    triple) and report.json (returned too). `use_cnn` lets `faces.find` fall back to the
+    CNN detector; `overwrite` replaces an earlier run's output in `out_dir`. Bad user
+    input (missing or empty faces folder, out folder inside it, bad arguments) raises
+    ValueError with a one-line message.
+    """
+    faces_dir, out_dir = _check_folders(faces_dir, out_dir)
+    styles = _check_args(size, styles, seed, workers, per_face)
+    files = images.list_images([faces_dir])
+    if not files:
+        raise ValueError(f"faces folder {faces_dir} holds no files")
+    _prepare_out(out_dir, overwrite)
+    job = _Job(int(size), styles, int(seed), int(per_face), bool(use_cnn))
+    tally, ids, bar = _Tally(), _Ids(), _Progress(len(files), progress)
+    with open(out_dir / META, "w", encoding="utf-8") as meta_file:
+        for result in _results(files, faces_dir, job, workers):
+            if result.skipped:
+                tally.skip(result.source, *result.skipped)
+            else:
+                tally.wrote(result, _write(result, out_dir, meta_file, ids))
+            bar.step()
+    report = {"faces_dir": str(faces_dir), "out_dir": str(out_dir), "size": job.size, "styles": list(styles),
+              "seed": job.seed, "per_face": job.per_face, "use_cnn": job.use_cnn, "seen": len(files),
+              **tally.as_dict()}
+    (out_dir / REPORT).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return report

@@ -1,0 +1,160 @@
+"""tf.data input pipelines: TFRecord shards -> augmented, batched float32 tensors for the GANs.
+
+Training follows pix2pix: resize to `load_size`, random crop to `image_size`, random horizontal
+flip. The members of a pair (masked, target, mask_map) are stacked along channels and cropped and
+flipped ONCE, so they can never disagree. Randomness comes from stateless ops keyed by (seed,
+stream, element index), and shard interleaving uses a fixed cycle length, so a seed gives the same
+batches on any machine. Evaluation only resizes to `image_size`. Images come out in [-1, 1],
+mask maps in {0, 1} (resized with nearest neighbour so they stay binary).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+from pathlib import Path
+
+import tensorflow as tf
+
+from tfunmask.data.tfrecords import parse_paired, parse_unpaired
+
+__all__ = ["paired", "unpaired"]
+
+AUTOTUNE = tf.data.AUTOTUNE
+_MAX_CYCLE = 8  # shards read at once; fixed (not AUTOTUNE) so the order is machine independent
+_STREAM_PAIRED, _STREAM_A, _STREAM_B = 0, 1, 2
+
+
+def _check_args(files: Sequence[str | Path], image_size: int, load_size: int, batch_size: int) -> list[str]:
+    """Validate the common arguments; returns the file list as strings."""
+    files = [str(f) for f in files]
+    if not files:
+        raise ValueError("no TFRecord files given (is the split empty or the folder wrong?)")
+    if not 0 < image_size <= load_size:
+        raise ValueError(f"need 0 < image_size <= load_size, got {image_size} and {load_size}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    return files
+
+
+def _records(files: list[str], *, shuffle: bool, seed: int, shuffle_buffer: int,
+             deterministic: bool | None) -> tf.data.Dataset:
+    """Serialized Examples read from `files` in parallel, shuffled (files and records) if asked."""
+    dataset = tf.data.Dataset.from_tensor_slices(files)
+    if shuffle:
+        dataset = dataset.shuffle(len(files), seed=seed)
+    dataset = dataset.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), _MAX_CYCLE),
+                                 num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+    return dataset.shuffle(shuffle_buffer, seed=seed) if shuffle else dataset
+
+
+def _to_float(image: tf.Tensor) -> tf.Tensor:
+    """uint8 [0, 255] -> float32 [-1, 1]."""
+    return tf.cast(image, tf.float32) / 127.5 - 1.0
+
+
+def _resize(images: tf.Tensor, size: int) -> tf.Tensor:
+    """Bilinear (antialiased when shrinking) resize of [-1, 1] images, clipped back into range."""
+    resized = tf.image.resize(images, [size, size], method="bilinear", antialias=True)
+    return tf.clip_by_value(resized, -1.0, 1.0)
+
+
+def _augment(stacked: tf.Tensor, image_size: int, key: tf.Tensor) -> tf.Tensor:
+    """Random crop to image_size and random left-right flip, once for all stacked channels."""
+    crop_key, flip_key = tf.unstack(tf.random.experimental.stateless_split(key, 2))
+    channels = stacked.shape[-1]
+    cropped = tf.image.stateless_random_crop(stacked, [image_size, image_size, channels], seed=crop_key)
+    return tf.image.stateless_random_flip_left_right(cropped, seed=flip_key)
+
+
+def _shuffle_seed(seed: int, stream: int) -> int:
+    """tf.data shuffle seed, distinct for every (seed, stream) pair."""
+    return seed * 3 + stream
+
+
+def _element_key(seed: int, stream: int, index: tf.Tensor) -> tf.Tensor:
+    """Stateless RNG key of one element: differs per seed, stream (pair / domain) and index."""
+    base = tf.constant([seed, stream], dtype=tf.int64)
+    return tf.random.experimental.stateless_fold_in(base, index)
+
+
+def _prepare(stacked_images: tf.Tensor, mask: tf.Tensor | None, index: tf.Tensor, *, image_size: int,
+             load_size: int, training: bool, seed: int, stream: int) -> tf.Tensor:
+    """Resize (bilinear images, nearest mask), then augment when training; channels stay stacked."""
+    size = load_size if training else image_size
+    stacked = _resize(stacked_images, size)
+    if mask is not None:
+        stacked = tf.concat([stacked, tf.image.resize(mask, [size, size], method="nearest")], axis=-1)
+    if training:
+        stacked = _augment(stacked, image_size, _element_key(seed, stream, index))
+    return stacked
+
+
+def _paired_element(index: tf.Tensor, serialized: tf.Tensor, **options) -> dict[str, tf.Tensor]:
+    example = parse_paired(serialized)
+    images = _to_float(tf.concat([example["masked"], example["target"]], axis=-1))
+    mask = tf.cast(example["mask_map"] > 127, tf.float32)
+    stacked = _prepare(images, mask, index, stream=_STREAM_PAIRED, **options)
+    return {"masked": stacked[..., :3], "target": stacked[..., 3:6], "mask_map": stacked[..., 6:]}
+
+
+def _unpaired_element(index: tf.Tensor, serialized: tf.Tensor, **options) -> tf.Tensor:
+    image = _to_float(parse_unpaired(serialized)["image"])
+    return _prepare(image, None, index, **options)
+
+
+def paired(files: Sequence[str | Path], *, image_size: int = 256, load_size: int = 286,
+           batch_size: int = 1, training: bool = True, seed: int = 0, shuffle_buffer: int = 512,
+           repeat: bool = False, deterministic: bool | None = None) -> tf.data.Dataset:
+    """Batches of {"masked", "target": (B, S, S, 3) in [-1, 1], "mask_map": (B, S, S, 1) in {0, 1}}.
+
+    training=True: shuffle, resize to load_size, random crop to image_size and flip (identical
+    for the three members), drop_remainder=True so batches have a static size (needed by
+    `strategy.experimental_distribute_dataset`). training=False: no shuffling, resize to image_size
+    only, last partial batch kept. `repeat` makes it endless (each pass reshuffled and
+    re-augmented). `deterministic=None` follows `tf.data.Options.deterministic` (default True);
+    False lets parallel reads and maps deliver out of order for speed.
+    """
+    files = _check_args(files, image_size, load_size, batch_size)
+    dataset = _records(files, shuffle=training, seed=_shuffle_seed(seed, _STREAM_PAIRED),
+                       shuffle_buffer=shuffle_buffer, deterministic=deterministic)
+    if repeat:
+        dataset = dataset.repeat()
+    element = partial(_paired_element, image_size=image_size, load_size=load_size,
+                      training=training, seed=seed)
+    dataset = dataset.enumerate().map(element, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+    return dataset.batch(batch_size, drop_remainder=training).prefetch(AUTOTUNE)
+
+
+def _count_records(files: list[str]) -> int:
+    """Number of records in TFRecord files (reads them once, without parsing)."""
+    return int(tf.data.TFRecordDataset(files).reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
+
+
+def _domain(files: list[str], stream: int, *, training: bool, seed: int, shuffle_buffer: int,
+            deterministic: bool | None, **options) -> tf.data.Dataset:
+    """Endless stream of prepared images of one domain (own shuffle seed and RNG stream)."""
+    dataset = _records(files, shuffle=training, seed=_shuffle_seed(seed, stream), shuffle_buffer=shuffle_buffer,
+                       deterministic=deterministic).repeat()
+    element = partial(_unpaired_element, training=training, seed=seed, stream=stream, **options)
+    return dataset.enumerate().map(element, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+
+
+def unpaired(files_a: Sequence[str | Path], files_b: Sequence[str | Path], *, image_size: int = 256,
+             load_size: int = 286, batch_size: int = 1, training: bool = True, seed: int = 0,
+             shuffle_buffer: int = 512, repeat: bool = False,
+             deterministic: bool | None = None) -> tf.data.Dataset:
+    """Batches of {"a": masked faces, "b": unmasked faces}, each (B, S, S, 3) in [-1, 1].
+
+    The two domains are shuffled and augmented independently and zipped; the shorter one is
+    repeated, so one pass has as many elements as the longer domain (counted once, here). Other
+    arguments as in `paired`.
+    """
+    files_a = _check_args(files_a, image_size, load_size, batch_size)
+    files_b = _check_args(files_b, image_size, load_size, batch_size)
+    options = dict(image_size=image_size, load_size=load_size, training=training, seed=seed,
+                   shuffle_buffer=shuffle_buffer, deterministic=deterministic)
+    dataset = tf.data.Dataset.zip({"a": _domain(files_a, _STREAM_A, **options),
+                                   "b": _domain(files_b, _STREAM_B, **options)})
+    if not repeat:
+        dataset = dataset.take(max(_count_records(files_a), _count_records(files_b)))
+    return dataset.batch(batch_size, drop_remainder=training).prefetch(AUTOTUNE)

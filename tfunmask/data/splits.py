@@ -1,0 +1,53 @@
+"""The train/val/test split rule, shared by the TFRecord writer and the tools that check their flags.
+
+A record's split is a pure function of its SOURCE photo path (a salted SHA-256 hash mapped to
+[0, 1)), never of its position or of the face/mask variant. So every face and every mask variant
+cut from one photo lands in the same split, reruns and different shard counts give the same
+split, and adding photos never moves old ones between splits. Kept free of TensorFlow so that
+command-line tools can reject bad flags before TensorFlow starts.
+"""
+from __future__ import annotations
+
+import bisect
+import hashlib
+import itertools
+import math
+from collections.abc import Sequence
+
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+DEFAULT_FRACTIONS: tuple[float, float, float] = (0.9, 0.05, 0.05)
+SALT = "tfunmask"
+
+
+def check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
+    """Validate train/val/test fractions (three finite values >= 0 summing to 1) and return them."""
+    values = tuple(float(f) for f in fractions)
+    if len(values) != len(SPLITS):
+        raise ValueError(f"split needs {len(SPLITS)} fractions (train,val,test), got {len(values)}")
+    if not all(math.isfinite(v) and v >= 0 for v in values):
+        raise ValueError(f"split fractions must be finite and >= 0, got {values}")
+    if not math.isclose(sum(values), 1.0, abs_tol=1e-6):
+        raise ValueError(f"split fractions must sum to 1, got {values} (sum {sum(values):g})")
+    return values
+
+
+def parse_fractions(text: str) -> tuple[float, float, float]:
+    """Parse a flag value like "0.9,0.05,0.05" into checked train/val/test fractions."""
+    try:
+        values = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise ValueError(f"split must be three comma-separated numbers, got {text!r}") from None
+    return check_fractions(values)
+
+
+def split_of(source: str, fractions: Sequence[float] = DEFAULT_FRACTIONS, salt: str = SALT) -> str:
+    """Return "train", "val" or "test" for a source photo path, deterministically from its hash.
+
+    `source` is the photo's path relative to the dataset root (POSIX separators), so the split does
+    not depend on where the dataset lives; `salt` lets a project draw a different split.
+    """
+    values = check_fractions(fractions)
+    digest = hashlib.sha256(f"{salt}\0{source}".encode()).digest()
+    draw = int.from_bytes(digest[:8], "big") / 2.0**64
+    bounds = list(itertools.accumulate(v / sum(values) for v in values))
+    return SPLITS[min(bisect.bisect_right(bounds, draw), len(SPLITS) - 1)]
