@@ -228,8 +228,10 @@ def alignment(landmarks, size: int) -> Alignment:
 def align(image: np.ndarray, landmarks, size: int) -> tuple[np.ndarray, Alignment]:
     """The aligned uint8 RGB crop (size, size, 3) of the face and its Alignment.
 
-    A face larger than the crop is first shrunk with area averaging (no aliasing); parts of the
-    crop outside the photo repeat the photo's border pixels.
+    A face larger than the crop is first shrunk with area averaging (no aliasing). Parts of the
+    crop outside the photo repeat its border pixels, blurred so that they fade into smooth colour
+    rather than the long streaks a generator would learn to draw (mirroring, as FFHQ does, puts
+    ghost copies of the face there instead).
     """
     image = _as_rgb(image)
     found = alignment(landmarks, size)
@@ -238,7 +240,20 @@ def align(image: np.ndarray, landmarks, size: int) -> tuple[np.ndarray, Alignmen
         source, matrix = _shrunk_for(image, found)
     crop = cv2.warpAffine(source, matrix, (size, size), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_REPLICATE)
-    return crop, found
+    return _blur_outside(crop, source.shape[:2], matrix), found
+
+
+def _blur_outside(crop: np.ndarray, source_shape: tuple[int, int], matrix: np.ndarray) -> np.ndarray:
+    """Blurs the crop where it lies outside the photo (only there), fading in over a few pixels."""
+    size = crop.shape[0]
+    inside = cv2.warpAffine(np.ones(source_shape, np.float32), matrix, (size, size),
+                            flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    if inside.min() >= 1.0:
+        return crop
+    outside = 1.0 - inside
+    outside = (cv2.GaussianBlur(outside, (0, 0), sigmaX=0.015 * size) * (outside > 0))[..., None]
+    blurred = cv2.GaussianBlur(crop, (0, 0), sigmaX=0.05 * size).astype(np.float32)
+    return np.rint(crop * (1.0 - outside) + blurred * outside).astype(np.uint8)
 
 
 def _shrunk_for(image: np.ndarray, found: Alignment) -> tuple[np.ndarray, np.ndarray]:
