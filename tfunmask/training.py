@@ -190,7 +190,8 @@ def train(config: TrainConfig, *, resume=False, verbose=1, callbacks=()):
     for e in range(start, config.epochs):
         data = _dataset(config, kind, train_files, training=True, seed=config.seed + e)
         result = model.fit(data, initial_epoch=e, epochs=e + 1, steps_per_epoch=steps_per_epoch,
-                           validation_data=validation, callbacks=callbacks, verbose=verbose)
+                           validation_data=validation, callbacks=callbacks, verbose=verbose,
+                           shuffle=False)
         history = {k: v[-1] for k, v in result.history.items()}
     summaries.write_images(int(model.g_optimizer.iterations.numpy()))
 
