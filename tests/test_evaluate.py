@@ -1,0 +1,128 @@
+"""The evaluation command end to end on tiny data: overlay folders, TFRecords, real masked crops."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tfunmask import evaluate_lib, export_lib
+from tfunmask.data import demo, masks, splits
+from tfunmask.metrics import features
+from tfunmask.models import pix2pix
+
+SIZE = 32
+COLUMNS_PAIRED = {"face_fd", "fid", "kid", "kid_std", "psnr", "psnr_mask", "ssim", "ssim_mask", "l1", "l1_mask",
+                  "identity_cosine", "identity_match", "detection_rate"}
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory):
+    """A randomly initialised 32 px Pix2Pix generator, exported like a training run's."""
+    path = tmp_path_factory.mktemp("run") / "saved_model"
+    return export_lib.export_saved_model(pix2pix.unet_generator(SIZE, filters=8), path)
+
+
+def _save(path, array):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+
+
+@pytest.fixture(scope="module")
+def overlay_folder(tmp_path_factory):
+    """The overlay tool's layout with 8 drawn faces (known landmarks), 48 px so that resizing to
+    the model's 32 px is exercised; also a folder of their masked crops as 'real' photos."""
+    root = tmp_path_factory.mktemp("overlay")
+    rng = np.random.default_rng(0)
+    lines = []
+    for i in range(8):
+        face, landmarks = demo.draw_face(rng, 48)
+        rendered = masks.render(face, landmarks, masks.STYLES[i % len(masks.STYLES)], rng)
+        item_id = f"photo{i}_0_0"
+        _save(root / "overlay" / "masked" / f"{item_id}.png", rendered.masked)
+        _save(root / "overlay" / "target" / f"{item_id}.png", face)
+        _save(root / "overlay" / "mask_map" / f"{item_id}.png", rendered.mask_map)
+        _save(root / "real" / f"{item_id}.png", rendered.masked)
+        lines.append(json.dumps({"id": item_id, "source": f"photo{i}.jpg", "landmarks": landmarks.tolist()}))
+    (root / "overlay" / "meta.jsonl").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def test_whole_evaluation_on_an_overlay_folder(saved_model, overlay_folder, tmp_path):
+    out = tmp_path / "eval"
+    metrics = evaluate_lib.evaluate(saved_model, overlay_folder / "overlay", out, split="all",
+                                    masked_real=overlay_folder / "real", masked_real_aligned=True, limit=6,
+                                    image_features=features.random_features())
+    assert metrics["paired"]["count"] == 6 and metrics["image_size"] == SIZE
+    assert metrics["image_features"] == "random_conv_test" and metrics["notes"] == []
+    methods = metrics["paired"]["methods"]
+    assert list(methods) == ["input", "inpaint_telea", "model", "target"]
+    for name in ("input", "inpaint_telea", "model"):
+        assert set(methods[name]) == COLUMNS_PAIRED
+        assert all(np.isfinite(v) for v in methods[name].values())
+    assert methods["input"]["l1"] < methods["input"]["l1_mask"]  # the input is exact outside the mask
+    assert methods["input"]["detection_rate"] < methods["target"]["detection_rate"]
+    assert set(metrics["real"]["methods"]["model"]) == {"detection_rate", "face_fd", "fid", "kid", "kid_std"}
+    assert metrics["real"]["faces"] == 6
+
+    assert json.loads((out / "metrics.json").read_text()) == metrics
+    text = (out / "report.md").read_text()
+    assert "| method | FID ↓ | KID ↓ |" in text and "| inpaint_telea |" in text and "Real masked photos" in text
+    for name in ("contact_sheet.png", "contact_sheet_real.png", "metrics.png", "metrics_real.png"):
+        assert Image.open(out / name).size[0] > 100
+
+
+def test_overlay_split_follows_make_tfrecords(saved_model, overlay_folder):
+    sources = [f"photo{i}.jpg" for i in range(8)]
+    train = sum(splits.split_of(s) == "train" for s in sources)
+    pairs = evaluate_lib.load_pairs(overlay_folder / "overlay", SIZE, split="train")
+    assert len(pairs.ids) == train and pairs.masked.shape == (train, SIZE, SIZE, 3)
+    assert pairs.landmarks.shape == (train, 68, 2) and pairs.landmarks.max() < SIZE + 4
+
+
+def test_evaluation_on_tfrecords_without_landmarks(saved_model, tiny_paired_data, tmp_path):
+    metrics = evaluate_lib.evaluate(saved_model, tiny_paired_data, tmp_path, split="val", limit=4,
+                                    image_features=features.random_features())
+    assert metrics["paired"]["count"] == 4 and "real" not in metrics
+    assert metrics["paired"]["methods"]["input"]["psnr"] > 0
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(data="missing"), "is not a folder"),
+    (dict(split="test"), "no test-split pairs"),
+    (dict(split="nope"), "--split must be one of"),
+    (dict(model="missing"), "no such model"),
+    (dict(inception_weights="missing.h5"), "is not a file"),
+])
+def test_bad_input_is_one_clear_error(saved_model, tiny_paired_data, tmp_path, kwargs, message):
+    args = dict(model=saved_model, data=tiny_paired_data, split="val")
+    args.update({k: tmp_path / v if k in ("data", "model") else v for k, v in kwargs.items()})
+    with pytest.raises(evaluate_lib.EvaluationError, match=message):
+        evaluate_lib.evaluate(args.pop("model"), args.pop("data"), tmp_path / "out", limit=2, **args)
+
+
+def _command(*args, keras_home):
+    env = {**os.environ, "KERAS_HOME": str(keras_home), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run([sys.executable, "-m", "tfunmask.evaluate", *args], capture_output=True, text=True,
+                          env=env, timeout=300)
+
+
+def test_command_without_inception_weights_says_where_and_carries_on(saved_model, overlay_folder, tmp_path):
+    result = _command(f"--model={saved_model.parent}", f"--data={overlay_folder / 'overlay'}", "--split=all",
+                      "--limit=3", f"--out={tmp_path / 'out'}", keras_home=tmp_path / "keras")
+    assert result.returncode == 0, result.stderr
+    expected = tmp_path / "keras" / "models" / features.INCEPTION_WEIGHTS_FILE
+    assert f"InceptionV3 weights not found at {expected}" in result.stdout
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["image_features"] is None and "fid" not in metrics["paired"]["methods"]["model"]
+    assert "psnr_mask" in metrics["paired"]["methods"]["model"] and str(expected) in metrics["notes"][0]
+
+
+def test_command_bad_data_is_one_line(saved_model, tmp_path):
+    result = _command(f"--model={saved_model}", f"--data={tmp_path}", f"--out={tmp_path / 'out'}",
+                      keras_home=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: no test-split pairs")
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,249 @@
+"""Evaluating an unmasking generator against baselines, on paired test faces and on real masked photos.
+
+Paired data (the overlay tool's folder, or paired TFRecord shards) has the true unmasked face of
+every masked crop, so each method is scored against it: the masked input itself (the floor: a
+model must beat doing nothing), OpenCV's Telea inpainting of the mask region (a classical
+method needing no training), and the model. Real masked photos have no ground truth: their
+faces are found and aligned, unmasked by the model, and scored by what needs none (detection
+rate, distance of their distribution to the real unmasked test faces).
+
+Metrics (one row per method; `tfunmask.metrics` holds the definitions):
+  fid, kid, kid_std  InceptionV3 Fréchet / kernel distance to the true faces (need the weights);
+  face_fd            Fréchet distance in dlib's 128-d face-embedding space (always available);
+  psnr, ssim, l1     against the true face, whole image; *_mask: mask region alone;
+  identity_cosine    mean cosine similarity of dlib embeddings of output and true face;
+  identity_match     share of outputs within dlib's same-person distance (0.6) of the true face;
+  detection_rate     share of crops in which dlib's HOG detector finds a face.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections import Counter
+from collections.abc import Callable
+from itertools import islice
+from pathlib import Path
+
+import cv2
+import numpy as np
+import tensorflow as tf
+
+from tfunmask import inference
+from tfunmask.data import images, records_builder, splits, tfrecords
+from tfunmask.metrics import detection, features, report
+from tfunmask.metrics.scoring import Described, describe, distribution_scores, paired_scores
+
+SPLITS = ("train", "val", "test", "all")
+
+
+class EvaluationError(ValueError):
+    """Input that cannot be evaluated (one-line message)."""
+
+
+@dataclasses.dataclass
+class Pairs:
+    """Paired test crops at the model's size: uint8 RGB (N, S, S, 3), mask maps (N, S, S) in
+    {0, 255}, their ids, and their landmarks (N, 68, 2) when the data has them."""
+
+    masked: np.ndarray
+    target: np.ndarray
+    mask_map: np.ndarray
+    ids: list[str]
+    landmarks: np.ndarray | None = None
+
+
+# ----------------------------------------------------------------------------- data
+
+def _resized(images: list[np.ndarray], size: int, nearest: bool = False) -> np.ndarray:
+    """Stack crops resized to size x size (area when shrinking, cubic when growing, or nearest)."""
+    def one(array):
+        if array.shape[:2] == (size, size):
+            return array
+        method = cv2.INTER_NEAREST if nearest else cv2.INTER_AREA if array.shape[0] > size else cv2.INTER_CUBIC
+        return cv2.resize(array, (size, size), interpolation=method)
+    return np.stack([one(np.asarray(a)) for a in images])
+
+
+def _json_or_none(line: str) -> dict | None:
+    try:
+        meta = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def _overlay_records(folder: Path, split: str, limit: int | None) -> tuple[list[dict], int]:
+    """The overlay folder's triples in `split` (by `splits.split_of` of the source photo, the rule
+    make_tfrecords uses with its default fractions) with their meta "landmarks"; and the total."""
+    try:
+        entries = records_builder.paired_entries(folder)
+    except records_builder.InputError as error:
+        raise EvaluationError(str(error)) from None
+    metas = [_json_or_none(line) for line in entries]
+    chosen = [line for line, meta in zip(entries, metas) if split == "all" or (
+        meta and isinstance(meta.get("source"), str) and splits.split_of(meta["source"]) == split)]
+    records = list(records_builder.paired_records(folder, chosen[:limit], records_builder.Tally()))
+    landmarks = {meta["id"]: meta.get("landmarks") for meta in metas if meta and "id" in meta}
+    for record in records:
+        record["landmarks"] = landmarks.get(record["id"])
+    return records, len(entries)
+
+
+def _tfrecord_records(folder: Path, split: str, limit: int | None) -> tuple[list[dict], int]:
+    """Paired TFRecord shards of `split` in `folder`, decoded; and the number of shards found."""
+    files = [f for s in (tfrecords.SPLITS if split == "all" else (split,)) for f in tfrecords.paired_files(folder, s)]
+    dataset = tf.data.TFRecordDataset(files).map(tfrecords.parse_paired)
+    records = [{"masked": e["masked"].numpy(), "target": e["target"].numpy(), "mask_map": e["mask_map"].numpy()[..., 0],
+                "id": e["id"].numpy().decode(), "landmarks": None}
+               for e in islice(dataset, limit)] if files else []
+    return records, len(files)
+
+
+def load_pairs(data: str | Path, size: int, *, split: str = "test", limit: int | None = None) -> Pairs:
+    """Paired crops from an overlay folder (meta.jsonl, masked/, target/, mask_map/) or a folder of
+    paired-<split>-*.tfrecord shards, resized to the model's `size`; at most `limit` pairs."""
+    folder = Path(data)
+    if not folder.is_dir():
+        raise EvaluationError(f"--data {folder} is not a folder")
+    if (folder / "meta.jsonl").is_file():
+        records, total = _overlay_records(folder, split, limit)
+        where = f"{total} pairs in all"
+    else:
+        records, total = _tfrecord_records(folder, split, limit)
+        where = f"{total} paired TFRecord shards of that split"
+    if not records:
+        raise EvaluationError(f"no {split}-split pairs in {folder} ({where}; --split=all takes every pair)")
+    sizes = [r["target"].shape[0] for r in records]
+    landmarks = None
+    if all(r["landmarks"] is not None for r in records):
+        landmarks = np.array([np.asarray(r["landmarks"], np.float32) * size / s for r, s in zip(records, sizes)])
+    return Pairs(masked=_resized([r["masked"] for r in records], size),
+                 target=_resized([r["target"] for r in records], size),
+                 mask_map=_resized([r["mask_map"] for r in records], size, nearest=True),
+                 ids=[r["id"] for r in records], landmarks=landmarks)
+
+
+def _aligned_crops(folder: Path, limit: int | None) -> tuple[list[np.ndarray], dict]:
+    """Every readable image of `folder` (up to `limit`), taken as an aligned crop."""
+    crops, skipped, seen = [], Counter(), 0
+    for path in images.list_images([folder]):
+        if limit is not None and len(crops) >= limit:
+            break
+        seen += 1
+        try:
+            crops.append(images.read_image(path))
+        except images.ImageError as error:
+            skipped[error.reason] += 1
+    return crops, {"seen": seen, "faces": len(crops), "skipped": dict(skipped)}
+
+
+def _photo_crops(folder: Path, size: int, limit: int | None) -> tuple[list[np.ndarray], dict]:
+    """The largest face of each photo of `folder` (up to `limit` faces), aligned as training data is."""
+    tally = records_builder.Tally()
+    found = records_builder.unpaired_records({"A": folder}, {"A": tally}, size=size, max_faces=1)
+    crops = [record["image"] for record in islice(found, limit)]
+    return crops, {"seen": tally.seen, "faces": len(crops), "skipped": dict(tally.skipped)}
+
+
+def load_real_masked(folder: str | Path, size: int, *, aligned: bool = False,
+                     limit: int | None = None) -> tuple[np.ndarray, dict]:
+    """Crops of real masked faces (N, size, size, 3) and counts of files seen, faces and skips.
+
+    Photos are searched with `faces.find` (whose CNN fallback finds the masked faces HOG
+    misses) and aligned with `faces.align`; `aligned=True` takes images that already are
+    aligned crops and only resizes them.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise EvaluationError(f"--masked_real {folder} is not a folder")
+    crops, counts = _aligned_crops(folder, limit) if aligned else _photo_crops(folder, size, limit)
+    if not crops:
+        raise EvaluationError(f"no faces found in --masked_real {folder} ({counts['seen']} files)")
+    return _resized(crops, size), counts
+
+
+# ----------------------------------------------------------------------------- methods
+
+def load_model(path: str | Path):
+    """The model as an `inference.Unmasker` (SavedModel or training run folder, .tflite, .keras)."""
+    try:
+        return inference.load(path)
+    except inference.ModelError as error:
+        raise EvaluationError(f"--model {error}") from None
+
+
+def inpaint_telea(masked: np.ndarray, mask_map: np.ndarray) -> np.ndarray:
+    """OpenCV's Telea inpainting of the mask region of each crop (radius ~2 % of the side)."""
+    radius = max(3, masked.shape[1] // 50)
+    return np.stack([cv2.inpaint(crop, (mask > 0).astype(np.uint8), radius, cv2.INPAINT_TELEA)
+                     for crop, mask in zip(masked, mask_map)])
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+def _image_features(given, weights, notes: list[str], log) -> features.ImageFeatures | None:
+    """The given extractor, else InceptionV3 from its weights file: from `weights` when given
+    (its absence is an error), else from the Keras cache (its absence a note; scoring goes on)."""
+    if given is not None:
+        return given
+    if weights is not None and not Path(weights).is_file():
+        raise EvaluationError(f"--inception_weights {weights} is not a file")
+    try:
+        return features.inception_features(weights)
+    except features.MissingWeights as error:
+        notes.append(f"FID and KID skipped: {error}")
+        log(notes[-1])
+        return None
+
+
+def evaluate(model: str | Path, data: str | Path, out: str | Path, *, split: str = "test",
+             limit: int | None = None, masked_real: str | Path | None = None, masked_real_aligned: bool = False,
+             inception_weights: str | Path | None = None, image_features: features.ImageFeatures | None = None,
+             batch_size: int = 16, log: Callable[[str], None] = lambda message: None) -> dict:
+    """Score the model and the baselines; write metrics.json, report.md and PNGs into `out`.
+
+    `image_features` replaces InceptionV3 (tests pass `features.random_features()`). Returns
+    the metrics as written to metrics.json. Bad input raises EvaluationError.
+    """
+    if split not in SPLITS:
+        raise EvaluationError(f"--split must be one of {', '.join(SPLITS)} (got {split!r})")
+    unmasker = load_model(model)
+    pairs = load_pairs(data, unmasker.size, split=split, limit=limit)
+    notes: list[str] = []
+    extractor = _image_features(image_features, inception_weights, notes, log)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    log(f"{len(pairs.ids)} pairs at {unmasker.size} px (dlib face embeddings take ~0.25 s a face on a CPU)")
+    paired, target = _evaluate_paired(pairs, unmasker, extractor, batch_size, out)
+    metrics = {"model": str(model), "data": str(data), "split": split, "image_size": unmasker.size,
+               "image_features": extractor.name if extractor else None, "notes": notes, "paired": paired}
+    if masked_real is not None:
+        metrics["real"] = _evaluate_real(masked_real, masked_real_aligned, unmasker, target, extractor,
+                                         limit, batch_size, out, log)
+    report.write_all(metrics, out)
+    return metrics
+
+
+def _evaluate_paired(pairs: Pairs, unmasker, extractor, batch_size: int, out: Path) -> tuple[dict, Described]:
+    """Scores of the model and the baselines against the true faces (also returned, described)."""
+    crops = {"input": pairs.masked, "inpaint_telea": inpaint_telea(pairs.masked, pairs.mask_map),
+             "model": unmasker.generate(pairs.masked)}
+    report.contact_sheet({"input": pairs.masked, "inpaint (Telea)": crops["inpaint_telea"],
+                          "output": crops["model"], "target": pairs.target}, out / "contact_sheet.png")
+    target = describe(pairs.target, extractor, landmarks=pairs.landmarks, batch_size=batch_size)
+    methods = {name: paired_scores(describe(images, extractor, landmarks=target.landmarks, batch_size=batch_size),
+                                   target, pairs.mask_map)
+               for name, images in crops.items()}
+    methods["target"] = {"detection_rate": detection.detection_rate(target.boxes)}
+    return {"count": len(pairs.ids), "methods": methods}, target
+
+
+def _evaluate_real(folder, aligned, unmasker, reference, extractor, limit, batch_size, out, log) -> dict:
+    """The unpaired part: real masked crops and their unmasked outputs against `reference`."""
+    crops, counts = load_real_masked(folder, unmasker.size, aligned=aligned, limit=limit)
+    log(f"{counts['faces']} real masked faces from {counts['seen']} files")
+    outputs = unmasker.generate(crops)
+    report.contact_sheet({"input": crops, "output": outputs}, out / "contact_sheet_real.png")
+    scores = {name: distribution_scores(describe(images, extractor, batch_size=batch_size), reference)
+              for name, images in (("input", crops), ("model", outputs))}
+    return {"folder": str(folder), **counts, "methods": scores}

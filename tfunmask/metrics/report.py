@@ -1,0 +1,159 @@
+"""Writing evaluation results: metrics.json, a Markdown report, a contact sheet and a bar chart.
+
+The pictures are drawn with OpenCV and NumPy (already dependencies), not matplotlib, which the
+package does not otherwise need. Results come in as the dict `evaluate_lib.evaluate` builds:
+a "paired" section and optionally a "real" one, each with "methods": {method: {metric: value}}.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+# metric key -> (column label, higher is better, format)
+COLUMNS = {
+    "fid": ("FID", False, "{:.2f}"),
+    "kid": ("KID", False, "{:.4f}"),
+    "face_fd": ("face FD", False, "{:.4f}"),
+    "psnr": ("PSNR", True, "{:.2f}"),
+    "psnr_mask": ("PSNR mask", True, "{:.2f}"),
+    "ssim": ("SSIM", True, "{:.4f}"),
+    "ssim_mask": ("SSIM mask", True, "{:.4f}"),
+    "l1": ("L1", False, "{:.4f}"),
+    "l1_mask": ("L1 mask", False, "{:.4f}"),
+    "identity_cosine": ("ID cosine", True, "{:.4f}"),
+    "identity_match": ("ID match", True, "{:.3f}"),
+    "detection_rate": ("detected", True, "{:.3f}"),
+}
+LEGEND = """\
+- FID, KID: InceptionV3 Fréchet and kernel distances to the true unmasked faces (KID ± its spread
+  over subsets; on a few hundred faces FID is biased upwards, KID is not).
+- face FD: Fréchet distance in dlib's 128-d face-embedding space, to the same faces.
+- PSNR (dB), SSIM, L1 (0..1 scale): against each crop's true face, whole crop and mask region only.
+- ID cosine: mean cosine similarity of dlib embeddings of the result and the true face; ID match:
+  share within dlib's same-person distance 0.6.
+- detected: share of crops in which dlib's HOG detector finds a face (HOG misses most masked faces).
+"""
+# RGB per method, the same in every chart; other names take the spare colour
+_COLOURS = {"input": (90, 90, 90), "inpaint_telea": (60, 140, 230), "model": (230, 110, 40), "target": (60, 170, 90)}
+_SPARE = (170, 80, 170)
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+def _finite(value):
+    """JSON-safe copy: non-finite floats (an inf PSNR, a NaN of an empty mask) become None."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _cell(key: str, scores: dict) -> str:
+    value = scores.get(key)
+    if value is None or not math.isfinite(value):
+        return "–"
+    text = COLUMNS[key][2].format(value)
+    return f"{text} ± {scores['kid_std']:.4f}" if key == "kid" and "kid_std" in scores else text
+
+
+def table(methods: dict[str, dict]) -> str:
+    """Markdown table: a row per method, a column per metric any method has."""
+    keys = [key for key in COLUMNS if any(key in scores for scores in methods.values())]
+    header = "| method | " + " | ".join(f"{COLUMNS[k][0]} {'↑' if COLUMNS[k][1] else '↓'}" for k in keys) + " |"
+    lines = [header, "|" + " --- |" * (len(keys) + 1)]
+    lines += [f"| {name} | " + " | ".join(_cell(k, scores) for k in keys) + " |" for name, scores in methods.items()]
+    return "\n".join(lines)
+
+
+def markdown(metrics: dict) -> str:
+    """The whole report.md text."""
+    paired = metrics["paired"]
+    parts = [f"# Evaluation of `{metrics['model']}`", "",
+             f"Paired data: `{metrics['data']}`, split {metrics['split']}, {paired['count']} faces at "
+             f"{metrics['image_size']} px; image features: {metrics['image_features'] or 'none'}.", "",
+             "## Paired test faces", "", table(paired["methods"]), "", "![contact sheet](contact_sheet.png)", "",
+             "![metrics](metrics.png)", ""]
+    if "real" in metrics:
+        real = metrics["real"]
+        parts += ["## Real masked photos (no ground truth)", "",
+                  f"`{real['folder']}`: {real['faces']} faces from {real['seen']} files; distances are to the "
+                  "true unmasked faces of the paired set. Only faces that `faces.find` (HOG, then the CNN) found "
+                  "are scored, so the input's detection rate is higher than over all masked photos.", "",
+                  table(real["methods"]), "",
+                  "![real contact sheet](contact_sheet_real.png)", "", "![real metrics](metrics_real.png)", ""]
+    parts += ["## Columns", "", LEGEND]
+    if metrics["notes"]:
+        parts += ["## Notes", ""] + [f"- {note}" for note in metrics["notes"]] + [""]
+    return "\n".join(parts)
+
+
+def _label(canvas: np.ndarray, text: str, origin: tuple[int, int], scale: float = 0.4) -> None:
+    cv2.putText(canvas, text, origin, _FONT, scale, (20, 20, 20), 1, cv2.LINE_AA)
+
+
+def _write_png(path: Path, rgb: np.ndarray) -> None:
+    if not cv2.imwrite(str(path), np.ascontiguousarray(rgb[..., ::-1])):
+        raise OSError(f"could not write {path}")
+
+
+def contact_sheet(columns: dict[str, np.ndarray], path: str | Path, rows: int = 8) -> None:
+    """PNG grid: a row per sample (first `rows`), a labelled column per image set (N, S, S, 3)."""
+    count = min(rows, *(len(images) for images in columns.values()))
+    cell = max(128, next(iter(columns.values())).shape[1])
+    sheet = np.full((24 + count * cell, len(columns) * cell, 3), 255, np.uint8)
+    for j, (name, images) in enumerate(columns.items()):
+        _label(sheet, name, (j * cell + 4, 16), 0.45)
+        for i in range(count):
+            sheet[24 + i * cell:24 + (i + 1) * cell, j * cell:(j + 1) * cell] = cv2.resize(
+                images[i], (cell, cell), interpolation=cv2.INTER_NEAREST)
+    _write_png(Path(path), sheet)
+
+
+def _panel(key: str, methods: dict[str, dict], width: int = 230, height: int = 170) -> np.ndarray:
+    """One metric's bars (a bar per method, coloured as in the legend), labelled with values."""
+    label, higher, fmt = COLUMNS[key]
+    values = [scores.get(key) for scores in methods.values()]
+    panel = np.full((height, width, 3), 255, np.uint8)
+    _label(panel, f"{label} ({'higher' if higher else 'lower'} is better)", (6, 14))
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    top = max([abs(v) for v in finite] + [1e-12])
+    base, room, slot = height - 8, height - 48, (width - 20) // max(len(values), 1)
+    cv2.line(panel, (10, base), (width - 10, base), (120, 120, 120), 1)
+    for i, (name, value) in enumerate(zip(methods, values)):
+        x = 10 + i * slot + slot // 6
+        if value is None or not math.isfinite(value):
+            continue  # an empty slot: the method has no such score
+        bar = int(round(max(value, 0) / top * room))
+        cv2.rectangle(panel, (x, base - bar), (x + slot * 2 // 3, base), _COLOURS.get(name, _SPARE), -1)
+        _label(panel, fmt.format(value), (x - 2, base - bar - 4), 0.35)
+    return panel
+
+
+def bar_chart(methods: dict[str, dict], path: str | Path, per_row: int = 4) -> None:
+    """PNG of small bar panels, one per metric any method has, under a colour legend of methods."""
+    keys = [key for key in COLUMNS if any(key in scores for scores in methods.values())]
+    panels = [_panel(key, methods) for key in keys]
+    per_row = min(per_row, len(panels))
+    panels += [np.full_like(panels[0], 255)] * (-len(panels) % per_row)
+    grid = np.concatenate([np.concatenate(panels[i:i + per_row], axis=1) for i in range(0, len(panels), per_row)])
+    legend = np.full((24, grid.shape[1], 3), 255, np.uint8)
+    for i, name in enumerate(methods):
+        cv2.rectangle(legend, (10 + i * 150, 6), (24 + i * 150, 18), _COLOURS.get(name, _SPARE), -1)
+        _label(legend, name, (30 + i * 150, 17), 0.45)
+    _write_png(Path(path), np.concatenate([legend, grid]))
+
+
+def write_all(metrics: dict, out: str | Path) -> None:
+    """metrics.json, report.md and the bar charts (metrics.png, metrics_real.png) into `out`."""
+    out = Path(out)
+    (out / "metrics.json").write_text(json.dumps(_finite(metrics), indent=2) + "\n")
+    (out / "report.md").write_text(markdown(metrics))
+    bar_chart(metrics["paired"]["methods"], out / "metrics.png")
+    if "real" in metrics:
+        bar_chart(metrics["real"]["methods"], out / "metrics_real.png")
