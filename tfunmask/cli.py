@@ -2,7 +2,7 @@
 
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 
 
 def fail(message, code=2):
@@ -12,11 +12,17 @@ def fail(message, code=2):
 
 
 def parse_flags(argv):
-    """absl flag parsing whose errors (unknown flag, bad value) are one line."""
+    """absl flag parsing whose errors (unknown flag, bad value) are one line.
+
+    TensorFlow's INFO chatter (saver, builder) is hidden unless --verbosity is given.
+    """
     try:
-        return flags.FLAGS(argv)
+        argv = flags.FLAGS(argv)
     except flags.Error as error:
         fail(f"{error} (see --helpshort)")
+    if not flags.FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)
+    return argv
 
 
 def run_main(main):

@@ -15,7 +15,7 @@ CONFIG_FILE = "config.json"
 
 # Changing any of these makes the saved weights unloadable.
 ARCHITECTURE_FIELDS = (
-    "model", "image_size", "filters", "normalization", "composite",
+    "model", "image_size", "filters", "max_filters", "normalization", "composite",
     "resnet_blocks", "aggan_scheme", "attention_masks", "pool_size",
 )
 
@@ -45,6 +45,7 @@ class TrainConfig:
     composite: bool = False
     lambda_mask: float = 10.0
     filters: int = 64
+    max_filters: int = 512
     normalization: str = "batch"
     dropout: float = 0.5
     resnet_blocks: int = 9

@@ -38,6 +38,8 @@ flags.DEFINE_bool("composite", DEFAULTS.composite,
                   "Pix2Pix: also predict the mask map and keep the input outside it.")
 flags.DEFINE_float("lambda_mask", DEFAULTS.lambda_mask, "Pix2Pix --composite: mask-map BCE weight.")
 flags.DEFINE_integer("filters", DEFAULTS.filters, "Width of the first layer of every network.")
+flags.DEFINE_integer("max_filters", DEFAULTS.max_filters,
+                     "Pix2Pix: widest layer; widths double from --filters up to this.")
 flags.DEFINE_enum("normalization", DEFAULTS.normalization, ["batch", "instance", "none"],
                   "Normalisation layers of the Pix2Pix networks.")
 flags.DEFINE_float("dropout", DEFAULTS.dropout, "Pix2Pix decoder dropout (training only).")

@@ -24,7 +24,7 @@ from keras import layers
 
 from tfunmask.models import losses
 from tfunmask.models.gan import GAN
-from tfunmask.models.layers import INIT, Composite, down, patch_discriminator, to_image, up
+from tfunmask.models.layers import INIT, Composite, NearestUpsample2x, down, patch_discriminator, to_image, up
 
 RECONSTRUCTION = {
     "l1": (losses.l1, "mean"),
@@ -64,7 +64,7 @@ def unet_generator(image_size, *, filters=64, max_filters=512, dropout=0.5, norm
         x = up(x, widths[i], normalization=normalization,
                dropout=dropout if i >= depth - 4 else 0.0, name=f"up{i}")
         x = layers.Concatenate(name=f"skip{i}")([x, skips[i]])
-    x = layers.UpSampling2D(2, interpolation="nearest", name="out_resize")(x)
+    x = NearestUpsample2x(name="out_resize")(x)
     if not composite:
         return keras.Model(inputs, to_image(x, name="unmasked"), name=name)
     content = to_image(x, name="content")
@@ -80,8 +80,8 @@ class Pix2Pix(GAN):
     LOSS_NAMES = ("g_loss", "g_gan", "g_rec", "d_loss", "d_real", "d_fake")
     DATA = "paired"
 
-    def __init__(self, image_size=256, *, filters=64, dropout=0.5, normalization="batch",
-                 loss="l1", lambda_rec=100.0, mask_weight=1.0, composite=False, lambda_mask=10.0,
+    def __init__(self, image_size=256, *, filters=64, max_filters=512, dropout=0.5,
+                 normalization="batch", loss="l1", lambda_rec=100.0, mask_weight=1.0, composite=False, lambda_mask=10.0,
                  **kwargs):
         super().__init__(loss_names=self.LOSS_NAMES + (("g_mask",) if composite else ()), **kwargs)
         if loss not in RECONSTRUCTION:
@@ -92,14 +92,15 @@ class Pix2Pix(GAN):
         self.mask_weight = mask_weight
         self.composite = composite
         self.lambda_mask = lambda_mask
-        self.generator = unet_generator(image_size, filters=filters, dropout=dropout,
+        self.generator = unet_generator(image_size, filters=filters, max_filters=max_filters, dropout=dropout,
                                         normalization=normalization, composite=composite)
         self.discriminator = patch_discriminator(image_size, 6, filters=filters,
                                                  normalization=normalization, name="discriminator")
 
     @classmethod
     def from_train_config(cls, config):
-        return cls(config.image_size, filters=config.filters, dropout=config.dropout,
+        return cls(config.image_size, filters=config.filters, max_filters=config.max_filters,
+                   dropout=config.dropout,
                    normalization=config.normalization, loss=config.loss,
                    lambda_rec=config.lambda_l1, mask_weight=config.mask_weight,
                    composite=config.composite, lambda_mask=config.lambda_mask)
