@@ -1,16 +1,19 @@
 """Building blocks shared by the generators and discriminators.
 
 The blocks are chosen for what they become after export as much as for
-training: upsampling is a nearest-neighbour resize followed by a 3x3 convolution rather
+training: upsampling is a nearest-neighbour x2 resize followed by a 3x3 convolution rather
 than ``Conv2DTranspose``, because TFLite runs resize + conv with fast XNNPACK
 kernels (and full-integer int8) while transposed convolutions fall back to slow
-reference kernels; it also avoids checkerboard artefacts. Batch normalisation is
+reference kernels; it also avoids checkerboard artefacts. The resize is
+``NearestUpsample2x`` rather than Keras' ``UpSampling2D``, whose TFLite form
+(RESHAPE + TILE) XNNPACK does not run. Batch normalisation is
 synchronised across replicas so that a step on N replicas equals a step on one
 device with the same global batch, and at inference it folds into the
 preceding convolution.
 """
 
 import keras
+import tensorflow as tf
 from keras import layers, ops
 
 INIT = keras.initializers.RandomNormal(stddev=0.02)
@@ -37,19 +40,43 @@ class ReflectionPad2D(layers.Layer):
 
 
 @keras.saving.register_keras_serializable("tfunmask")
-class Composite(layers.Layer):
-    """``content * mask + background * (1 - mask)`` in float32.
+class NearestUpsample2x(layers.Layer):
+    """x2 nearest-neighbour upsampling as four channel copies + depth-to-space.
 
-    Where the mask is 0 the background passes through untouched; used by the
-    mask-predicting generator and the attention generators.
+    Bit-identical to ``UpSampling2D(2, interpolation="nearest")`` (forward and gradient), so
+    weights and checkpoints carry over; but it converts to TFLite CONCATENATION + DEPTH_TO_SPACE,
+    which XNNPACK runs in float and int8, where ``UpSampling2D`` becomes RESHAPE + TILE that
+    XNNPACK leaves to builtin kernels, cutting the U-Net into 17 delegate pieces.
+    """
+
+    def call(self, x):
+        return tf.nn.depth_to_space(ops.concatenate([x] * 4, axis=-1), 2)
+
+    def compute_output_shape(self, shape):
+        double = lambda n: None if n is None else 2 * n  # noqa: E731
+        return (shape[0], double(shape[1]), double(shape[2]), shape[3])
+
+
+@keras.saving.register_keras_serializable("tfunmask")
+class Composite(layers.Layer):
+    """``sum_i content_i * mask_i + background * (1 - sum_i mask_i)`` in float32.
+
+    ``content`` holds k RGB images as 3k channels and ``mask`` their k masks
+    (k = 1: ``content * mask + background * (1 - mask)``). Where the masks are 0
+    the background passes through untouched; used by the mask-predicting
+    generator and the attention generators. Only 4-D slices, products and sums,
+    which TFLite runs in float and int8.
     """
 
     def __init__(self, **kwargs):
-        super().__init__(dtype="float32", **kwargs)
+        super().__init__(**{**kwargs, "dtype": "float32"})  # also when from_config passes one
 
     def call(self, inputs):
         content, mask, background = (ops.cast(t, "float32") for t in inputs)
-        return content * mask + background * (1.0 - mask)
+        composed = background * (1.0 - ops.sum(mask, axis=-1, keepdims=True))
+        for i in range(mask.shape[-1]):
+            composed = composed + content[..., 3 * i:3 * i + 3] * mask[..., i:i + 1]
+        return composed
 
     def compute_output_shape(self, shapes):
         return shapes[2]
@@ -76,7 +103,7 @@ def down(x, filters, *, normalization="batch", kernel=4, strides=2, name):
 
 def up(x, filters, *, normalization="batch", dropout=0.0, name):
     """Nearest x2 resize -> 3x3 conv -> norm -> (dropout) -> ReLU: one decoder step."""
-    x = layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_resize")(x)
+    x = NearestUpsample2x(name=f"{name}_resize")(x)
     x = layers.Conv2D(filters, 3, padding="same", kernel_initializer=INIT,
                       use_bias=normalization == "none", name=f"{name}_conv")(x)
     x = norm(normalization, name=f"{name}_norm")(x)
