@@ -95,6 +95,17 @@ class TensorBoardSummaries(keras.callbacks.Callback):
         self.writer.flush()
 
 
+class RunProgbar(keras.callbacks.ProgbarLogger):
+    """Keras' progress bar, told the run's epoch count (``fit`` runs one epoch per call)."""
+
+    def __init__(self, epochs):
+        super().__init__()
+        self.run_epochs = epochs
+
+    def set_params(self, params):
+        super().set_params({**params, "epochs": self.run_epochs})
+
+
 class EpochCheckpoint(keras.callbacks.Callback):
     """Saves models, optimizers and the epoch counter after every epoch."""
 

@@ -17,7 +17,7 @@ import keras
 import tensorflow as tf
 
 from tfunmask import export_lib, models
-from tfunmask.callbacks import EpochCheckpoint, TensorBoardSummaries, Throughput
+from tfunmask.callbacks import EpochCheckpoint, RunProgbar, TensorBoardSummaries, Throughput
 from tfunmask.config import ConfigError, TrainConfig
 from tfunmask.data import pipeline, tfrecords
 
@@ -183,6 +183,8 @@ def train(config: TrainConfig, *, resume=False, verbose=1, callbacks=()):
                                      summary_every=config.summary_every,
                                      image_every=config.image_every)
     callbacks = [throughput, summaries, EpochCheckpoint(manager, epoch), *callbacks]
+    if verbose:
+        callbacks.append(RunProgbar(config.epochs))  # last, so it shows images_per_s
     validation = _dataset(config, kind, val_files, training=False, seed=config.seed) if all(val_files) else None
 
     history = {}
