@@ -11,19 +11,22 @@ at every pixel, the last one the background, and composes
 * Scheme II: a shared encoder, a content decoder giving n - 1 content images and
   an attention decoder giving n masks through a softmax across them (n = 10).
 
-Where the background mask is 1 the input passes through exactly, which is what
-an unmasker wants outside the mask. To CycleGAN's terms (``cyclegan``) each
-direction X -> Y adds, with its own weight:
+The composition (``layers.Composite``) weights the input by 1 - sum_{i < n} A_i,
+which is A_n; where the background mask is 1 the input passes through exactly,
+which is what an unmasker wants outside the mask. To CycleGAN's terms
+(``cyclegan``) each direction X -> Y adds, with its own weight:
 
 * pixel: |G(x) - x|_1, keeps what should not change unchanged;
 * tv: total variation of the masks, so they form smooth regions instead of
-  saturating into speckle;
+  saturating into speckle. It is a per-pixel mean (``losses.total_variation``),
+  so its weight does not depend on the image size: the default 0.05 is close to
+  the official code's 1e-6 on a pixel *sum* at 256 px (1e-6 * 256^2 = 0.066);
 * attention-guided adversarial terms, from a second PatchGAN per domain, D^att_Y,
   that judges the attended region only:
 
       L_G^att = (D^att_Y(m . G(x)) - 1)^2,
       L_D^att = 1/2 [(D^att_Y(m . y) - 1)^2 + D^att_Y(m . G(x))^2],
-      m = sg(1 - A_n) (G's foreground attention on x, gradient stopped).
+      m = sg(sum_{i < n} A_i) (G's foreground attention on x, gradient stopped).
 
   The discriminator sees the image *multiplied by* the mask rather than the
   mask as an extra channel, and real and fake images are multiplied by the same
@@ -49,41 +52,23 @@ from keras import layers, ops
 
 from tfunmask.models import losses
 from tfunmask.models.cyclegan import CycleGAN
-from tfunmask.models.layers import head, resnet_decoder, resnet_encoder
+from tfunmask.models.layers import Composite, head, resnet_decoder, resnet_encoder
 
 SCHEMES = (1, 2)
 
 
+@keras.saving.register_keras_serializable("tfunmask")
 class WithBackground(layers.Layer):
     """Appends the background mask 1 - sum_i A_i (scheme I: A -> (A, 1 - A))."""
 
     def __init__(self, **kwargs):
-        super().__init__(dtype="float32", **kwargs)
+        super().__init__(**{**kwargs, "dtype": "float32"})  # also when from_config passes one
 
     def call(self, masks):
         return ops.concatenate([masks, 1.0 - ops.sum(masks, axis=-1, keepdims=True)], axis=-1)
 
     def compute_output_shape(self, shape):
         return (*shape[:-1], shape[-1] + 1)
-
-
-class Compose(layers.Layer):
-    """[x, C, A] -> sum_{i < n} C_i * A_i + x * A_n, in float32.
-
-    C holds the n - 1 content images as 3 (n - 1) channels, A the n masks.
-    """
-
-    def __init__(self, **kwargs):
-        super().__init__(dtype="float32", **kwargs)
-
-    def call(self, inputs):
-        images, content, attention = inputs
-        content = ops.reshape(content, (-1, *content.shape[1:3], content.shape[-1] // 3, 3))
-        foreground = ops.sum(content * attention[..., :-1, None], axis=-2)
-        return foreground + images * attention[..., -1:]
-
-    def compute_output_shape(self, shapes):
-        return shapes[0]
 
 
 def attention_generator(image_size, *, scheme=2, masks=10, filters=64, blocks=9, name="generator"):
@@ -96,19 +81,19 @@ def attention_generator(image_size, *, scheme=2, masks=10, filters=64, blocks=9,
     features = resnet_encoder(inputs, filters=filters, blocks=blocks)
     content_features = resnet_decoder(features, filters=filters, name="content_decoder")
     if scheme == 1:
-        foreground = head(content_features, 1, kernel=1, activation="sigmoid", name="foreground")
-        attention = WithBackground(name="attention")(foreground)
+        mask = head(content_features, 1, kernel=1, activation="sigmoid", name="foreground")
+        attention = WithBackground(name="attention")(mask)
     else:
         attention_features = resnet_decoder(features, filters=filters, name="attention_decoder")
         attention = head(attention_features, masks, kernel=1, activation="softmax", name="attention")
     content = head(content_features, 3 * (attention.shape[-1] - 1), kernel=7, reflect=True, name="content")
-    image = Compose(name="image")([inputs, content, attention])
+    image = Composite(name="image")([content, attention[..., :-1], inputs])
     return keras.Model(inputs, {"image": image, "attention": attention, "content": content}, name=name)
 
 
 def foreground(attention):
-    """1 - A_n: where the generator writes content."""
-    return 1.0 - attention[..., -1:]
+    """sum_{i < n} A_i: where the generator writes content (the weight ``Composite`` gives it)."""
+    return tf.reduce_sum(attention[..., :-1], axis=-1, keepdims=True)
 
 
 def as_columns(maps, channels):

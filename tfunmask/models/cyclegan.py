@@ -20,9 +20,6 @@ linearly (``training.LinearDecay``). A subclass changes the generators through
 
 import collections
 
-import keras
-import tensorflow as tf
-
 from tfunmask.models import losses
 from tfunmask.models.gan import GAN
 from tfunmask.models.image_pool import ImagePool
@@ -101,6 +98,7 @@ class CycleGAN(GAN):
         return grids
 
     def _directions(self):
+        """A -> B (G, F, D_B, pool of fake B) and B -> A (F, G, D_A, pool of fake A)."""
         return (Direction("a", "b", self.generator_ab, self.generator_ba, self.discriminator_b, self.pool_b),
                 Direction("b", "a", self.generator_ba, self.generator_ab, self.discriminator_a, self.pool_a))
 
@@ -114,7 +112,7 @@ class CycleGAN(GAN):
         """What the discriminator's fake term sees: the pool's answer while training, else ``images``."""
         if not training:
             return images
-        return pool(images, self.g_optimizer.iterations)
+        return pool(images, step=self.g_optimizer.iterations)
 
     def _direction_terms(self, d, data, training):
         """Per-example terms of one direction X -> Y, and G's outputs on x."""

@@ -35,6 +35,9 @@ class GAN(keras.Model):
         self.trackers = {name: keras.metrics.Mean(name=name) for name in loss_names or self.LOSS_NAMES}
         self.g_optimizer = None
         self.d_optimizer = None
+        # Sub-models are functional and built at construction; marking the
+        # wrapper built keeps ``fit`` from calling it on a batch to build it.
+        self.built = True
 
     @property
     def generator_variables(self):
@@ -150,7 +153,3 @@ class GAN(keras.Model):
 
     def test_step(self, data):
         return self._report(self._loss_terms(data, training=False))
-
-    def build(self, input_shape=None):
-        """Sub-models are functional and built at construction."""
-        self.built = True

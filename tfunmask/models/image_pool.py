@@ -30,7 +30,7 @@ import tensorflow as tf
 
 
 class ImagePool(keras.layers.Layer):
-    """``pool(images, step)``: the images a discriminator sees instead of ``images``."""
+    """``pool(images, step=step)``: the images a discriminator sees instead of ``images``."""
 
     def __init__(self, size, image_shape, *, seed=0, **kwargs):
         super().__init__(dtype="float32", **kwargs)

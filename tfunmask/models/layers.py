@@ -16,7 +16,10 @@ import keras
 import tensorflow as tf
 from keras import layers, ops
 
-INIT = keras.initializers.RandomNormal(stddev=0.02)
+# N(0, 0.02) weights, as a config rather than an instance: each layer then builds its own
+# initializer with its own seed. One shared unseeded Keras 3 initializer repeats its values on
+# every call, which gave all same-shaped layers (U-Net down4-7, every residual block) identical weights.
+INIT = {"class_name": "RandomNormal", "config": {"mean": 0.0, "stddev": 0.02}}
 
 
 @keras.saving.register_keras_serializable("tfunmask")

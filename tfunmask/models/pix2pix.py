@@ -161,7 +161,10 @@ class Pix2Pix(GAN):
         return terms
 
     def loss_weights(self):
-        return {"g_gan": 1.0, "g_rec": self.lambda_rec}, {"d_real": 0.5, "d_fake": 0.5}
+        g = {"g_gan": 1.0, "g_rec": self.lambda_rec}
+        if self.composite:
+            g["g_mask"] = self.lambda_mask
+        return g, {"d_real": 0.5, "d_fake": 0.5}
 
     def reduction(self, term):
         """The reconstruction term follows ``loss`` ("cosine_sum" sums over the global batch)."""

@@ -1,0 +1,168 @@
+"""AttentionGAN: composition invariants, attention masks, loss terms, learning, export."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.models.unpaired import SIZE, TINY, compiled, faces, l1, lsgan, unpaired_batch
+from tfunmask import export_lib, models, pixels
+from tfunmask.config import TrainConfig
+from tfunmask.models.attentiongan import AttentionGAN, attention_generator
+from tfunmask.models.layers import Composite
+
+
+def force_background(generator, scheme):
+    """Zero the attention head and bias it so the background mask is exactly 1."""
+    layer = generator.get_layer("foreground_conv" if scheme == 1 else "attention_conv")
+    kernel, bias = layer.get_weights()
+    bias[:] = -200.0 if scheme == 1 else 0.0  # sigmoid(-200) and exp(-200) are 0 in float32
+    if scheme == 2:
+        bias[-1] = 200.0
+    layer.set_weights([np.zeros_like(kernel), bias])
+
+
+def np_total_variation(maps):
+    maps = np.asarray(maps)
+    dy = np.abs(np.diff(maps, axis=1)).reshape(len(maps), -1).mean(1)
+    dx = np.abs(np.diff(maps, axis=2)).reshape(len(maps), -1).mean(1)
+    return dx + dy
+
+
+# ----------------------------------------------------------------------------- composition
+
+def test_composite_is_the_mask_weighted_sum_and_passes_the_background_where_masks_are_0():
+    rng = np.random.default_rng(0)
+    images = rng.uniform(-1, 1, (2, 4, 4, 3)).astype(np.float32)
+    content = rng.uniform(-1, 1, (2, 4, 4, 6)).astype(np.float32)
+    attention = rng.dirichlet(np.ones(3), (2, 4, 4)).astype(np.float32)
+    expected = (content[..., :3] * attention[..., :1] + content[..., 3:] * attention[..., 1:2]
+                + images * attention[..., 2:])
+    composed = Composite()([content, attention[..., :2], images])
+    np.testing.assert_allclose(composed, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(Composite()([content, np.zeros_like(attention[..., :2]), images]), images)
+
+
+@pytest.mark.parametrize("scheme", [1, 2])
+def test_generator_with_background_forced_to_one_returns_the_input_exactly(scheme):
+    generator = attention_generator(SIZE, scheme=scheme, masks=4, **TINY)
+    force_background(generator, scheme)
+    images = faces(2, 0)
+    outputs = generator(images)
+    np.testing.assert_array_equal(outputs["attention"][..., -1], 1.0)
+    np.testing.assert_array_equal(outputs["image"], images)
+
+
+@pytest.mark.parametrize("scheme, masks, contents", [(1, 10, 1), (2, 4, 3), (2, 10, 9)])
+def test_attention_masks_are_a_partition_of_unity(scheme, masks, contents):
+    outputs = attention_generator(SIZE, scheme=scheme, masks=masks, **TINY)(faces(2, 0))
+    attention = outputs["attention"].numpy()
+    assert attention.shape == (2, SIZE, SIZE, contents + 1)
+    assert outputs["content"].shape == (2, SIZE, SIZE, 3 * contents)
+    assert attention.min() >= 0 and attention.max() <= 1
+    np.testing.assert_allclose(attention.sum(-1), 1.0, atol=1e-6)
+    assert np.all(np.abs(outputs["image"]) <= 1)
+
+
+def test_unknown_scheme_and_too_few_masks_are_rejected():
+    with pytest.raises(ValueError, match="scheme 3"):
+        attention_generator(SIZE, scheme=3)
+    with pytest.raises(ValueError, match="at least 2"):
+        attention_generator(SIZE, scheme=2, masks=1)
+
+
+def test_build_reads_the_training_config():
+    config = TrainConfig(model="aggan", image_size=SIZE, filters=8, resnet_blocks=2, aggan_scheme=1,
+                         lambda_tv=0.3, pool_size=5)
+    model = models.build(config)
+    assert isinstance(model, AttentionGAN) and model.scheme == 1 and model.lambda_tv == 0.3
+    assert model.pool_a.size == 5
+    assert model.generator_ab.output["attention"].shape[-1] == 2
+
+
+# ----------------------------------------------------------------------------- losses
+
+def test_loss_terms_match_numpy():
+    model = compiled(AttentionGAN, masks=3)
+    data = unpaired_batch()
+    a, b = data["a"], data["b"]
+    g, f = model.generator_ab(a), model.generator_ba(b)
+    mask_b, mask_a = (t["attention"][..., :-1].numpy().sum(-1, keepdims=True) for t in (g, f))
+    d_b, d_a = model.attention_discriminator_b, model.attention_discriminator_a
+    fake_scores = d_b(mask_b * g["image"]), d_a(mask_a * f["image"])
+    expected = {
+        "pixel": l1(g["image"], a) + l1(f["image"], b),
+        "tv": np_total_variation(g["attention"]) + np_total_variation(f["attention"]),
+        "g_attention": lsgan(fake_scores[0], 1) + lsgan(fake_scores[1], 1),
+        "d_attention_real": lsgan(d_b(mask_b * b), 1) + lsgan(d_a(mask_a * a), 1),
+        "d_attention_fake": lsgan(fake_scores[0], 0) + lsgan(fake_scores[1], 0),
+        "g_gan": lsgan(model.discriminator_b(g["image"]), 1) + lsgan(model.discriminator_a(f["image"]), 1),
+    }
+    terms = model._loss_terms(data, training=False)
+    assert set(terms) == set(AttentionGAN.LOSS_NAMES) - {"g_loss", "d_loss"}
+    for name, value in expected.items():
+        np.testing.assert_allclose(terms[name], value, rtol=1e-5, atol=1e-7, err_msg=name)
+    g_weights, d_weights = model.loss_weights()
+    assert g_weights["pixel"] == model.lambda_pixel and g_weights["tv"] == model.lambda_tv
+    assert g_weights["g_attention"] == model.lambda_attention_gan
+    assert d_weights == {"d_real": 0.5, "d_fake": 0.5, "d_attention_real": 0.5, "d_attention_fake": 0.5}
+
+
+def test_attention_guided_discriminator_gives_no_gradient_through_the_mask():
+    model = compiled(AttentionGAN, scheme=1)
+    data = unpaired_batch()
+    attention_head = model.generator_ab.get_layer("foreground_conv").kernel
+    with tf.GradientTape() as tape:
+        terms = model._loss_terms(data, training=True)
+        loss = tf.reduce_sum(terms["d_attention_real"])
+    assert tape.gradient(loss, attention_head) is None
+
+
+# ----------------------------------------------------------------------------- training
+
+@pytest.mark.parametrize("scheme", [1, 2])
+def test_training_decreases_generator_losses(scheme):
+    model = compiled(AttentionGAN, scheme=scheme, masks=3)
+    data = unpaired_batch()
+    history = [model.train_on_batch(data, return_dict=True) for _ in range(4)]
+    assert all(np.isfinite(v) for v in history[-1].values())
+    for name in ("g_loss", "cycle"):
+        assert history[-1][name] < 0.8 * history[0][name], (name, [h[name] for h in history])
+
+
+def test_mixed_bfloat16_trains_without_nans_and_composes_in_float32():
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = compiled(AttentionGAN, masks=3)
+        data = unpaired_batch()
+        for _ in range(2):
+            logs = model.train_on_batch(data, return_dict=True)
+        outputs = model.generator_ab(data["a"])
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert all(np.isfinite(v) for v in logs.values())
+    assert {t.dtype for t in outputs.values()} == {tf.float32}
+    assert model.generator_ab.get_layer("encoder_r0_a_conv").compute_dtype == "bfloat16"
+
+
+# ----------------------------------------------------------------------------- export and TensorBoard
+
+def test_export_serves_the_composed_image(tmp_path):
+    model = compiled(AttentionGAN, masks=3)
+    masked = unpaired_batch()["a"]
+    path = export_lib.export_saved_model(model.export_generator(), tmp_path / "saved_model")
+    images = pixels.to_uint8(masked)
+    served = tf.saved_model.load(str(path)).signatures["serving_default"](images=images)["unmasked"]
+    expected = pixels.to_uint8(model(pixels.to_unit(images)))
+    assert np.abs(served.numpy().astype(int) - expected.numpy().astype(int)).max() <= 1
+
+
+def test_samples_show_masks_and_content_images_in_range():
+    model = compiled(AttentionGAN, masks=3)
+    grids = model.sample_images(unpaired_batch())
+    parts = ("", "_attention", "_content")
+    assert set(grids) == {f"{d}{part}" for d in ("a_to_b", "b_to_a") for part in parts}
+    assert len(grids["a_to_b_attention"]) == 3 and len(grids["a_to_b_content"]) == 2
+    assert grids["a_to_b_attention"][0].shape == (2, SIZE, SIZE, 1)
+    for columns in grids.values():
+        assert all(np.abs(np.asarray(c)).max() <= 1 for c in columns)
