@@ -9,7 +9,7 @@ Without --step the latest image of that tag is saved. Used for the figures in do
 import sys
 from pathlib import Path
 
-from absl import app, flags
+from absl import flags
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 

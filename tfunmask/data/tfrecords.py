@@ -9,7 +9,6 @@ beside the shards. Augmentation is not done here: see `tfunmask.data.pipeline`.
 """
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
