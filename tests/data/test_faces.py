@@ -1,5 +1,7 @@
 """Alignment geometry on synthetic landmarks, paste_back, and detection on a few real shared photos."""
 import dataclasses
+import multiprocessing
+from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
@@ -110,6 +112,17 @@ def test_shrinking_first_matches_the_direct_warp_on_a_smooth_image():
     assert np.abs(crop.astype(int) - direct).max() <= 1
 
 
+def test_crop_keeps_the_photo_pixels_and_smooths_what_lies_outside_the_photo():
+    stripes = np.where(np.arange(200) % 8 < 4, 40, 220).astype(np.uint8)  # sharp vertical stripes
+    image, points = np.tile(stripes[None, :, None], (140, 1, 3)), template_landmarks()  # no chin
+    crop, found = faces.align(image, points, 160)
+    assert found.scale == pytest.approx(1.0)
+    direct = cv2.warpAffine(image, found.matrix, (160, 160), borderMode=cv2.BORDER_REPLICATE)
+    inside = cv2.warpAffine(np.ones(image.shape[:2], np.float32), found.matrix, (160, 160)) == 1.0
+    assert (crop[inside] == direct[inside]).all() and not inside[-1].any()
+    assert crop[-1].astype(float).std(axis=0).mean() < direct[-1].astype(float).std(axis=0).mean() / 2
+
+
 def test_paste_back_of_the_unchanged_crop_reproduces_the_face_region():
     image, points = smooth_image(), template_landmarks()
     crop, found = faces.align(image, points, 128)
@@ -156,6 +169,18 @@ def test_find_rejects_non_rgb_input():
         faces.find(np.zeros((64, 64), np.uint8))
 
 
+def _find_in_child(image):
+    return faces.find(image)
+
+
+def test_cnn_in_a_child_forked_after_the_parent_ran_it_raises_instead_of_hanging():
+    image = smooth_image(96, 96)
+    assert faces.find(image) == []  # HOG finds nothing, so the CNN runs here
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        with pytest.raises(RuntimeError, match="spawn"):
+            pool.apply_async(_find_in_child, (image,)).get(timeout=60)
+
+
 def portraits(shared_faces, count: int) -> list[np.ndarray]:
     """The first `count` loose portraits (shorter side >= 280 px) of the shared unmasked photos."""
     chosen = []
@@ -195,6 +220,13 @@ def test_several_faces_largest_first(shared_faces):
     assert len(found) == 2
     assert found[0].box[2] <= first.shape[1] <= found[1].box[0]
     assert faces.find(canvas, max_faces=1)[0].box == found[0].box
+
+
+def test_threads_sharing_the_models_get_the_serial_results(shared_faces):
+    photos = portraits(shared_faces, 4) * 4
+    boxes = [[face.box for face in faces.find(photo)] for photo in photos]
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(lambda photo: [face.box for face in faces.find(photo)], photos)) == boxes
 
 
 def test_cnn_fallback_finds_a_face_in_a_tight_crop(shared_faces):

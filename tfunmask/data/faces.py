@@ -7,7 +7,9 @@ shared photos this lifts the share of photos with a face from 47 % (plain HOG) t
 Upsampling small photos for HOG was measured and found no extra faces at 4x the cost, so it is
 not done. Landmarks come from dlib's 68-point shape predictor on the padded full-resolution photo,
 so points of a cut-off chin are still predicted (they may lie outside the photo). The dlib models
-are loaded once per process, lazily, under a lock.
+are loaded once per process, lazily, under a lock, and each detector serves one thread at a
+time (dlib's detectors are not reentrant); worker pools should use the "spawn" start
+method, since dlib's CNN hangs in a child forked after its parent ran it (`find` raises there).
 
 Alignment is CelebA/FFHQ-like: the rotation levels the eye line, the eye midpoint lands at a
 fixed point (centred, 42 % down) and the scale puts the eye centres a quarter of the crop apart,
@@ -20,6 +22,7 @@ stretch), so `paste_back` inverts it exactly.
 """
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 
@@ -88,7 +91,10 @@ def _apply(matrix: np.ndarray, points) -> np.ndarray:
 
 _models: dict = {}
 _models_lock = threading.Lock()
-_cnn_lock = threading.Lock()  # a dlib CNN keeps its activations in the net: one call at a time
+# dlib's detectors keep per-call state in the object (HOG its feature pyramid, the CNN its
+# activations) and crash when two threads share one: one call at a time each.
+_call_locks = {"hog": threading.Lock(), "cnn": threading.Lock()}
+_cnn_run_by: int | None = None  # pid of the process whose dlib thread pool the CNN has started
 
 
 def load_models(use_cnn: bool = True) -> None:
@@ -153,17 +159,30 @@ def _downscaled(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
 
 def _hog_boxes(padded: np.ndarray) -> list[tuple[np.ndarray, float]]:
     small, factor = _downscaled(padded, HOG_MAX_SIDE)
-    rects, scores, _ = _model("hog").run(small, 0, 0.0)
+    with _call_locks["hog"]:
+        rects, scores, _ = _model("hog").run(small, 0, 0.0)
     return [(_box_array(rect) / factor, float(score)) for rect, score in zip(rects, scores)]
 
 
 def _cnn_boxes(padded: np.ndarray, inset: int) -> list[tuple[np.ndarray, float]]:
     """CNN detections on `padded` minus `inset` pixels each side, in `padded` coordinates."""
+    global _cnn_run_by
     view = padded[inset:padded.shape[0] - inset, inset:padded.shape[1] - inset]
     small, factor = _downscaled(np.ascontiguousarray(view), CNN_MAX_SIDE)
-    with _cnn_lock:
+    with _call_locks["cnn"]:
+        _check_not_forked_after_cnn()
         detections = _model("cnn")(small, 0)
+        _cnn_run_by = os.getpid()
     return [(_box_array(found.rect) / factor + inset, float(found.confidence)) for found in detections]
+
+
+def _check_not_forked_after_cnn() -> None:
+    """Fail fast where dlib would hang: its CNN waits forever on a thread pool that a forked
+    child inherits without threads, once the parent has run the CNN (dlib issue #1555)."""
+    if _cnn_run_by not in (None, os.getpid()):
+        raise RuntimeError("dlib's CNN face detector hangs in a process forked after its parent ran it: "
+                           "start workers with multiprocessing.get_context('spawn') or 'forkserver', "
+                           "or call find(..., use_cnn=False)")
 
 
 def _box_array(rect) -> np.ndarray:

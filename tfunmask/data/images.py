@@ -14,6 +14,7 @@ from __future__ import annotations
 import glob
 import io
 import os
+import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -178,7 +179,7 @@ def write_image(path, rgb: np.ndarray) -> None:
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"{path}: expected uint8 RGB (H, W, 3), got {rgb.dtype} {rgb.shape}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
     options = {"quality": 95} if image_format in ("JPEG", "WEBP") else {}
     try:
         Image.fromarray(rgb).save(partial, format=image_format, **options)
@@ -187,7 +188,7 @@ def write_image(path, rgb: np.ndarray) -> None:
         partial.unlink(missing_ok=True)
 
 
-def list_images(inputs) -> list[Path]:
+def list_images(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
     """The files named by `inputs`: a path or glob, or an iterable of them, in order, without repeats.
 
     A file is listed whatever its suffix (it was named explicitly); a folder gives every regular,
