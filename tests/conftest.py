@@ -65,3 +65,43 @@ def tiny_unpaired_data(tmp_path_factory):
     out = tmp_path_factory.mktemp("unpaired")
     write_unpaired_shards(records, out, shards=2, fractions=(0.75, 0.25, 0.0))
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_paired_data, tmp_path_factory):
+    """A Pix2Pix run folder (32 px, 8 filters, 6 steps on tiny_paired_data) with its SavedModel."""
+    from tfunmask import training
+    from tfunmask.config import TrainConfig
+
+    config = TrainConfig(model="pix2pix", data=str(tiny_paired_data), model_dir=str(tmp_path_factory.mktemp("run")),
+                         image_size=32, batch_size=4, epochs=1, decay_epochs=0, steps_per_epoch=6, filters=8,
+                         mixed_precision="none", strategy="one_device", summary_every=100, image_every=1000)
+    training.train(config, verbose=0)
+    return Path(config.model_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_exports(tiny_run):
+    """Every export format of `tiny_run`, parity-checked: {format: export_lib.Exported}."""
+    from tfunmask import export_lib
+
+    return {result.format: result for result in export_lib.export(tiny_run)}
+
+
+@pytest.fixture(scope="session")
+def two_face_photo(shared_faces):
+    """A uint8 RGB photo of two real people side by side (from `unmasked/`); skips when absent."""
+    import cv2
+    import numpy as np
+
+    from tfunmask.data import faces, images
+
+    halves = []
+    for path in sorted((shared_faces / "unmasked").iterdir()):
+        photo = images.read_image(path)
+        photo = cv2.resize(photo, (round(photo.shape[1] * 240 / photo.shape[0]), 240), interpolation=cv2.INTER_AREA)
+        if len(faces.find(photo, use_cnn=False)) == 1:
+            halves.append(photo)
+        if len(halves) == 2:
+            return np.hstack([cv2.copyMakeBorder(half, 0, 0, 40, 40, cv2.BORDER_REPLICATE) for half in halves])
+    pytest.skip("no two photos with one face each in the shared data")

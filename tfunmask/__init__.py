@@ -1,0 +1,12 @@
+"""tfunmask: remove face masks from photos with GANs (Pix2Pix, CycleGAN, AttentionGAN) in Keras 3.
+
+``tfunmask.load(path)`` returns an ``Unmasker`` for an exported generator; importing the package
+alone loads neither TensorFlow nor dlib.
+"""
+
+
+def load(path, **options):
+    """An ``Unmasker`` over the generator at ``path``: see ``tfunmask.inference.load``."""
+    from tfunmask.inference import load as load_unmasker
+
+    return load_unmasker(path, **options)

@@ -1,0 +1,85 @@
+"""Export: every format round-trips with parity, signatures, the parity gate and the CLI."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from ai_edge_litert.interpreter import Interpreter
+
+from tfunmask import export_lib, runs
+from tfunmask.config import ConfigError
+
+SIZE = 32
+
+
+def test_every_format_is_written_with_parity_within_its_threshold(tiny_exports, tiny_run):
+    assert list(tiny_exports) == list(export_lib.FORMATS)
+    for fmt, result in tiny_exports.items():
+        assert result.path.exists() and result.size_bytes > 0
+        assert result.parity.passed, f"{fmt}: {result.parity}"
+        assert result.parity.min_psnr_db == export_lib.MIN_PSNR_DB[fmt]
+    for exact in ("saved_model", "keras", "float32"):
+        assert tiny_exports[exact].parity.max_abs_error <= 1
+    assert tiny_exports["float16"].size_bytes < 0.6 * tiny_exports["float32"].size_bytes
+    assert tiny_exports["int8"].size_bytes < 0.35 * tiny_exports["float32"].size_bytes
+    summary = json.loads((tiny_run / "export" / export_lib.SUMMARY_FILE).read_text())
+    assert summary["parity_split"] == "val" and summary["parity_samples"] == 8
+    assert [entry["format"] for entry in summary["exports"]] == list(export_lib.FORMATS)
+    assert all(entry["passed"] for entry in summary["exports"])
+
+
+def test_saved_model_signature_is_uint8_to_uint8(tiny_exports):
+    serve = tf.saved_model.load(str(tiny_exports["saved_model"].path)).signatures["serving_default"]
+    (spec,) = serve.structured_input_signature[1].values()
+    assert spec.name == "images" and spec.dtype == tf.uint8 and spec.shape.as_list() == [None, SIZE, SIZE, 3]
+    output = serve.structured_outputs["unmasked"]
+    assert output.dtype == tf.uint8 and output.shape.as_list() == [None, SIZE, SIZE, 3]
+    assert serve(images=tf.zeros((3, SIZE, SIZE, 3), tf.uint8))["unmasked"].shape == (3, SIZE, SIZE, 3)
+
+
+@pytest.mark.parametrize("fmt", export_lib.TFLITE_FORMATS)
+def test_tflite_signature_is_uint8_batch_one(tiny_exports, fmt):
+    interpreter = Interpreter(model_path=str(tiny_exports[fmt].path))
+    (inputs,), (outputs,) = interpreter.get_input_details(), interpreter.get_output_details()
+    for details in (inputs, outputs):
+        assert details["dtype"] == np.uint8 and list(details["shape"]) == [1, SIZE, SIZE, 3]
+    quantised = fmt == "int8"
+    assert (inputs["quantization"][0] > 0) == quantised and (outputs["quantization"][0] > 0) == quantised
+
+
+def test_parity_below_threshold_fails_the_format(tiny_run, tmp_path, monkeypatch):
+    monkeypatch.setitem(export_lib.MIN_PSNR_DB, "int8", 1000.0)
+    (result,) = export_lib.export(tiny_run, tmp_path, ("int8",), calibration_samples=4, parity_samples=2)
+    assert not result.parity.passed and result.parity.psnr_db < 1000.0
+    summary = json.loads((tmp_path / export_lib.SUMMARY_FILE).read_text())
+    assert summary["exports"][0]["passed"] is False and summary["calibration_samples"] == 4
+
+
+def test_restore_and_export_fail_clearly(tmp_path, tiny_run):
+    with pytest.raises(ConfigError, match="no config.json"):
+        runs.restore(tmp_path)
+    with pytest.raises(export_lib.ExportError, match="no paired shards"):
+        export_lib.export(tiny_run, tmp_path / "out", ("float32",), data=tmp_path)
+    with pytest.raises(export_lib.ExportError, match="unknown format.*tflite"):
+        export_lib.parse_formats("float32,tflite")
+    assert export_lib.parse_formats("int8, float32") == ("float32", "int8")
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "tfunmask.export", *args], capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_cli_prints_the_parity_table_and_exit_codes(tiny_run, tmp_path):
+    done = run_cli(f"--model_dir={tiny_run}", f"--out={tmp_path}", "--formats=float32,dynamic_int8")
+    assert done.returncode == 0, done.stderr
+    rows = [line.split() for line in done.stdout.splitlines()]
+    assert rows[0][:5] == ["format", "size", "max", "|err|", "PSNR"]
+    assert [row[0] for row in rows[1:3]] == ["float32", "dynamic_int8"] and rows[1][-2] == "ok"
+    assert (tmp_path / "generator_dynamic_int8.tflite").is_file()
+    bad = run_cli(f"--model_dir={tmp_path / 'nothing'}")
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("error: no config.json")
+    assert "Traceback" not in bad.stderr

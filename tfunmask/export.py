@@ -1,0 +1,69 @@
+"""Export a trained run for serving: ``python -m tfunmask.export --model_dir=RUN``.
+
+Writes a SavedModel, a ``.keras`` file and TFLite files (float32, float16, dynamic-range int8,
+full-integer int8) into ``--out`` (default RUN/export), prints each format's parity against the
+Keras generator, and exits 1 if any format falls below its parity threshold.
+Thin wrapper over ``tfunmask.export_lib.export``.
+"""
+
+import os
+
+from absl import flags
+
+from tfunmask.cli import fail, run_main
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model_dir", None, "Training run folder (config.json and checkpoints/).")
+flags.DEFINE_string("out", None, "Output folder (default MODEL_DIR/export).")
+flags.DEFINE_string("formats", "all", "Comma-separated: saved_model, keras, float32, float16, dynamic_int8, "
+                    "int8; or all.")
+flags.DEFINE_string("data", None, "TFRecord folder for calibration and parity faces (default: the run's data).")
+flags.DEFINE_integer("calibration_samples", 32, "Training faces that calibrate full-integer int8.")
+flags.DEFINE_integer("parity_samples", 8, "Held-back faces that parity is measured on.")
+flags.DEFINE_integer("num_threads", None, "TFLite threads for the parity run (default: all CPUs).")
+
+HEADER = f"{'format':<13} {'size':>10} {'max |err|':>9} {'PSNR dB':>8} {'min dB':>7}  result  path"
+
+
+def row(result):
+    """One line of the parity table."""
+    parity = result.parity
+    return (f"{result.format:<13} {result.size_bytes / 2 ** 20:>7.2f} MB {parity.max_abs_error:>9d} "
+            f"{parity.psnr_db:>8.1f} {parity.min_psnr_db:>7.1f}  {'ok' if parity.passed else 'FAILED':<6}  "
+            f"{result.path}")
+
+
+def main(argv):
+    if len(argv) > 1:
+        fail(f"unexpected arguments: {' '.join(argv[1:])}")
+    if not FLAGS.model_dir:
+        fail("--model_dir is required")
+    for name in ("calibration_samples", "parity_samples"):
+        if FLAGS[name].value < 1:
+            fail(f"--{name} must be positive (got {FLAGS[name].value})")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from tfunmask import export_lib  # TensorFlow loads only once the flags are good
+    from tfunmask.config import ConfigError
+
+    try:
+        formats = export_lib.parse_formats(FLAGS.formats)
+        print(HEADER, flush=True)
+        results = export_lib.export(FLAGS.model_dir, FLAGS.out, formats, data=FLAGS.data,
+                                    calibration_samples=FLAGS.calibration_samples,
+                                    parity_samples=FLAGS.parity_samples, num_threads=FLAGS.num_threads,
+                                    on_exported=lambda result: print(row(result), flush=True))
+    except (ConfigError, export_lib.ExportError) as error:
+        fail(str(error))
+    failed = [r.format for r in results if not r.parity.passed]
+    if failed:
+        fail(f"parity below threshold for {', '.join(failed)} (output vs Keras on held-back faces)", code=1)
+    print(f"exported {len(results)} format(s); parity within thresholds")
+
+
+def run():
+    """Console entry point."""
+    run_main(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,90 @@
+"""Unmask photos: ``python -m tfunmask.unmask --model=PATH INPUT... --out DIR``.
+
+INPUT is any mix of image files, folders (searched recursively) and globs. Every face of every
+photo is found, aligned, unmasked by the generator at PATH (a SavedModel folder or training run
+folder, a ``.tflite`` or a ``.keras`` file) and blended back; DIR receives ``unmasked/``,
+optionally ``compare/`` and ``crops/``, and ``report.json``. Unreadable files and photos without
+a face are reported and skipped. Exit code: 0 when every input was unmasked, 1 when any was
+skipped, 2 for bad arguments. Thin wrapper over ``tfunmask.unmask_lib.unmask_files``.
+"""
+
+import os
+import sys
+
+from absl import flags
+
+from tfunmask.cli import fail, run_main
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model", None, "SavedModel folder (or training run folder), .tflite or .keras file.")
+flags.DEFINE_string("out", None, "Output folder (must not be an input folder).")
+flags.DEFINE_bool("assume_cropped", False, "Each input is one aligned face crop: no detection, "
+                  "the whole image is unmasked.")
+flags.DEFINE_bool("compare", False, "Also write input|output side by side into OUT/compare/.")
+flags.DEFINE_bool("save_crops", False, "Also write each face's aligned input and output crops into OUT/crops/.")
+flags.DEFINE_integer("max_faces", None, "Unmask at most this many faces per photo (largest first).")
+flags.DEFINE_bool("cnn_fallback", True, "Run dlib's CNN face detector when HOG finds no face "
+                  "(finds far more masked faces; slower).")
+flags.DEFINE_integer("num_threads", None, "TFLite threads (default: all CPUs).")
+flags.DEFINE_bool("progress", True, "Show a progress bar when there are several inputs.")
+
+
+def summary_line(report, out_dir):
+    skipped = ", ".join(f"{reason} {count}" for reason, count in sorted(report["skipped"].items()))
+    return (f"unmasked {report['written']} of {report['seen']} photo(s), {report['faces']} face(s), into {out_dir}"
+            + (f"; skipped: {skipped}" if skipped else "") + f" (details in {out_dir}/report.json)")
+
+
+def main(argv):
+    inputs = argv[1:]
+    if not FLAGS.model:
+        fail("--model is required")
+    if not FLAGS.out:
+        fail("--out is required")
+    if not inputs:
+        fail("give at least one input file, folder or glob")
+    if FLAGS.max_faces is not None and FLAGS.max_faces < 1:
+        fail(f"--max_faces must be positive (got {FLAGS.max_faces})")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from tfunmask import inference, unmask_lib  # TensorFlow loads only once the flags are good
+
+    try:
+        unmask_lib.plan(inputs, FLAGS.out)  # bad inputs fail before the model loads
+        unmasker = inference.load(FLAGS.model, num_threads=FLAGS.num_threads, max_faces=FLAGS.max_faces,
+                                  use_cnn=FLAGS.cnn_fallback)
+        report = unmask_lib.unmask_files(unmasker, inputs, FLAGS.out, assume_cropped=FLAGS.assume_cropped,
+                                         compare=FLAGS.compare, save_crops=FLAGS.save_crops,
+                                         on_file=progress_bar() if FLAGS.progress else None)
+    except (inference.ModelError, unmask_lib.UnmaskError) as error:
+        fail(str(error))
+    for entry in report["skipped_files"]:
+        print(f"skipped ({entry['reason']}) {entry['message']}", file=sys.stderr)
+    print(summary_line(report, FLAGS.out))
+    if report["skipped"]:
+        sys.exit(1)
+
+
+def progress_bar():
+    """An ``on_file`` callback drawing a Keras progress bar once there is more than one file."""
+    bar = None
+
+    def on_file(done, total, entry):
+        nonlocal bar
+        if total < 2:
+            return
+        if bar is None:
+            import keras
+
+            bar = keras.utils.Progbar(total, unit_name="photo")
+        bar.update(done)
+
+    return on_file
+
+
+def run():
+    """Console entry point."""
+    run_main(main)
+
+
+if __name__ == "__main__":
+    run()
