@@ -15,7 +15,7 @@ from tfunmask.models.layers import NearestUpsample2x
 REPO = Path(__file__).resolve().parents[1]
 # The README's API example; until the deployment section is merged into README.md it lives in
 # the notes it is merged from.
-EXAMPLE_SOURCES = (REPO / "README.md", REPO.parent / "notes" / "readme_deployment.md")
+EXAMPLE_SOURCES = (REPO / "README.md",)
 EXAMPLE_MARKER = "<!-- api-example"
 
 
