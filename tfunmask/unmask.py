@@ -27,6 +27,8 @@ flags.DEFINE_bool("cnn_fallback", True, "Run dlib's CNN face detector when HOG f
                   "(finds far more masked faces; slower).")
 flags.DEFINE_integer("num_threads", None, "TFLite threads (default: all CPUs).")
 flags.DEFINE_bool("progress", True, "Show a progress bar when there are several inputs.")
+flags.DEFINE_bool("example", False, "Unmask a built-in example instead of INPUTs: a drawn face wearing a "
+                  "mask, written to OUT/example_masked.png (implies --assume_cropped).")
 
 
 def summary_line(report, out_dir):
@@ -41,18 +43,23 @@ def main(argv):
         fail("--model is required")
     if not FLAGS.out:
         fail("--out is required")
-    if not inputs:
-        fail("give at least one input file, folder or glob")
+    if FLAGS.example and inputs:
+        fail("--example takes no INPUT")
+    if not inputs and not FLAGS.example:
+        fail("give at least one input file, folder or glob (or --example)")
     if FLAGS.max_faces is not None and FLAGS.max_faces < 1:
         fail(f"--max_faces must be positive (got {FLAGS.max_faces})")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from tfunmask import inference, unmask_lib  # TensorFlow loads only once the flags are good
 
+    if FLAGS.example:
+        inputs = [write_example(FLAGS.out)]
     try:
         unmask_lib.plan(inputs, FLAGS.out)  # bad inputs fail before the model loads
         unmasker = inference.load(FLAGS.model, num_threads=FLAGS.num_threads, max_faces=FLAGS.max_faces,
                                   use_cnn=FLAGS.cnn_fallback)
-        report = unmask_lib.unmask_files(unmasker, inputs, FLAGS.out, assume_cropped=FLAGS.assume_cropped,
+        report = unmask_lib.unmask_files(unmasker, inputs, FLAGS.out,
+                                         assume_cropped=FLAGS.assume_cropped or FLAGS.example,
                                          compare=FLAGS.compare, save_crops=FLAGS.save_crops,
                                          on_file=progress_bar() if FLAGS.progress else None)
     except (inference.ModelError, unmask_lib.UnmaskError) as error:
@@ -62,6 +69,17 @@ def main(argv):
     print(summary_line(report, FLAGS.out))
     if report["skipped"]:
         sys.exit(1)
+
+
+def write_example(out_dir):
+    """Draws the built-in masked example into ``out_dir`` and returns its path."""
+    from pathlib import Path
+
+    from tfunmask.data import demo, images
+
+    path = Path(out_dir) / "example_masked.png"
+    images.write_image(path, demo.masked_example()[0])
+    return str(path)
 
 
 def progress_bar():
