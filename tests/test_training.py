@@ -2,9 +2,12 @@
 
 import dataclasses
 import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import keras
-
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -34,22 +37,43 @@ def all_weights(model):
     return [v.numpy() for v in model.weights]
 
 
-def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tiny_paired_data, tmp_path):
-    straight, _ = training.train(tiny_config(tiny_paired_data, tmp_path / "straight"), verbose=0)
-    config = tiny_config(tiny_paired_data, tmp_path / "resumed")
-    with pytest.raises(Crash):
+RESUME_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import keras, numpy as np
+    sys.path.insert(0, sys.argv[3])
+    from test_training import Crash, CrashAfterFirstEpoch, all_weights, tiny_config
+    from tfunmask import training
+    data, tmp = sys.argv[1], sys.argv[2]
+    straight, _ = training.train(tiny_config(data, tmp + "/straight"), verbose=0)
+    config = tiny_config(data, tmp + "/resumed")
+    try:
         training.train(config, verbose=0, callbacks=[CrashAfterFirstEpoch()])
+    except Crash:
+        pass
     resumed, summary = training.train(config, resume=True, verbose=0)
-    assert summary["start_epoch"] == 1
-    assert int(resumed.g_optimizer.iterations) == int(straight.g_optimizer.iterations) == 6
-    assert float(resumed.g_optimizer.learning_rate) == pytest.approx(0.0, abs=1e-12)  # decayed to 0
-    diffs = np.concatenate([np.abs(a - b).ravel() for a, b in
-                            zip(all_weights(straight), all_weights(resumed))])
+    diffs = np.concatenate([np.abs(a - b).ravel() for a, b in zip(all_weights(straight), all_weights(resumed))])
+    print(json.dumps({"start_epoch": summary["start_epoch"], "max": float(diffs.max()),
+                      "moved": float((diffs > 1e-5).mean()),
+                      "steps": [int(straight.g_optimizer.iterations), int(resumed.g_optimizer.iterations)],
+                      "lr": float(resumed.g_optimizer.learning_rate)}))
+""")
+
+
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tiny_paired_data, tmp_path):
+    """Runs in a fresh interpreter: see the known issue in the closing note (models trained
+    earlier in the same process made the resumed run drift)."""
+    result = subprocess.run([sys.executable, "-c", RESUME_SCRIPT, str(tiny_paired_data), str(tmp_path),
+                             str(Path(__file__).parent)], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["start_epoch"] == 1
+    assert report["steps"] == [6, 6]
+    assert report["lr"] == pytest.approx(0.0, abs=1e-12)  # decayed to 0 at the end
     # Multi-threaded CPU kernels may differ in the last bit, and Adam turns a last-bit change
     # of a near-zero gradient into up to +-lr per step for that weight; a real resume bug (data,
     # learning rate or dropout masks not restored) moves most weights and by far more.
-    assert diffs.max() < 2e-3, diffs.max()
-    assert (diffs > 1e-5).mean() < 0.01, (diffs > 1e-5).mean()
+    assert report["max"] < 2e-3, report
+    assert report["moved"] < 0.01, report
 
 
 def test_resume_with_other_architecture_fails_clearly(tiny_paired_data, tmp_path):
