@@ -11,6 +11,7 @@ a one-line message and a non-zero exit.
 """
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import time
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from absl import app, flags
 
+from tfunmask.cli import fail, flags_parser
 from tfunmask.data import records_builder, splits
 
 FLAGS = flags.FLAGS
@@ -40,17 +42,8 @@ flags.mark_flags_as_required(["mode", "out"])
 PROG = "make_tfrecords"
 
 
-def _fail(message: str) -> None:
-    """Exit with a one-line error on stderr (status 1)."""
-    sys.exit(f"{PROG}: error: {' '.join(str(message).split())}")
+_fail = functools.partial(fail, code=1, prog=PROG)
 
-
-def _parse_flags(argv: list[str]) -> list[str]:
-    """absl flag parsing, with flag errors reported on one line instead of usage text."""
-    try:
-        return FLAGS(argv)
-    except flags.Error as error:
-        _fail(error)
 
 
 class _Progress:
@@ -145,4 +138,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=_parse_flags)
+    app.run(main, flags_parser=flags_parser(PROG, code=1))

@@ -9,13 +9,14 @@ User errors end with a one-line message on stderr and a non-zero exit.
 """
 from __future__ import annotations
 
+import functools
 import os
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Keras' progress bar imports TensorFlow
 
 from absl import app, flags  # noqa: E402
 
+from tfunmask.cli import fail, flags_parser  # noqa: E402
 from tfunmask.data import masks, overlay  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -35,17 +36,8 @@ flags.mark_flags_as_required(["faces", "out"])
 PROG = "overlay_masks"
 
 
-def _fail(message: object) -> None:
-    """Exit with a one-line error on stderr (status 1)."""
-    sys.exit(f"{PROG}: error: {' '.join(str(message).split())}")
+_fail = functools.partial(fail, code=1, prog=PROG)
 
-
-def _parse_flags(argv: list[str]) -> list[str]:
-    """absl flag parsing, with flag errors reported on one line instead of usage text."""
-    try:
-        return FLAGS(argv)
-    except flags.Error as error:
-        _fail(error)
 
 
 def main(argv: list[str]) -> None:
@@ -66,4 +58,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=_parse_flags)
+    app.run(main, flags_parser=flags_parser(PROG, code=1))
