@@ -106,6 +106,28 @@ def test_same_seed_same_batches_other_seed_differs(paired_data):
     assert not np.array_equal(first, run(8))
 
 
+def test_every_iterator_over_a_dataset_gives_the_same_batches(paired_data, unpaired_files):
+    """Keras may open several iterators on one dataset; each must see the same order."""
+    datasets = [pipeline.paired(paired_data[0], image_size=32, load_size=36, batch_size=2, seed=5, repeat=True),
+                pipeline.unpaired(*unpaired_files, image_size=32, load_size=36, batch_size=2, seed=5,
+                                  repeat=True)]
+    for dataset in datasets:
+        first, second = iter(dataset), iter(dataset)
+        for _ in range(7):  # past the end of the first pass
+            a, b = next(first), next(second)
+            for key in a:
+                np.testing.assert_array_equal(a[key].numpy(), b[key].numpy())
+
+
+def test_repeated_passes_are_reshuffled_permutations(paired_data):
+    files, images = paired_data
+    dataset = pipeline.paired(files, image_size=SIZE, load_size=SIZE, batch_size=1, seed=0, repeat=True)
+    order = [_placement(e["masked"][0].numpy(), images, SIZE)[0] for e in dataset.take(3 * N)]
+    passes = [order[i * N:(i + 1) * N] for i in range(3)]
+    assert all(sorted(p) == list(range(N)) for p in passes), passes
+    assert len({tuple(p) for p in passes}) == 3, passes
+
+
 def test_eval_mode_is_plain_resize(paired_data):
     files, _ = paired_data
     elements = _elements(pipeline.paired(files, image_size=32, load_size=48, batch_size=4, training=False))

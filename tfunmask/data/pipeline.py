@@ -37,14 +37,26 @@ def _check_args(files: Sequence[str | Path], image_size: int, load_size: int, ba
 
 
 def _records(files: list[str], *, shuffle: bool, seed: int, shuffle_buffer: int,
-             deterministic: bool | None) -> tf.data.Dataset:
-    """Serialized Examples read from `files` in parallel, shuffled (files and records) if asked."""
-    dataset = tf.data.Dataset.from_tensor_slices(files)
-    if shuffle:
-        dataset = dataset.shuffle(len(files), seed=seed)
-    dataset = dataset.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), _MAX_CYCLE),
-                                 num_parallel_calls=AUTOTUNE, deterministic=deterministic)
-    return dataset.shuffle(shuffle_buffer, seed=seed) if shuffle else dataset
+             deterministic: bool | None, repeat: bool = False) -> tf.data.Dataset:
+    """Serialized Examples read from `files` in parallel, shuffled (files and records) if asked;
+    one pass, or endless passes (each reshuffled) if `repeat`.
+
+    The reader is built inside a one-element `flat_map`, so every iterator over the result gets
+    its own shuffle state starting from `seed` and yields the same order. Built directly, the
+    shuffles would give each new iterator the next order, and Keras' `fit` may open more than
+    one iterator on a dataset, which made identical runs intermittently differ.
+    """
+    def reader(_):
+        dataset = tf.data.Dataset.from_tensor_slices(files)
+        if shuffle:
+            dataset = dataset.shuffle(len(files), seed=seed)
+        dataset = dataset.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), _MAX_CYCLE),
+                                     num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+        if shuffle:
+            dataset = dataset.shuffle(shuffle_buffer, seed=seed)
+        return dataset.repeat() if repeat else dataset
+
+    return tf.data.Dataset.from_tensors(0).flat_map(reader)
 
 
 def _to_float(image: tf.Tensor) -> tf.Tensor:
@@ -116,9 +128,7 @@ def paired(files: Sequence[str | Path], *, image_size: int = 256, load_size: int
     """
     files = _check_args(files, image_size, load_size, batch_size)
     dataset = _records(files, shuffle=training, seed=_shuffle_seed(seed, _STREAM_PAIRED),
-                       shuffle_buffer=shuffle_buffer, deterministic=deterministic)
-    if repeat:
-        dataset = dataset.repeat()
+                       shuffle_buffer=shuffle_buffer, deterministic=deterministic, repeat=repeat)
     element = partial(_paired_element, image_size=image_size, load_size=load_size,
                       training=training, seed=seed)
     dataset = dataset.enumerate().map(element, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
@@ -134,7 +144,7 @@ def _domain(files: list[str], stream: int, *, training: bool, seed: int, shuffle
             deterministic: bool | None, **options) -> tf.data.Dataset:
     """Endless stream of prepared images of one domain (own shuffle seed and RNG stream)."""
     dataset = _records(files, shuffle=training, seed=_shuffle_seed(seed, stream), shuffle_buffer=shuffle_buffer,
-                       deterministic=deterministic).repeat()
+                       deterministic=deterministic, repeat=True)
     element = partial(_unpaired_element, training=training, seed=seed, stream=stream, **options)
     return dataset.enumerate().map(element, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
 
