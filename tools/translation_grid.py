@@ -48,7 +48,7 @@ def main(argv):
 
     from tfunmask.callbacks import image_grid
     from tfunmask.config import ConfigError
-    from tfunmask.data import pipeline, tfrecords
+    from tfunmask.data import tfrecords
     from tfunmask.runs import restore
 
     try:

@@ -26,10 +26,10 @@ from tfunmask.models.layers import ReflectionPad2D, resnet_generator
 @pytest.mark.parametrize("blocks", [6, 9])
 def test_resnet_generator_has_the_selected_residual_blocks(blocks):
     generator = resnet_generator(64, filters=4, blocks=blocks)
-    assert sum(isinstance(l, keras.layers.Add) for l in generator.layers) == blocks
-    assert not [l for l in generator.layers if isinstance(l, keras.layers.Conv2DTranspose)]
-    assert sum(isinstance(l, ReflectionPad2D) for l in generator.layers) == 2 * blocks + 2
-    assert sum(isinstance(l, keras.layers.GroupNormalization) for l in generator.layers) == 2 * blocks + 5
+    assert sum(isinstance(layer, keras.layers.Add) for layer in generator.layers) == blocks
+    assert not [layer for layer in generator.layers if isinstance(layer, keras.layers.Conv2DTranspose)]
+    assert sum(isinstance(layer, ReflectionPad2D) for layer in generator.layers) == 2 * blocks + 2
+    assert sum(isinstance(layer, keras.layers.GroupNormalization) for layer in generator.layers) == 2 * blocks + 5
 
 
 def test_generator_output_shape_range_and_float32_under_bfloat16():

@@ -56,7 +56,7 @@ def test_generator_shape_range_and_deterministic_inference():
 
 def test_generator_has_no_transposed_convolutions():
     generator = unet_generator(64, filters=8)
-    assert not [l for l in generator.layers if isinstance(l, keras.layers.Conv2DTranspose)]
+    assert not [layer for layer in generator.layers if isinstance(layer, keras.layers.Conv2DTranspose)]
 
 
 def test_discriminator_is_70px_patchgan():
