@@ -62,7 +62,7 @@ def main(_):
     for precision in FLAGS.precisions:
         rates[precision] = images_per_second(precision)
         ratio = f" ({rates[precision] / rates['float32']:.2f}x float32)" if "float32" in rates else ""
-        print(f"{precision:>9}: {rates[precision]:6.2f} images/s{ratio}", flush=True)
+        print(f"{precision:>9}: {rates[precision]:7.3g} images/s{ratio}", flush=True)
 
 
 if __name__ == "__main__":
