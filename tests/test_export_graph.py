@@ -1,11 +1,12 @@
-"""The fused serving graph computes what the training graph computes, with no upsampling left."""
+"""The TFLite graph computes what the training graph computes, with no upsampling or mirror pad left."""
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from keras import layers
 
-from tfunmask.export_graph import UpsampleConv2D, fuse_upsampling
-from tfunmask.models.layers import NearestUpsample2x, resnet_generator
+from tfunmask.export_graph import SlicedReflectionPad2D, UpsampleConv2D, tflite_graph
+from tfunmask.models.layers import NearestUpsample2x, ReflectionPad2D, resnet_generator
 from tfunmask.models.pix2pix import unet_generator
 
 
@@ -30,7 +31,7 @@ def test_fused_generator_gives_the_same_images(build):
     rng = np.random.default_rng(0)
     generator = build()
     randomise_statistics(generator, rng)
-    fused = fuse_upsampling(generator)
+    fused = tflite_graph(generator)
     assert count(fused, NearestUpsample2x) == 0
     assert count(fused, UpsampleConv2D) >= count(generator, NearestUpsample2x)
     assert fused.count_params() == generator.count_params()
@@ -47,5 +48,31 @@ def test_upsampling_feeding_other_layers_is_kept():
     inputs = keras.Input((8, 8, 4))
     up = NearestUpsample2x()(inputs)
     model = keras.Model(inputs, [layers.Conv2D(3, 3, padding="same")(up), layers.ReLU()(up)])
-    fused = fuse_upsampling(model)
+    fused = tflite_graph(model)
     assert count(fused, NearestUpsample2x) == 1 and count(fused, UpsampleConv2D) == 0
+
+
+@pytest.mark.parametrize("pad", [1, 3])
+def test_sliced_reflection_pad_equals_a_reflect_pad_in_values_and_gradients(pad):
+    x = tf.constant(np.random.default_rng(pad).normal(size=(2, 7, 9, 3)).astype(np.float32))
+    weights = tf.constant(np.random.default_rng(9).normal(size=(2, 7 + 2 * pad, 9 + 2 * pad, 3)).astype(np.float32))
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        sliced = SlicedReflectionPad2D(pad)(x)
+        reference = ReflectionPad2D(pad)(x)
+        sliced_loss, reference_loss = tf.reduce_sum(sliced * weights), tf.reduce_sum(reference * weights)
+    np.testing.assert_array_equal(sliced.numpy(), reference.numpy())
+    np.testing.assert_allclose(tape.gradient(sliced_loss, x).numpy(), tape.gradient(reference_loss, x).numpy(),
+                               rtol=1e-6, atol=1e-6)
+
+
+def test_resnet_generator_tflite_graph_has_no_mirror_pad_and_the_same_outputs(capsys):
+    """XNNPACK has no MIRROR_PAD kernel: each one would split the delegated graph."""
+    generator = resnet_generator(32, filters=4, blocks=1)
+    graph = tflite_graph(generator)
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_allclose(graph(x).numpy(), generator(x).numpy(), atol=1e-6)
+    converter = tf.lite.TFLiteConverter.from_keras_model(graph)
+    tf.lite.experimental.Analyzer.analyze(model_content=converter.convert())
+    ops = capsys.readouterr().out
+    assert "CONV_2D" in ops and "MIRROR_PAD" not in ops

@@ -1,5 +1,7 @@
-"""The generator's serving graph: every nearest x2 upsample + 3x3 convolution computed at the
-input resolution, 2.25 times cheaper and with the same outputs.
+"""The generator's TFLite graph: the same outputs from operations that XNNPACK runs fast.
+
+Two rewrites, both exact: every nearest x2 upsample + 3x3 convolution computed at the input
+resolution (2.25 times cheaper), and every reflection pad built from slices (no MIRROR_PAD).
 
 Training uses the plain pair (``NearestUpsample2x`` then a 3x3 ``Conv2D``): simple, free of
 checkerboard artefacts, and what the checkpoints hold. But after a nearest x2 upsample every 3x3
@@ -14,6 +16,13 @@ where there were 9). TensorFlow's own CPU kernels run the fused form slower than
 so only the TFLite conversion uses it. The trained 3x3 kernels are kept and combined inside the
 graph, so the fused model loads the same weights, and the exporter's parity check compares its
 output with the unfused Keras generator's.
+
+XNNPACK has no MIRROR_PAD kernel, so each ``ReflectionPad2D`` of the CycleGAN/AttentionGAN
+ResNet generators cut the delegated graph into another piece (15 pieces for 6 residual blocks).
+``SlicedReflectionPad2D`` concatenates one-pixel slices instead: 5 pieces, and the one-thread
+latency of a 128 px AttentionGAN generator fell by 13-14 % in float and 24-26 % in int8. Training
+keeps the reflect pad, which TensorFlow runs about 13 % faster in a generator's forward and
+backward pass.
 """
 
 from collections import defaultdict
@@ -23,7 +32,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from tfunmask.models.layers import NearestUpsample2x
+from tfunmask.models.layers import NearestUpsample2x, ReflectionPad2D
 
 # TAPS[phase] maps the three taps of a 3x3 kernel row (offsets -1, 0, +1 on the upsampled grid)
 # to the two taps (input offsets p-1 and p, p the phase) that see the same input pixels.
@@ -60,6 +69,24 @@ class UpsampleConv2D(layers.Layer):
         return (shape[0], double(shape[1]), double(shape[2]), self.filters)
 
 
+class SlicedReflectionPad2D(ReflectionPad2D):
+    """``ReflectionPad2D`` from one-pixel slices and concatenations: same values and gradients."""
+
+    def call(self, x):
+        for axis in (1, 2):
+            x = self._reflect(x, axis)
+        return x
+
+    def _reflect(self, x, axis):
+        """``x`` with rows (axis 1) or columns (axis 2) p, ..., 1 before and -2, ..., -1-p after."""
+        def take(start, stop):
+            return x[:, start:stop] if axis == 1 else x[:, :, start:stop]
+
+        before = [take(i, i + 1) for i in range(self.pad, 0, -1)]
+        after = [take(-1 - i, -i) for i in range(1, self.pad + 1)]
+        return tf.concat(before + [x] + after, axis=axis)
+
+
 def _fusable(layer):
     return (isinstance(layer, layers.Conv2D) and layer.kernel_size == (3, 3) and layer.strides == (1, 1)
             and layer.padding == "same" and layer.dilation_rate == (1, 1) and layer.groups == 1
@@ -76,9 +103,10 @@ def _consumers(model):
     return consumers
 
 
-def fuse_upsampling(generator):
+def tflite_graph(generator):
     """A copy of a functional ``generator`` in which every ``NearestUpsample2x`` whose outputs
-    only feed plain 3x3 convolutions is folded into them (``UpsampleConv2D``); same weights."""
+    only feed plain 3x3 convolutions is folded into them (``UpsampleConv2D``) and every
+    ``ReflectionPad2D`` is sliced (``SlicedReflectionPad2D``); same weights, same outputs."""
     consumers = _consumers(generator)
     upsamples = {layer.name for layer in generator.layers if isinstance(layer, NearestUpsample2x)
                  and consumers[layer.name] and all(map(_fusable, consumers[layer.name]))}
@@ -87,6 +115,8 @@ def fuse_upsampling(generator):
     def clone(layer):
         if layer.name in fused_convs:
             return UpsampleConv2D(layer.filters, layer.use_bias, name=layer.name, dtype=layer.dtype_policy)
+        if isinstance(layer, ReflectionPad2D):
+            return SlicedReflectionPad2D(layer.pad, name=layer.name, dtype=layer.dtype_policy)
         return layer.__class__.from_config(layer.get_config())
 
     def call(layer, *args, **kwargs):

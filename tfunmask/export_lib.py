@@ -13,9 +13,10 @@ to and from [-1, 1] lives inside the graph, so no caller can get the normalisati
                 from the run's training shards; its uint8 input and output carry a scale and zero
                 point, which the inference backend applies.
 
-The TFLite files hold the fused graph of ``export_graph`` (each nearest x2 upsample + 3x3
+The TFLite files hold the graph of ``export_graph.tflite_graph`` (each nearest x2 upsample + 3x3
 convolution computed at the input resolution: same outputs, 1.9x faster in LiteRT, files 1.5x
-larger); the SavedModel keeps the training graph, which TensorFlow's CPU kernels run faster.
+larger; reflection pads as slices, which XNNPACK runs); the SavedModel keeps the training graph,
+which TensorFlow's CPU kernels run faster.
 TFLite files have a static batch of one: what XNNPACK runs fastest and what a phone feeds.
 
 Parity: held-back faces (the val split, else test, else train) go through every exported file
@@ -35,7 +36,7 @@ import tensorflow as tf
 
 from tfunmask import inference, models
 from tfunmask.data import pipeline, tfrecords
-from tfunmask.export_graph import fuse_upsampling
+from tfunmask.export_graph import tflite_graph
 from tfunmask.metrics.image import psnr
 from tfunmask.pixels import to_uint8, to_unit
 
@@ -156,7 +157,7 @@ def export_generator(generator, out_dir, formats, *, calibration=None):
     ``(format, path)`` as each file is written (``calibration``: uint8 faces, needed by int8)."""
     with tempfile.TemporaryDirectory(prefix="tfunmask-convert-") as scratch:
         if set(formats) & set(TFLITE_FORMATS):  # the batch-one fused graph the converter reads
-            _write_archive(fuse_upsampling(generator), scratch, 1, with_pixels=True)
+            _write_archive(tflite_graph(generator), scratch, 1, with_pixels=True)
         for fmt in formats:
             path = Path(out_dir) / FILE_NAMES[fmt]
             if fmt == "saved_model":
