@@ -2,7 +2,6 @@
 import dataclasses
 import multiprocessing
 from concurrent.futures import ThreadPoolExecutor
-from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -163,26 +162,6 @@ def test_no_face_in_a_synthetic_image():
     cv2.rectangle(image, (20, 30), (70, 90), (30, 160, 40), -1)
     cv2.circle(image, (120, 60), 25, (200, 200, 40), -1)
     assert faces.find(image) == []
-
-
-@pytest.mark.parametrize("height, width, found_at, sizes", [
-    (120, 160, None, [480]),       # small photo: a larger CNN size would see the same pixels
-    (600, 900, None, [480, 640]),  # large photo, no face: each CNN size in turn
-    (600, 900, 480, [480]),        # found at the first size: stop
-])
-def test_cnn_fallback_tries_larger_sizes_only_when_they_can_help(monkeypatch, height, width, found_at, sizes):
-    calls = []
-
-    def cnn_boxes(padded, inset, max_side):
-        calls.append(max_side)
-        return [(np.array([10.0, 10.0, 60.0, 60.0]), 1.0)] if max_side == found_at else []
-
-    monkeypatch.setattr(faces, "_cnn_boxes", cnn_boxes)
-    monkeypatch.setattr(faces, "_face", lambda padded, pad, box, score, detector: SimpleNamespace(
-        box=box, detector=detector))
-    found = faces.find(smooth_image(height, width))
-    assert calls == sizes
-    assert [face.detector for face in found] == (["cnn"] if found_at else [])
 
 
 def test_find_rejects_non_rgb_input():

@@ -2,10 +2,8 @@
 
 Detection: dlib's HOG frontal detector runs on the photo padded by 30 % of its longer side,
 because tight crops (the face filling the frame, chin or forehead cut off) leave HOG no margin;
-when HOG finds nothing, dlib's CNN (MMOD) detector runs on a less padded copy downscaled to 480 px,
-and if that finds nothing too, to 640 px (small faces). On the shared unmasked photos this lifts the
-share of photos with a face from 47 % (plain HOG) to ~99 %; on real masked photos, where HOG is
-weakest, the second CNN size raised it from 58 % to 66 % (100 photos).
+when HOG finds nothing, dlib's CNN (MMOD) detector runs on a less padded, downscaled copy. On the
+shared photos this lifts the share of photos with a face from 47 % (plain HOG) to ~99 %.
 Upsampling small photos for HOG was measured and found no extra faces at 4x the cost, so it is
 not done. Landmarks come from dlib's 68-point shape predictor on the padded full-resolution photo,
 so points of a cut-off chin are still predicted (they may lie outside the photo). The dlib models
@@ -35,7 +33,7 @@ import numpy as np
 HOG_PAD = 0.30        # padding on every side before HOG, as a fraction of the longer side
 CNN_PAD = 0.15        # the same before the CNN fallback (it copes better with cut-off faces)
 HOG_MAX_SIDE = 1280   # the padded photo is downscaled to this longest side for HOG
-CNN_MAX_SIDES = (480, 640)  # ... and to these, in turn, for the CNN (cost grows with the pixels)
+CNN_MAX_SIDE = 480    # ... and to this for the CNN, whose cost grows with the pixel count
 DUPLICATE_OVERLAP = 0.5  # boxes sharing more than this of the smaller box are one face
 
 EYE_DISTANCE = 0.25        # eye centres this fraction of the crop apart (FFHQ) ...
@@ -128,8 +126,7 @@ def _load_model(name: str):
 def find(image_rgb: np.ndarray, *, max_faces: int | None = None, use_cnn: bool = True) -> list[Face]:
     """The faces in a uint8 RGB photo, largest box first (at most `max_faces`).
 
-    Padded HOG first; the CNN detector only when HOG finds nothing (and `use_cnn`), at each
-    size of `CNN_MAX_SIDES` until one finds a face.
+    Padded HOG first; the CNN detector only when HOG finds nothing (and `use_cnn`).
     """
     image = _as_rgb(image_rgb)
     height, width = image.shape[:2]
@@ -138,10 +135,7 @@ def find(image_rgb: np.ndarray, *, max_faces: int | None = None, use_cnn: bool =
     detector, boxes = "hog", _hog_boxes(padded)
     if not boxes and use_cnn:
         inset = pad - round(CNN_PAD * max(height, width))
-        for max_side in CNN_MAX_SIDES:
-            detector, boxes = "cnn", _cnn_boxes(padded, inset, max_side)
-            if boxes or max(padded.shape[:2]) - 2 * inset <= max_side:
-                break  # found, or a larger size would see the same pixels
+        detector, boxes = "cnn", _cnn_boxes(padded, inset)
     faces = [_face(padded, pad, box, score, detector) for box, score in _deduplicate(boxes)]
     faces.sort(key=lambda face: _area(face.box), reverse=True)
     return faces[:max_faces]
@@ -170,12 +164,11 @@ def _hog_boxes(padded: np.ndarray) -> list[tuple[np.ndarray, float]]:
     return [(_box_array(rect) / factor, float(score)) for rect, score in zip(rects, scores)]
 
 
-def _cnn_boxes(padded: np.ndarray, inset: int, max_side: int) -> list[tuple[np.ndarray, float]]:
-    """CNN detections on `padded` minus `inset` pixels each side, shrunk to at most `max_side`,
-    in `padded` coordinates."""
+def _cnn_boxes(padded: np.ndarray, inset: int) -> list[tuple[np.ndarray, float]]:
+    """CNN detections on `padded` minus `inset` pixels each side, in `padded` coordinates."""
     global _cnn_run_by
     view = padded[inset:padded.shape[0] - inset, inset:padded.shape[1] - inset]
-    small, factor = _downscaled(np.ascontiguousarray(view), max_side)
+    small, factor = _downscaled(np.ascontiguousarray(view), CNN_MAX_SIDE)
     with _call_locks["cnn"]:
         _check_not_forked_after_cnn()
         detections = _model("cnn")(small, 0)
