@@ -2,27 +2,15 @@
 
 import dataclasses
 import json
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.training_helpers import run_script
 from tfunmask import training
 from tfunmask.config import ConfigError, TrainConfig
-
-
-class Crash(Exception):
-    pass
-
-
-class CrashAfterFirstEpoch(keras.callbacks.Callback):
-    def on_epoch_end(self, epoch, logs=None):
-        raise Crash()
 
 
 def tiny_config(data, model_dir, **overrides):
@@ -41,8 +29,8 @@ RESUME_SCRIPT = textwrap.dedent("""
     import json, sys
     import numpy as np
     stage, data, tmp = sys.argv[1:4]
-    sys.path.insert(0, sys.argv[4])
-    from test_training import Crash, CrashAfterFirstEpoch, all_weights, tiny_config
+    from tests.test_training import all_weights, tiny_config
+    from tests.training_helpers import Crash, CrashAfterFirstEpoch
     from tfunmask import training
     config = tiny_config(data, tmp + "/resumed", dropout=0.5)
     if stage == "crash":
@@ -66,14 +54,8 @@ RESUME_SCRIPT = textwrap.dedent("""
 def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tiny_paired_data, tmp_path):
     """Data order, learning rate, optimizer state and dropout masks across a crash and a
     --resume in a new process (as after a real crash), dropout on."""
-    def stage(name):
-        result = subprocess.run([sys.executable, "-c", RESUME_SCRIPT, name, str(tiny_paired_data), str(tmp_path),
-                                 str(Path(__file__).parent)], capture_output=True, text=True, timeout=600)
-        assert result.returncode == 0, result.stderr[-3000:]
-        return result.stdout
-
-    stage("crash")
-    report = json.loads(stage("resume").strip().splitlines()[-1])
+    run_script(RESUME_SCRIPT, "crash", tiny_paired_data, tmp_path)
+    report = run_script(RESUME_SCRIPT, "resume", tiny_paired_data, tmp_path)
     assert report["start_epoch"] == 1
     assert report["steps"] == 6
     assert report["lr"] == pytest.approx(0.0, abs=1e-12)  # decayed to 0 at the end

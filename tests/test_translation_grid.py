@@ -31,11 +31,6 @@ def run_tool(*args):
                           capture_output=True, text=True, timeout=300)
 
 
-def held_out_a(data_dir, count):
-    records = tf.data.TFRecordDataset(tfrecords.unpaired_files(data_dir, "val", "A")).take(count)
-    return np.stack([tfrecords.parse_unpaired(r)["image"].numpy() for r in records])
-
-
 def test_aggan_grid_rows_columns_and_attention(tiny_unpaired_data, tmp_path):
     model, run = saved_run(tmp_path, "aggan", attention_masks=3)
     out = tmp_path / "grid.png"
@@ -45,7 +40,7 @@ def test_aggan_grid_rows_columns_and_attention(tiny_unpaired_data, tmp_path):
     grid = images.read_image(out)
     # input | foreground | 2 foreground masks | output, one row per face
     assert grid.shape == (3 * SIZE, 5 * SIZE, 3)
-    faces = held_out_a(tiny_unpaired_data, 3)
+    faces = tfrecords.unpaired_images(tiny_unpaired_data, "val", "A", 3)
     np.testing.assert_allclose(grid[:SIZE, :SIZE], faces[0], atol=1)
     attention = model.generator_ab(faces / 127.5 - 1.0)["attention"].numpy()
     foreground = 255 * (1.0 - attention[..., -1])  # the background's complement

@@ -10,6 +10,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfunmask.pixels import to_uint8
+
 
 class Throughput(keras.callbacks.Callback):
     """Adds ``images_per_s`` (global batch / step time, smoothed) to the batch logs.
@@ -45,7 +47,7 @@ def image_grid(columns):
     """
     columns = [np.repeat(c, 3, axis=-1) if c.shape[-1] == 1 else c for c in map(np.asarray, columns)]
     grid = np.concatenate([np.concatenate(list(row), axis=1) for row in zip(*columns)], axis=0)
-    return np.clip((grid + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
+    return to_uint8(grid).numpy()
 
 
 class TensorBoardSummaries(keras.callbacks.Callback):

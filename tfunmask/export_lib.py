@@ -100,7 +100,7 @@ def _pixel_function(generator):
     """float32 pixels [0, 255] -> float32 pixels: the graph full-integer quantisation wraps, so
     that its uint8 input and output are pixels up to a calibrated scale."""
     def pixels(images):
-        return {"unmasked": (generator(images / 127.5 - 1.0, training=False) + 1.0) * 127.5}
+        return {"unmasked": (generator(to_unit(images), training=False) + 1.0) * 127.5}
 
     return pixels
 

@@ -49,6 +49,7 @@ def main(argv):
     from tfunmask.callbacks import image_grid
     from tfunmask.config import ConfigError
     from tfunmask.data import tfrecords
+    from tfunmask.pixels import to_unit
     from tfunmask.runs import restore
 
     try:
@@ -57,12 +58,11 @@ def main(argv):
         fail(error)
     if not hasattr(model, "generator_ab"):
         fail(f"{FLAGS.model_dir} holds a {config.model} run; this grid is for cyclegan and aggan")
-    files = tfrecords.unpaired_files(FLAGS.data, FLAGS.split, "A")
-    if not files:
-        fail(f"no domain-A {FLAGS.split} shards in {FLAGS.data}")
-    images = tf.data.TFRecordDataset(files).take(FLAGS.count).map(
-        lambda record: tf.cast(tfrecords.parse_unpaired(record)["image"], tf.float32) / 127.5 - 1.0)
-    images = tf.image.resize(tf.stack(list(images)), (config.image_size,) * 2, antialias=True)
+    try:
+        faces = tfrecords.unpaired_images(FLAGS.data, FLAGS.split, "A", FLAGS.count)
+    except LookupError as error:
+        fail(error)
+    images = tf.image.resize(to_unit(faces), (config.image_size,) * 2, antialias=True)
     grid = image_grid(translation_columns(model, images, each_mask=FLAGS.masks))
     Path(FLAGS.out).parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(FLAGS.out, cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))

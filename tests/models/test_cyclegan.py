@@ -4,9 +4,6 @@ Training tests run eagerly (see ``unpaired.compiled``); the traced step is the
 same code (``tf.while_loop`` and stateless ops behave alike in both).
 """
 
-import json
-import subprocess
-import sys
 import textwrap
 
 import keras
@@ -15,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 from tests.models.unpaired import SIZE, TINY, compiled, faces, l1, lsgan, unpaired_batch
+from tests.training_helpers import Crash, CrashAfterFirstEpoch, run_script
 from tfunmask import training
 from tfunmask.config import ConfigError, TrainConfig
 from tfunmask.models.cyclegan import CycleGAN
@@ -171,32 +169,15 @@ def test_config_rejects_bad_unpaired_options():
 
 
 REPLICA_SCRIPT = textwrap.dedent("""
+    from tests.training_helpers import replica_report, two_logical_cpus
+    two_logical_cpus()
     import json
-    import numpy as np, tensorflow as tf, keras
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import numpy as np
     from tfunmask.models.cyclegan import CycleGAN
     size, options = 32, dict(filters=8, blocks=2, pool_size=2)
     rng = np.random.default_rng(0)
     data = {k: rng.uniform(-1, 1, (4, size, size, 3)).astype("float32") for k in "ab"}
-    keras.utils.set_random_seed(0)
-    reference = CycleGAN(size, **options)
-    initial = reference.get_weights()
-    trainable = [any(v is w for w in reference.trainable_variables) for v in reference.weights]
-
-    def run(strategy):
-        with strategy.scope():
-            model = CycleGAN(size, **options)
-            model.set_weights(initial)
-            model.compile(keras.optimizers.SGD(1e-3), keras.optimizers.SGD(1e-3), run_eagerly=True)
-        model.fit(tf.data.Dataset.from_tensors(data).repeat(2), epochs=1, verbose=0)
-        return model.get_weights(), strategy.num_replicas_in_sync
-
-    one, n1 = run(tf.distribute.OneDeviceStrategy("/cpu:0"))
-    two, n2 = run(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
-    moved = max(float(np.abs(a - b).max()) for a, b, t in zip(one, initial, trainable) if t)
-    diff = max(float(np.abs(a - b).max()) for a, b in zip(one, two))
-    print(json.dumps({"replicas": [n1, n2], "diff": diff, "moved": moved}))
+    print(json.dumps(replica_report(lambda: CycleGAN(size, **options), data, run_eagerly=True)))
 """)
 
 
@@ -204,25 +185,13 @@ def test_two_replicas_equal_one_replica_including_the_pools():
     """Two SGD steps on a global batch of 4 with pools of 2 (so they fill and
     swap): MirroredStrategy over two logical CPUs must give the single-device
     weights and pools to within 1% of the update."""
-    result = subprocess.run([sys.executable, "-c", REPLICA_SCRIPT], capture_output=True, text=True,
-                            timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = run_script(REPLICA_SCRIPT, timeout=300)
     assert report["replicas"] == [1, 2]
     assert report["moved"] > 1e-3
     assert report["diff"] < 0.01 * report["moved"], report
 
 
 # ----------------------------------------------------------------------------- resume
-
-class Crash(Exception):
-    """Stands in for a crash right after the first epoch's checkpoint."""
-
-
-class CrashAfterFirstEpoch(keras.callbacks.Callback):
-    def on_epoch_end(self, epoch, logs=None):
-        raise Crash()
-
 
 def test_resume_equals_an_uninterrupted_run(tiny_unpaired_data, tmp_path):
     """Weights, optimizer state, pools and learning-rate decay all continue exactly."""

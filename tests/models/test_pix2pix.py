@@ -1,8 +1,5 @@
 """Pix2Pix: shapes, determinism at inference, learning, precision and replicas."""
 
-import json
-import subprocess
-import sys
 import textwrap
 
 import keras
@@ -10,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.training_helpers import run_script
 from tfunmask.models.pix2pix import Pix2Pix, unet_depth, unet_generator
 
 SIZE = 32
@@ -109,34 +107,17 @@ def test_mixed_bfloat16_trains_without_nans():
 
 
 REPLICA_SCRIPT = textwrap.dedent("""
+    from tests.training_helpers import replica_report, two_logical_cpus
+    two_logical_cpus()
     import json, sys
-    import numpy as np, tensorflow as tf, keras
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import numpy as np
     from tfunmask.models.pix2pix import Pix2Pix
     loss, size = sys.argv[1], 32
     rng = np.random.default_rng(0)
     target = rng.uniform(-1, 1, (4, size, size, 3)).astype("float32")
     data = {"masked": np.clip(target + rng.normal(0, .3, target.shape), -1, 1).astype("float32"),
             "target": target, "mask_map": np.ones((4, size, size, 1), "float32")}
-    keras.utils.set_random_seed(0)
-    reference = Pix2Pix(size, filters=8, dropout=0.0, loss=loss)
-    initial = reference.get_weights()
-    trainable = [any(v is w for w in reference.trainable_variables) for v in reference.weights]
-
-    def run(strategy):
-        with strategy.scope():
-            model = Pix2Pix(size, filters=8, dropout=0.0, loss=loss)
-            model.set_weights(initial)
-            model.compile(keras.optimizers.SGD(1e-3), keras.optimizers.SGD(1e-3))
-        model.fit(tf.data.Dataset.from_tensors(data).repeat(2), epochs=1, verbose=0)
-        return model.get_weights(), strategy.num_replicas_in_sync
-
-    one, n1 = run(tf.distribute.OneDeviceStrategy("/cpu:0"))
-    two, n2 = run(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
-    moved = max(float(np.abs(a - b).max()) for a, b, t in zip(one, initial, trainable) if t)
-    diff = max(float(np.abs(a - b).max()) for a, b in zip(one, two))
-    print(json.dumps({"replicas": [n1, n2], "diff": diff, "moved": moved}))
+    print(json.dumps(replica_report(lambda: Pix2Pix(size, filters=8, dropout=0.0, loss=loss), data)))
 """)
 
 
@@ -145,10 +126,7 @@ def test_two_replicas_equal_one_replica_on_the_same_global_batch(loss):
     """Two SGD steps on a global batch of 4: MirroredStrategy over two logical CPUs
     (2 examples each) must give the single-device weights (trainable ones and the
     synchronised batch-norm statistics) to within 1e-5, i.e. < 1% of the update."""
-    result = subprocess.run([sys.executable, "-c", REPLICA_SCRIPT, loss], capture_output=True,
-                            text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = run_script(REPLICA_SCRIPT, loss, timeout=300)
     assert report["replicas"] == [1, 2]
     assert report["moved"] > 1e-3  # the steps really changed the trainable weights
     assert report["diff"] < 1e-5, report

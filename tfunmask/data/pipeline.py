@@ -16,6 +16,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from tfunmask.data.tfrecords import parse_paired, parse_unpaired
+from tfunmask.pixels import to_unit
 
 __all__ = ["paired", "unpaired"]
 
@@ -59,11 +60,6 @@ def _records(files: list[str], *, shuffle: bool, seed: int, shuffle_buffer: int,
     return tf.data.Dataset.from_tensors(0).flat_map(reader)
 
 
-def _to_float(image: tf.Tensor) -> tf.Tensor:
-    """uint8 [0, 255] -> float32 [-1, 1]."""
-    return tf.cast(image, tf.float32) / 127.5 - 1.0
-
-
 def _resize(images: tf.Tensor, size: int) -> tf.Tensor:
     """Bilinear (antialiased when shrinking) resize of [-1, 1] images, clipped back into range."""
     resized = tf.image.resize(images, [size, size], method="bilinear", antialias=True)
@@ -103,14 +99,14 @@ def _prepare(stacked_images: tf.Tensor, mask: tf.Tensor | None, index: tf.Tensor
 
 def _paired_element(index: tf.Tensor, serialized: tf.Tensor, **options) -> dict[str, tf.Tensor]:
     example = parse_paired(serialized)
-    images = _to_float(tf.concat([example["masked"], example["target"]], axis=-1))
+    images = to_unit(tf.concat([example["masked"], example["target"]], axis=-1))
     mask = tf.cast(example["mask_map"] > 127, tf.float32)
     stacked = _prepare(images, mask, index, stream=_STREAM_PAIRED, **options)
     return {"masked": stacked[..., :3], "target": stacked[..., 3:6], "mask_map": stacked[..., 6:]}
 
 
 def _unpaired_element(index: tf.Tensor, serialized: tf.Tensor, **options) -> tf.Tensor:
-    image = _to_float(parse_unpaired(serialized)["image"])
+    image = to_unit(parse_unpaired(serialized)["image"])
     return _prepare(image, None, index, **options)
 
 

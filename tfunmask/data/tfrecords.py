@@ -334,3 +334,13 @@ def unpaired_files(data_dir: str | Path, split: str, domain: str, prefix: str = 
     if domain not in DOMAINS:
         raise ValueError(f"domain must be one of {DOMAINS}, got {domain!r}")
     return sorted(str(p) for p in Path(data_dir).glob(f"{prefix}-{domain}-{split}-*-of-*.tfrecord"))
+
+
+def unpaired_images(data_dir: str | Path, split: str, domain: str, limit: int | None = None) -> np.ndarray:
+    """The first `limit` (default all) images of one split and domain, uint8 (N, H, W, 3), in
+    shard order; LookupError when there are no such shards."""
+    files = unpaired_files(data_dir, split, domain)
+    if not files:
+        raise LookupError(f"no domain-{domain} {split} shards in {data_dir}")
+    records = tf.data.TFRecordDataset(files).take(-1 if limit is None else limit)
+    return np.stack([parse_unpaired(record)["image"].numpy() for record in records])

@@ -136,14 +136,12 @@ class AttentionGAN(CycleGAN):
     def _translate(self, generator, images, training):
         return generator(images, training=training)
 
-    def sample_images(self, batch):
-        """CycleGAN's columns, plus each direction's masks (grey) and content images."""
-        grids = super().sample_images(batch)
-        for d in self._directions():
-            fake = self._translate(d.generator, batch[d.source], False)
-            name = f"{d.source}_to_{d.target}"
-            grids[f"{name}_attention"] = [2.0 * m - 1.0 for m in as_columns(fake["attention"], 1)]
-            grids[f"{name}_content"] = as_columns(fake["content"], 3)
+    def _sample_grids(self, d, x, fake):
+        """CycleGAN's columns, plus the direction's masks (grey) and content images."""
+        grids = super()._sample_grids(d, x, fake)
+        name = f"{d.source}_to_{d.target}"
+        grids[f"{name}_attention"] = [2.0 * m - 1.0 for m in as_columns(fake["attention"], 1)]
+        grids[f"{name}_content"] = as_columns(fake["content"], 3)
         return grids
 
     def loss_weights(self):

@@ -89,13 +89,17 @@ class CycleGAN(GAN):
         return self._translate(self.generator_ab, masked, training)["image"]
 
     def sample_images(self, batch):
-        """Columns for the TensorBoard grid, per direction: input | translated | reconstructed."""
+        """Grids for TensorBoard, per direction (see ``_sample_grids``)."""
         grids = {}
         for d in self._directions():
-            fake = self._translate(d.generator, batch[d.source], False)
-            back = self._translate(d.inverse, fake["image"], False)["image"]
-            grids[f"{d.source}_to_{d.target}"] = [batch[d.source], fake["image"], back]
+            grids.update(self._sample_grids(d, batch[d.source], self._translate(d.generator, batch[d.source], False)))
         return grids
+
+    def _sample_grids(self, d, x, fake):
+        """``{name: columns}`` of one direction from its input ``x`` and G's outputs ``fake``:
+        input | translated | reconstructed."""
+        back = self._translate(d.inverse, fake["image"], False)["image"]
+        return {f"{d.source}_to_{d.target}": [x, fake["image"], back]}
 
     def _directions(self):
         """A -> B (G, F, D_B, pool of fake B) and B -> A (F, G, D_A, pool of fake A)."""
