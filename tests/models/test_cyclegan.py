@@ -1,10 +1,9 @@
-"""CycleGAN: networks, the image pool, loss terms, learning, replicas and resume.
+"""CycleGAN: networks, the image pool, loss terms, learning and resume (replicas: test_replicas).
 
 Training tests run eagerly (see ``unpaired.compiled``); the traced step is the
 same code (``tf.while_loop`` and stateless ops behave alike in both).
 """
 
-import textwrap
 
 import keras
 import numpy as np
@@ -12,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from tests.models.unpaired import SIZE, TINY, compiled, faces, l1, lsgan, unpaired_batch
-from tests.training_helpers import Crash, CrashAfterFirstEpoch, run_script
+from tests.training_helpers import Crash, CrashAfterFirstEpoch
 from tfunmask import training
 from tfunmask.config import ConfigError, TrainConfig
 from tfunmask.models.cyclegan import CycleGAN
@@ -166,29 +165,6 @@ def test_config_rejects_bad_unpaired_options():
         TrainConfig(pool_size=-1).validate()
     with pytest.raises(ConfigError, match="aggan_scheme"):
         TrainConfig(aggan_scheme=3).validate()
-
-
-REPLICA_SCRIPT = textwrap.dedent("""
-    from tests.training_helpers import replica_report, two_logical_cpus
-    two_logical_cpus()
-    import json
-    import numpy as np
-    from tfunmask.models.cyclegan import CycleGAN
-    size, options = 32, dict(filters=8, blocks=2, pool_size=2)
-    rng = np.random.default_rng(0)
-    data = {k: rng.uniform(-1, 1, (4, size, size, 3)).astype("float32") for k in "ab"}
-    print(json.dumps(replica_report(lambda: CycleGAN(size, **options), data, run_eagerly=True)))
-""")
-
-
-def test_two_replicas_equal_one_replica_including_the_pools():
-    """Two SGD steps on a global batch of 4 with pools of 2 (so they fill and
-    swap): MirroredStrategy over two logical CPUs must give the single-device
-    weights and pools to within 1% of the update."""
-    report = run_script(REPLICA_SCRIPT, timeout=300)
-    assert report["replicas"] == [1, 2]
-    assert report["moved"] > 1e-3
-    assert report["diff"] < 0.01 * report["moved"], report
 
 
 # ----------------------------------------------------------------------------- resume

@@ -1,13 +1,11 @@
-"""Pix2Pix: shapes, determinism at inference, learning, precision and replicas."""
+"""Pix2Pix: shapes, determinism at inference, learning and precision (replicas: test_replicas)."""
 
-import textwrap
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.training_helpers import run_script
 from tfunmask.models.pix2pix import Pix2Pix, unet_depth, unet_generator
 
 SIZE = 32
@@ -104,32 +102,6 @@ def test_mixed_bfloat16_trains_without_nans():
         assert model.generator.layers[1].compute_dtype == "bfloat16"
     finally:
         keras.mixed_precision.set_global_policy("float32")
-
-
-REPLICA_SCRIPT = textwrap.dedent("""
-    from tests.training_helpers import replica_report, two_logical_cpus
-    two_logical_cpus()
-    import json, sys
-    import numpy as np
-    from tfunmask.models.pix2pix import Pix2Pix
-    loss, size = sys.argv[1], 32
-    rng = np.random.default_rng(0)
-    target = rng.uniform(-1, 1, (4, size, size, 3)).astype("float32")
-    data = {"masked": np.clip(target + rng.normal(0, .3, target.shape), -1, 1).astype("float32"),
-            "target": target, "mask_map": np.ones((4, size, size, 1), "float32")}
-    print(json.dumps(replica_report(lambda: Pix2Pix(size, filters=8, dropout=0.0, loss=loss), data)))
-""")
-
-
-@pytest.mark.parametrize("loss", ["l1", "cosine_sum"])
-def test_two_replicas_equal_one_replica_on_the_same_global_batch(loss):
-    """Two SGD steps on a global batch of 4: MirroredStrategy over two logical CPUs
-    (2 examples each) must give the single-device weights (trainable ones and the
-    synchronised batch-norm statistics) to within 1e-5, i.e. < 1% of the update."""
-    report = run_script(REPLICA_SCRIPT, loss, timeout=300)
-    assert report["replicas"] == [1, 2]
-    assert report["moved"] > 1e-3  # the steps really changed the trainable weights
-    assert report["diff"] < 1e-5, report
 
 
 def test_composite_generator_keeps_input_where_mask_is_zero():

@@ -12,9 +12,10 @@ at every pixel, the last one the background, and composes
   an attention decoder giving n masks through a softmax across them (n = 10).
 
 The composition (``layers.Composite``) weights the input by 1 - sum_{i < n} A_i,
-which is A_n; where the background mask is 1 the input passes through exactly,
-which is what an unmasker wants outside the mask. To CycleGAN's terms
-(``cyclegan``) each direction X -> Y adds, with its own weight:
+which is A_n up to rounding; where the foreground masks are 0 the input passes through
+exactly (the softmax's A_n itself may then be 1 - 2^-24), which is what an unmasker wants
+outside the mask. To CycleGAN's terms (``cyclegan``) each direction X -> Y adds, with its
+own weight:
 
 * pixel: |G(x) - x|_1, keeps what should not change unchanged;
 * tv: total variation of the masks, so they form smooth regions instead of
