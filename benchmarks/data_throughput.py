@@ -15,7 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from tfunmask import startup  # noqa: E402
+
+startup.load_tensorflow()  # before anything imports TensorFlow: no native start-up lines
 
 from absl import app, flags  # noqa: E402
 

@@ -19,7 +19,9 @@ import os
 import tempfile
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from tfunmask import startup  # noqa: E402
+
+startup.load_tensorflow()  # before anything imports TensorFlow: no native start-up lines
 
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402

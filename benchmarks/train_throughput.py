@@ -15,7 +15,9 @@ another), which one round per precision turned into a wrong ratio.
 import os
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from tfunmask import startup  # noqa: E402
+
+startup.load_tensorflow()  # before anything imports TensorFlow: no native start-up lines
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -33,6 +35,7 @@ flags.DEFINE_integer("steps", 10, "Timed steps per precision.")
 flags.DEFINE_integer("warmup", 3, "Untimed steps first.")
 flags.DEFINE_list("precisions", ["float32", "bfloat16"], "Precisions to time (float32, bfloat16, float16).")
 flags.DEFINE_integer("aggan_scheme", 2, "AttentionGAN scheme.")
+flags.DEFINE_integer("resnet_blocks", 9, "CycleGAN/AttentionGAN residual blocks (9: the reference's ResNet-9).")
 flags.DEFINE_integer("rounds", 2, "Rounds over the precisions; the best of each is reported.", lower_bound=1)
 FLAGS = flags.FLAGS
 
@@ -49,7 +52,7 @@ def fake_batch(kind, size, batch):
 def images_per_second(precision):
     keras.mixed_precision.set_global_policy(PRECISIONS[precision])
     config = TrainConfig(model=FLAGS.model, image_size=FLAGS.image_size, batch_size=FLAGS.batch_size,
-                         aggan_scheme=FLAGS.aggan_scheme)
+                         aggan_scheme=FLAGS.aggan_scheme, resnet_blocks=FLAGS.resnet_blocks)
     model = models.build(config)
     model.compile(keras.optimizers.Adam(2e-4, beta_1=0.5), keras.optimizers.Adam(2e-4, beta_1=0.5))
     batch = fake_batch(model.DATA, FLAGS.image_size, FLAGS.batch_size)

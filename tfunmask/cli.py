@@ -1,8 +1,10 @@
-"""What every command-line program shares: one-line errors, never a traceback."""
+"""What every command-line program shares: one-line errors, never a traceback, and a quiet start."""
 
 import sys
 
 from absl import app, flags, logging
+
+from tfunmask import startup
 
 
 def fail(message, code=2, prog=None):
@@ -15,15 +17,19 @@ def fail(message, code=2, prog=None):
 def flags_parser(prog=None, code=2):
     """An absl flags parser whose errors (unknown flag, bad value) are one line.
 
-    TensorFlow's INFO chatter (saver, builder) is hidden unless --verbosity is given.
+    Once the flags are good TensorFlow is loaded without its native start-up lines
+    (``startup.load_tensorflow``); those and TensorFlow's INFO chatter (saver, builder) show
+    only with --verbosity (-v).
     """
     def parse(argv):
         try:
             argv = flags.FLAGS(argv)
         except flags.Error as error:
             fail(f"{error} (see --helpshort)", code, prog)
-        if not flags.FLAGS["verbosity"].present:
+        verbose = flags.FLAGS["verbosity"].present
+        if not verbose:
             logging.set_verbosity(logging.WARNING)
+        startup.load_tensorflow(verbose)
         return argv
 
     return parse

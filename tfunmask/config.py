@@ -35,7 +35,7 @@ class TrainConfig:
     load_size: Optional[int] = None
     batch_size: int = 8
     epochs: int = 10
-    decay_epochs: int = 5
+    decay_epochs: Optional[int] = None  # None: half of epochs, rounded down (resolved on creation)
     steps_per_epoch: Optional[int] = None
     lr: float = 2e-4
     beta_1: float = 0.5
@@ -48,7 +48,7 @@ class TrainConfig:
     max_filters: int = 512
     normalization: str = "batch"
     dropout: float = 0.5
-    resnet_blocks: int = 9
+    resnet_blocks: Optional[int] = None  # None: 6 up to 128 px, 9 above (CycleGAN's rule)
     aggan_scheme: int = 2
     attention_masks: int = 10
     lambda_cycle: float = 10.0
@@ -63,6 +63,12 @@ class TrainConfig:
     summary_every: int = 100
     image_every: int = 500
     export: bool = True
+
+    def __post_init__(self):
+        if self.decay_epochs is None:  # Pix2Pix's convention: constant for half the run, then decay
+            self.decay_epochs = self.epochs // 2
+        if self.resnet_blocks is None:
+            self.resnet_blocks = 6 if self.image_size <= 128 else 9
 
     @property
     def resolved_load_size(self):

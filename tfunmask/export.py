@@ -6,7 +6,6 @@ Keras generator, and exits 1 if any format falls below its parity threshold.
 Thin wrapper over ``tfunmask.export_lib.export``.
 """
 
-import os
 
 from absl import flags
 
@@ -41,7 +40,6 @@ def main(argv):
     for name in ("calibration_samples", "parity_samples"):
         if FLAGS[name].value < 1:
             fail(f"--{name} must be positive (got {FLAGS[name].value})")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from tfunmask import export_lib  # TensorFlow loads only once the flags are good
     from tfunmask.config import ConfigError
 

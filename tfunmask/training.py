@@ -92,12 +92,12 @@ def make_optimizer(config, steps_per_epoch, policy):
 
 
 def resolve_data(config):
-    """The TFRecord folder to train on: ``--data`` or the built-in demo set."""
+    """The TFRecord folder to train on: ``--data`` or the built-in demo set of the model's kind."""
     if config.data:
         return Path(config.data)
     from tfunmask.data import demo
 
-    return demo.build(size=config.image_size, seed=config.seed)
+    return demo.build(size=config.image_size, seed=config.seed, kind=models.REGISTRY[config.model].DATA)
 
 
 def _files(data_dir, kind, split):

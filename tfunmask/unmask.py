@@ -8,7 +8,6 @@ a face are reported and skipped. Exit code: 0 when every input was unmasked, 1 w
 skipped, 2 for bad arguments. Thin wrapper over ``tfunmask.unmask_lib.unmask_files``.
 """
 
-import os
 import sys
 
 from absl import flags
@@ -49,7 +48,6 @@ def main(argv):
         fail("give at least one input file, folder or glob (or --example)")
     if FLAGS.max_faces is not None and FLAGS.max_faces < 1:
         fail(f"--max_faces must be positive (got {FLAGS.max_faces})")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from tfunmask import inference, unmask_lib  # TensorFlow loads only once the flags are good
 
     if FLAGS.example:

@@ -10,14 +10,11 @@ User errors end with a one-line message on stderr and a non-zero exit.
 from __future__ import annotations
 
 import functools
-import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Keras' progress bar imports TensorFlow
+from absl import app, flags
 
-from absl import app, flags  # noqa: E402
-
-from tfunmask.cli import fail, flags_parser  # noqa: E402
-from tfunmask.data import masks, overlay  # noqa: E402
+from tfunmask.cli import fail, flags_parser
+from tfunmask.data import masks, overlay
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("faces", None, "Folder of face photos (searched recursively; only read).")

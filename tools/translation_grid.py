@@ -9,15 +9,12 @@ Columns: the masked input, then for AttentionGAN its foreground attention sum_{i
 foreground masks; then the output G(x). The images are in the run's --image_size.
 """
 
-import os
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
+from absl import flags
 
-import numpy as np  # noqa: E402
-from absl import flags  # noqa: E402
-
-from tfunmask.cli import fail, run_main  # noqa: E402
+from tfunmask.cli import fail, run_main
 
 flags.DEFINE_string("model_dir", None, "A finished cyclegan or aggan training run.")
 flags.DEFINE_string("data", None, "Unpaired TFRecord folder (tools/make_tfrecords.py --mode=unpaired).")

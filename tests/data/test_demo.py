@@ -88,3 +88,35 @@ def test_build_uses_the_cache_environment_variable(tmp_path, monkeypatch):
     assert demo.cache_root() == tmp_path / "cache"
     path = demo.build(count=4, size=32)
     assert path.parent == tmp_path / "cache"
+
+
+def test_unpaired_build_has_masked_and_other_unmasked_faces(tmp_path):
+    """Domain A: drawn faces wearing masks; domain B: other drawn faces, none of them in A."""
+    import tensorflow as tf
+
+    from tfunmask.data import tfrecords
+
+    out = demo.build(tmp_path, count=24, size=32, kind="unpaired")
+    assert out.name.startswith("demo-unpaired-") and out != demo.build(tmp_path, count=24, size=32)
+    manifest = json.loads((out / "dataset.json").read_text())
+    assert manifest["mode"] == "unpaired"
+    assert sum(manifest["counts"]["A"].values()) == sum(manifest["counts"]["B"].values()) == 12
+    sources = {}
+    for domain in "AB":
+        files = [f for split in tfrecords.SPLITS for f in tfrecords.unpaired_files(out, split, domain)]
+        records = [tfrecords.parse_unpaired(r) for r in tf.data.TFRecordDataset(files)]
+        sources[domain] = {r["source"].numpy().decode() for r in records}
+        assert all(r["image"].shape == (32, 32, 3) for r in records)
+    assert len(sources["A"]) == len(sources["B"]) == 12 and not sources["A"] & sources["B"]
+    # the same drawn face masked in A would be the paired set's masked image: A is masked
+    paired = demo.build(tmp_path, count=24, size=32)
+    masked = {r["source"].numpy().decode(): r["masked"].numpy() for r in map(
+        tfrecords.parse_paired, tf.data.TFRecordDataset(sorted(map(str, paired.glob("paired-*.tfrecord")))))}
+    a_files = [f for split in tfrecords.SPLITS for f in tfrecords.unpaired_files(out, split, "A")]
+    for record in map(tfrecords.parse_unpaired, tf.data.TFRecordDataset(a_files)):
+        np.testing.assert_array_equal(record["image"].numpy(), masked[record["source"].numpy().decode()])
+
+
+def test_build_rejects_an_unknown_kind(tmp_path):
+    with pytest.raises(ValueError, match="paired or unpaired"):
+        demo.build(tmp_path, count=2, size=32, kind="triplets")

@@ -8,8 +8,10 @@ tone, hair, ears, eyes, brows, nose, lips, background, directional light, grain)
 already aligned, by the same `faces.alignment` rule as real photos (eyes level, fixed eye
 height and distance), so demo crops are framed like the crops of the overlay tool.
 
-`build()` overlays masks with `masks.render` and writes paired TFRecord shards once into a
-cache folder keyed by its parameters (atomically: a temp folder renamed into place).
+`build()` writes TFRecord shards once into a cache folder keyed by its parameters (atomically: a
+temp folder renamed into place): paired data (each face with a mask from `masks.render`, and
+without) for Pix2Pix, or unpaired data for CycleGAN/AttentionGAN, where domain A holds the
+even-numbered faces wearing masks and domain B the odd-numbered ones without: no face is in both.
 """
 from __future__ import annotations
 
@@ -250,6 +252,14 @@ def cache_root() -> Path:
     return Path(os.environ.get("TFUNMASK_CACHE") or Path.home() / ".cache" / "tfunmask")
 
 
+def _unpaired_records(count: int, size: int, seed: int, styles: Sequence[str]) -> Iterator[dict]:
+    """Unpaired records: even faces masked (domain A), odd faces as drawn (domain B)."""
+    for record in _records(count, size, seed, styles):
+        masked = int(record["id"][-5:]) % 2 == 0
+        yield {"image": record["masked"] if masked else record["target"], "domain": "A" if masked else "B",
+               "source": record["source"]}
+
+
 def _records(count: int, size: int, seed: int, styles: Sequence[str]) -> Iterator[dict]:
     """Paired records (masked, target, mask_map, ...) for faces 0..count-1, each from its own rng."""
     for i in range(count):
@@ -262,8 +272,8 @@ def _records(count: int, size: int, seed: int, styles: Sequence[str]) -> Iterato
 
 
 def build(cache_dir: str | Path | None = None, *, count: int = 600, size: int = 64, seed: int = 0,
-          styles: Sequence[str] = masks.STYLES, shards: int = 2) -> Path:
-    """Build (once) the demo paired dataset and return the folder holding its TFRecord shards.
+          styles: Sequence[str] = masks.STYLES, shards: int = 2, kind: str = "paired") -> Path:
+    """Build (once) the demo dataset of `kind` ("paired" or "unpaired") and return its folder.
 
     The folder is `<cache_dir or cache_root()>/demo-<hash of the parameters>`; when it
     exists it is returned as is. Otherwise the shards are written into a temporary
@@ -275,18 +285,25 @@ def build(cache_dir: str | Path | None = None, *, count: int = 600, size: int = 
 
     if count < 1 or size < 16:
         raise ValueError(f"demo dataset needs count >= 1 and size >= 16, got count={count}, size={size}")
+    if kind not in ("paired", "unpaired"):
+        raise ValueError(f"demo dataset kind must be paired or unpaired, got {kind!r}")
     styles = masks.parse_styles(",".join(styles))
     params = {"version": _DEMO_VERSION, "count": count, "size": size, "seed": seed, "styles": styles, "shards": shards}
+    if kind == "unpaired":  # paired parameters alone keep the hash (and caches) of paired sets
+        params["kind"] = kind
     key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
     root = Path(cache_dir) if cache_dir is not None else cache_root()
-    final = root / f"demo-{key}"
+    final = root / f"demo-{kind}-{key}" if kind == "unpaired" else root / f"demo-{key}"
     if final.is_dir():
         return final
     root.mkdir(parents=True, exist_ok=True)
     temp = Path(tempfile.mkdtemp(prefix=f".demo-{key}-", dir=root))
     temp.chmod(0o755)  # mkdtemp's 0700 would make a shared cache unreadable to others
     try:
-        tfrecords.write_paired_shards(_records(count, size, seed, styles), temp, shards=shards)
+        if kind == "paired":
+            tfrecords.write_paired_shards(_records(count, size, seed, styles), temp, shards=shards)
+        else:
+            tfrecords.write_unpaired_shards(_unpaired_records(count, size, seed, styles), temp, shards=shards)
         (temp / "demo.json").write_text(json.dumps(params, indent=2) + "\n")
         try:
             temp.rename(final)

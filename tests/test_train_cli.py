@@ -1,0 +1,90 @@
+"""``python -m tfunmask.train`` as a new user types it: every model on the built-in demo set, short
+runs without a second flag, and no TensorFlow start-up noise on stderr."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+from tfunmask import startup
+from tfunmask.config import TrainConfig
+
+# What TensorFlow prints at start-up on a machine without a GPU (seen on TF 2.21).
+STARTUP_NOISE = ("absl::InitializeLog", "cudart_stub", "cuInit", "cpu_feature_guard", "rebuild TensorFlow")
+
+
+def train_cli(*args, cache):
+    """Runs the training CLI in a fresh interpreter with TensorFlow's own log level unset (as a user
+    has it) and the demo cache in ``cache``."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["TFUNMASK_CACHE"] = str(cache)
+    return subprocess.run([sys.executable, "-m", "tfunmask.train", *map(str, args)], capture_output=True,
+                          text=True, timeout=600, cwd=REPO, env=env)
+
+
+@pytest.mark.parametrize("model, kind", [("pix2pix", "paired"), ("cyclegan", "unpaired"), ("aggan", "unpaired")])
+def test_every_model_trains_on_the_demo_set_with_epochs_alone(model, kind, tmp_path):
+    """No --data and no --decay_epochs: the default path builds the model's kind of demo set and
+    trains; tiny widths keep it short. stderr has none of TensorFlow's start-up lines."""
+    run = tmp_path / "run"
+    result = train_cli(f"--model={model}", f"--model_dir={run}", "--image_size=32", "--filters=8",
+                       "--max_filters=16", "--resnet_blocks=1", "--attention_masks=2", "--batch_size=2",
+                       "--epochs=1", "--steps_per_epoch=1", "--noexport", cache=tmp_path / "cache")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"trained {run}: epochs 0..1" in result.stdout
+    noise = [line for line in result.stderr.splitlines() if any(n in line for n in STARTUP_NOISE)]
+    assert not noise, noise
+    config = json.loads((run / "config.json").read_text())
+    assert config["data"] is None and config["epochs"] == 1 and config["decay_epochs"] == 0
+    demo_sets = list((tmp_path / "cache").glob("demo-*"))
+    assert len(demo_sets) == 1
+    assert json.loads((demo_sets[0] / "dataset.json").read_text())["mode"] == kind
+
+
+def test_unpaired_demo_preset_fills_only_flags_not_given(tmp_path):
+    """The preset is printed, applies to flags the user left out, and is recorded in config.json
+    (checked without training: an invalid --image_size stops the run once the config is made)."""
+    result = train_cli("--model=cyclegan", f"--model_dir={tmp_path / 'run'}", "--filters=8",
+                       "--image_size=24", cache=tmp_path / "cache")
+    assert result.returncode != 0
+    assert "preset --epochs=4" in result.stdout and "--filters" not in result.stdout
+    assert result.stderr.strip().splitlines()[-1] == "error: --image_size must be a multiple of 16, at least 16 (got 24)"
+
+
+def test_defaults_compose():
+    assert TrainConfig(epochs=1).validate().decay_epochs == 0
+    assert TrainConfig(epochs=7).decay_epochs == 3
+    assert TrainConfig(epochs=4, decay_epochs=4).validate().decay_epochs == 4
+    assert TrainConfig(image_size=128).resnet_blocks == 6 and TrainConfig(image_size=256).resnet_blocks == 9
+    assert TrainConfig(image_size=256, resnet_blocks=2).resnet_blocks == 2
+
+
+def test_startup_filter_drops_only_the_known_lines():
+    noise = [
+        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+        "I0000 00:00:1795650883.046247    2572 cudart_stub.cc:31] Could not find cuda drivers on your "
+        "machine, GPU will not be used.",
+        "E0000 00:00:1795650892.216893    2572 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA "
+        "error: Failed call to cuInit: UNKNOWN ERROR (303)",
+        "I0000 00:00:1795650883.323050    2572 cpu_feature_guard.cc:227] This TensorFlow binary is optimized "
+        "to use available CPU instructions in performance-critical operations.",
+        "To enable the following instructions: AVX2 FMA, in other operations, rebuild TensorFlow with the "
+        "appropriate compiler flags.",
+    ]
+    kept = ["E0000 00:00:1.0 1 op_kernel.cc:1] OOM when allocating tensor",
+            "W0000 00:00:1.0 1 dataset.cc:997] Input of GeneratorDatasetOp::Dataset will not be optimized",
+            "UserWarning: something a user should see"]
+    assert all(startup.is_noise(line) for line in noise)
+    assert not any(startup.is_noise(line) for line in kept)
+
+
+def test_verbosity_flag_turns_the_filter_off(monkeypatch):
+    monkeypatch.delenv("TFUNMASK_VERBOSE", raising=False)
+    assert startup.verbose_requested(["--verbosity=1"]) and startup.verbose_requested(["-v", "0"])
+    assert startup.verbose_requested(["-v1"])
+    assert not startup.verbose_requested(["--model=aggan", "--very"])
+    monkeypatch.setenv("TFUNMASK_VERBOSE", "1")
+    assert startup.verbose_requested([])

@@ -1,0 +1,76 @@
+"""Start TensorFlow without its native start-up noise, for the command-line programs.
+
+On a machine without a GPU, importing TensorFlow and probing for GPUs prints lines from C++ that
+read like failures to a user ("failed call to cuInit: ... CUDA error", "Could not find cuda
+drivers", a notice to rebuild for AVX2/FMA). They are written to file descriptor 2 before
+Python's logging exists, so neither ``TF_CPP_MIN_LOG_LEVEL`` nor absl hides them all.
+``load_tensorflow`` imports TensorFlow and probes the GPUs with descriptor 2 sent to a file, then
+writes back every line that is not one of those known start-up lines: real warnings and errors
+stay visible. ``TF_CPP_MIN_LOG_LEVEL`` defaults to 1 (TensorFlow's INFO lines off, warnings on).
+
+``--verbosity``/``-v`` on the command line (or ``TFUNMASK_VERBOSE=1``) turns all of this off.
+"""
+
+import os
+import re
+import sys
+import tempfile
+
+_NOISE = re.compile("|".join([
+    r"All log messages before absl::InitializeLog\(\) is called are written to STDERR",
+    r"cudart_stub\.cc:\d+\] Could not find cuda drivers",
+    r"cuda_platform\.cc:\d+\] failed call to cuInit",
+    r"cuda_executor\.cc:\d+\] .*(no NVIDIA GPU|kernel driver)",
+    r"cpu_feature_guard\.cc:\d+\] This TensorFlow binary is optimized",
+    r"^To enable the following instructions: .* rebuild TensorFlow",
+    r"Unable to register cu(DNN|FFT|BLAS) factory",
+    r"computation_placer\.cc:\d+\] computation placer already registered",
+    r"TF-TRT Warning: Could not find TensorRT",
+    r"oneDNN custom operations are on",
+]))
+
+
+def is_noise(line):
+    """True for a known TensorFlow start-up line that says nothing to a user."""
+    return bool(_NOISE.search(line))
+
+
+def verbose_requested(argv=None):
+    """True when the user asked for everything: ``--verbosity``/``-v`` or TFUNMASK_VERBOSE=1."""
+    argv = sys.argv[1:] if argv is None else argv
+    flag = any(arg.split("=")[0] in ("--verbosity", "-v") or re.fullmatch(r"-v\d+", arg) for arg in argv)
+    return flag or os.environ.get("TFUNMASK_VERBOSE") == "1"
+
+
+def load_tensorflow(verbose=None):
+    """Imports TensorFlow (and lists GPUs, which initialises CUDA) with the start-up noise filtered.
+
+    Idempotent: once TensorFlow is imported it only returns it.
+    """
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    if verbose is None:
+        verbose = verbose_requested()
+    if verbose:
+        import tensorflow as tf
+
+        return tf
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices("GPU")
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            kept = [line for line in captured.read().decode(errors="replace").splitlines(keepends=True)
+                    if not is_noise(line)]
+            sys.stderr.write("".join(kept))
+            sys.stderr.flush()
+    return tf
