@@ -19,11 +19,12 @@ BAD_FILES = {  # file name -> acceptable skip reasons
     "truncated.jpg": {"truncated", "corrupt"},
     "notes.txt": {"not_an_image"},
     "grey.png": {"greyscale"},
-    "cmyk.jpg": {"cmyk"},
-    "rgba.png": {"alpha"},
     "sub/tiny.png": {"too_small"},
     "sub/no_face.png": {"no_face"},
+    "broken_link.jpg": {"unreadable"},
+    "folder.jpg": {"unreadable"},  # an empty folder named like a photo
 }
+CONVERTED = ("cmyk.jpg", "rgba.png")  # the first real photo as CMYK, and with a transparent corner
 
 
 def _gradient(size: int) -> np.ndarray:
@@ -43,15 +44,21 @@ def _make_faces_dir(folder: Path, shared_faces: Path) -> None:
     (folder / "notes.txt").write_text("not a picture\n")
     rgb = _gradient(96)
     Image.fromarray(rgb).convert("L").save(folder / "grey.png")
-    Image.fromarray(rgb).convert("CMYK").save(folder / "cmyk.jpg")
-    Image.fromarray(np.dstack([rgb, np.full((96, 96), 200, np.uint8)])).save(folder / "rgba.png")
+    with Image.open(photos[0]) as photo:
+        photo.convert("CMYK").save(folder / "cmyk.jpg", quality=95)
+        rgba = photo.convert("RGBA")
+    rgba.putalpha(Image.fromarray(np.pad(np.full((8, 8), 0, np.uint8), ((0, rgba.height - 8), (0, rgba.width - 8)),
+                                         constant_values=255)))
+    rgba.save(folder / "rgba.png")
+    (folder / "broken_link.jpg").symlink_to(folder / "deleted.jpg")
+    (folder / "folder.jpg").mkdir()
     Image.fromarray(_gradient(8)).save(folder / "sub" / "tiny.png")
     Image.fromarray(_gradient(128)).save(folder / "sub" / "no_face.png")
 
 
 def _hashes(folder: Path) -> dict:
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else None
+            for p in sorted(folder.rglob("*"))}
 
 
 @pytest.fixture(scope="module")
@@ -69,13 +76,14 @@ def runs(tmp_path_factory, shared_faces):
 
 def test_report_accounts_for_every_file(runs):
     report = runs["reports"][0]
-    assert report["seen"] == REAL_FACES + len(BAD_FILES)
+    assert report["seen"] == REAL_FACES + len(CONVERTED) + len(BAD_FILES)
     assert report["seen"] == report["files_with_output"] + sum(report["skipped"].values())
     assert len(report["skipped_files"]) == sum(report["skipped"].values())
     reasons = {item["source"]: item["reason"] for item in report["skipped_files"]}
     for name, allowed in BAD_FILES.items():
         assert reasons.get(name) in allowed, (name, reasons.get(name))
-    assert report["files_with_output"] >= REAL_FACES - 1  # real photos: a face found in nearly all
+    assert not set(CONVERTED) & set(reasons), reasons  # converted to RGB and used
+    assert report["files_with_output"] >= REAL_FACES + len(CONVERTED) - 1  # a face in nearly all
     assert report["triples_written"] == 2 * report["faces_written"] > 0
     assert json.loads((runs["outs"][0] / "report.json").read_text()) == report
 

@@ -3,11 +3,15 @@
 Why: photos arrive rotated by EXIF, greyscale, 16-bit, CMYK, with alpha or a palette, with a
 wide-gamut ICC profile, truncated, or not images at all. Every later stage wants exactly one thing
 (np.uint8 RGB, shape (H, W, 3)) or an `ImageError` whose one-line message and `.reason` slug a
-tool can record in its report and move on. Training-data tools read with `strict=True` and skip
-greyscale, CMYK and transparent inputs; inference reads leniently and converts them.
+tool can record in its report and move on. Every mode is converted to sRGB the same way for
+training and inference: CMYK through its ICC profile (or Pillow's conversion), transparency
+flattened on white (a cut-out face then sits on white, as `tfunmask.unmask` will see it).
+Training-data tools read with `strict=True`, which skips greyscale photos: a grey face as a target
+teaches a colour model to drain colour from the faces it unmasks; inference converts them.
 
-Reasons: "unreadable" (missing, unreadable or a folder), "not_an_image", "truncated", "corrupt",
-"too_large" (a decompression bomb), "too_small", and in strict mode "greyscale", "cmyk", "alpha".
+Reasons: "unreadable" (missing, a broken link, no permission, or a folder), "not_an_image",
+"truncated", "corrupt", "too_large" (a decompression bomb), "too_small", and in strict mode
+"greyscale".
 """
 from __future__ import annotations
 
@@ -45,9 +49,9 @@ class ImageError(ValueError):
 def read_image(path, *, strict: bool = False, min_size: int = 32) -> np.ndarray:
     """The photo at `path` as uint8 RGB (H, W, 3), upright by its EXIF orientation.
 
-    strict=False converts greyscale, CMYK, palette and alpha (flattened on white) to RGB;
-    strict=True raises ImageError for greyscale (by mode or by content), CMYK and transparent
-    inputs. A shorter side below `min_size` raises ImageError("too_small").
+    CMYK, palette and alpha (flattened on white) are converted to RGB; greyscale is converted
+    with strict=False and raises ImageError("greyscale") with strict=True (by mode or by content).
+    A shorter side below `min_size` raises ImageError("too_small").
     """
     with _open(path) as image:
         _check_size(path, image.size, min_size)
@@ -62,6 +66,8 @@ def read_image(path, *, strict: bool = False, min_size: int = 32) -> np.ndarray:
 
 
 def _open(path) -> Image.Image:
+    if Path(path).is_symlink() and not Path(path).exists():
+        raise ImageError(f"{path}: broken symbolic link", "unreadable")
     try:
         return Image.open(path)
     except UnidentifiedImageError:
@@ -98,18 +104,6 @@ def _decode_error(path, error: Exception) -> ImageError:
 def _check_strict(path, image: Image.Image) -> None:
     if image.mode in _GREY_MODES:
         raise ImageError(f"{path}: greyscale image (mode {image.mode})", "greyscale")
-    if image.mode == "CMYK":
-        raise ImageError(f"{path}: CMYK image (convert it to RGB first)", "cmyk")
-    if _is_transparent(image):
-        raise ImageError(f"{path}: image with transparency (mode {image.mode})", "alpha")
-
-
-def _is_transparent(image: Image.Image) -> bool:
-    if "transparency" in image.info:
-        image = image.convert("RGBA")
-    if image.mode not in _ALPHA_MODES:
-        return False
-    return image.getchannel(image.mode[-1]).getextrema()[0] < 255
 
 
 def _upright(image: Image.Image) -> Image.Image:
@@ -191,9 +185,10 @@ def write_image(path, rgb: np.ndarray) -> None:
 def list_images(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
     """The files named by `inputs`: a path or glob, or an iterable of them, in order, without repeats.
 
-    A file is listed whatever its suffix (it was named explicitly); a folder gives every regular,
-    non-hidden file below it, sorted, so that non-images reach `read_image` and are reported as
-    skipped rather than silently dropped; a glob gives its matching non-hidden files, sorted.
+    A file is listed whatever its suffix (it was named explicitly); a folder gives every non-hidden
+    entry below it that is not a folder with something in it, sorted: files, broken links, links to
+    folders (not followed) and empty folders, so that each reaches `read_image` and is used or
+    reported as skipped, never silently passed over; a glob does the same for its matches.
     A path that does not exist, or a glob that matches nothing, raises FileNotFoundError.
     """
     if isinstance(inputs, (str, os.PathLike)):
@@ -216,18 +211,21 @@ def _expand(item) -> list[Path]:
 
 
 def _folder_files(folder: Path) -> list[Path]:
-    files = []
+    entries = []
     for root, dirs, names in os.walk(folder):
         dirs[:] = [name for name in dirs if not name.startswith(".")]
-        files += [Path(root, name) for name in names if not name.startswith(".")]
-    return sorted(file for file in files if file.is_file())
+        entries += [Path(root, name) for name in names if not name.startswith(".")]  # broken links too
+        entries += [Path(root, name) for name in dirs if Path(root, name).is_symlink()]  # not walked
+        if not names and not dirs and Path(root) != folder:
+            entries.append(Path(root))  # an empty folder, whatever its name
+    return sorted(entries)
 
 
 def _glob_files(pattern: str) -> list[Path]:
     matches = sorted(Path(match) for match in glob.glob(pattern, recursive=True))
     files = []
     for match in matches:
-        files += _folder_files(match) if match.is_dir() else [match] if match.is_file() else []
+        files += _folder_files(match) if match.is_dir() else [match]
     if not files:
         raise FileNotFoundError(f"{pattern}: no files match")
     return files

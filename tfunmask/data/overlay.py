@@ -6,7 +6,7 @@ a square crop, and `per_face` synthetic masks (`masks.render`) are drawn on each
 Each triple is written as PNGs (masked/, target/, mask_map/ named by the triple's id)
 with one line of metadata in meta.jsonl; report.json accounts for every file: either it
 produced output or it is listed as skipped with a reason (unreadable, not_an_image,
-greyscale, cmyk, alpha, too_small, no_face, ...), so seen == files_with_output + skipped.
+greyscale, too_small, no_face, ...), so seen == files_with_output + skipped.
 
 Randomness per file comes from the seed and a hash of the file's relative path, and the
 parent writes results in input order, so the output is the same for any number of
