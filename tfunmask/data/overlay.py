@@ -1,7 +1,7 @@
 """Mask overlay over a folder of face photos: the paired (masked, target, mask_map) training data.
 
-Every file under the faces folder is read strictly (training data must not silently
-convert greyscale, CMYK or transparent images), every face in it is found and aligned to
+Every file under the faces folder is read strictly (greyscale photos are skipped, CMYK and
+transparent ones converted as inference converts them), every face in it is found and aligned to
 a square crop, and `per_face` synthetic masks (`masks.render`) are drawn on each crop.
 Each triple is written as PNGs (masked/, target/, mask_map/ named by the triple's id)
 with one line of metadata in meta.jsonl; report.json accounts for every file: either it
