@@ -68,7 +68,7 @@ def test_two_faces_are_unmasked_and_nothing_else_changes(tiny_exports, two_face_
     for face in result.faces:
         left, top, right, bottom = face.box
         assert changed[top:bottom, left:right].mean() > 0.3
-        assert face.crop.shape == face.output.shape == (32, 32, 3) and face.detector == "hog"
+        assert face.crop.shape == face.output.shape == (32, 32, 3) and face.detector == "blazeface"
         assert face.landmarks.shape == (68, 2) and face.matrix.shape == (2, 3)
     assert not changed[:, :10].any() and not changed[:, -10:].any()  # the photo's sides stay as they were
     assert changed.mean() < 0.5

@@ -149,8 +149,8 @@ def load_real_masked(folder: str | Path, size: int, *, aligned: bool = False,
                      limit: int | None = None) -> tuple[np.ndarray, dict]:
     """Crops of real masked faces (N, size, size, 3) and counts of files seen, faces and skips.
 
-    Photos are searched with `faces.find` (whose CNN fallback finds the masked faces HOG
-    misses) and aligned with `faces.align`; `aligned=True` takes images that already are
+    Photos are searched with `faces.find` (its default cascade: BlazeFace, which finds masked
+    faces, then dlib's detectors) and aligned with `faces.align`; `aligned=True` takes images that already are
     aligned crops and only resizes them.
     """
     folder = Path(folder)

@@ -96,9 +96,12 @@ class TFLiteGenerator:
     def __init__(self, path, num_threads=None):
         from ai_edge_litert.interpreter import Interpreter
 
+        from tfunmask.startup import filtered_stderr
+
         self.path = Path(path)
-        self._interpreter = Interpreter(model_path=str(path), num_threads=num_threads or os.cpu_count())
-        self._interpreter.allocate_tensors()
+        with filtered_stderr():  # LiteRT's "Created ... XNNPACK delegate" line
+            self._interpreter = Interpreter(model_path=str(path), num_threads=num_threads or os.cpu_count())
+            self._interpreter.allocate_tensors()
         self._input = self._interpreter.get_input_details()[0]
         self._output = self._interpreter.get_output_details()[0]
         self.size = int(self._input["shape"][1])
@@ -185,10 +188,13 @@ class UnmaskResult:
 class Unmasker:
     """Whole-photo unmasking with one generator: detect, align, generate, warp back, blend."""
 
-    def __init__(self, generator, *, max_faces=None, use_cnn=True, feather=FEATHER):
+    def __init__(self, generator, *, max_faces=None, use_cnn=True, detector="cascade", feather=FEATHER):
+        if detector not in faces.DETECTORS:
+            raise ValueError(f"unknown face detector {detector!r}; use one of {', '.join(faces.DETECTORS)}")
         self.generator = generator
         self.max_faces = max_faces
         self.use_cnn = use_cnn
+        self.detector = detector
         self.feather = feather
 
     @property
@@ -211,7 +217,7 @@ class Unmasker:
             raise ValueError(f"expected a uint8 RGB image (H, W, 3), got {image.dtype} {image.shape}")
         if assume_cropped:
             return self._unmask_cropped(image)
-        found = faces.find(image, max_faces=self.max_faces, use_cnn=self.use_cnn)
+        found = faces.find(image, max_faces=self.max_faces, use_cnn=self.use_cnn, detector=self.detector)
         if not found:
             return UnmaskResult(image.copy(), [])
         aligned = [faces.align(image, face.landmarks, self.size) for face in found]
@@ -251,7 +257,7 @@ def face_region(points, size):
 def load(path, **options):
     """An Unmasker over the model at ``path`` (SavedModel or run folder, ``.tflite``, ``.keras``)
     or over an in-memory Keras generator. ``num_threads`` (TFLite) and Unmasker's keyword
-    arguments (``max_faces``, ``use_cnn``, ``feather``) may be given."""
+    arguments (``max_faces``, ``use_cnn``, ``detector``, ``feather``) may be given."""
     num_threads = options.pop("num_threads", None)
     if not isinstance(path, (str, os.PathLike)):
         return Unmasker(KerasGenerator(path), **options)

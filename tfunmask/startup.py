@@ -8,9 +8,13 @@ Python's logging exists, so neither ``TF_CPP_MIN_LOG_LEVEL`` nor absl hides them
 writes back every line that is not one of those known start-up lines: real warnings and errors
 stay visible. ``TF_CPP_MIN_LOG_LEVEL`` defaults to 1 (TensorFlow's INFO lines off, warnings on).
 
+LiteRT prints a line of its own whenever it builds an interpreter ("Created TensorFlow Lite
+XNNPACK delegate for CPU"); ``filtered_stderr`` hides it the same way where the package builds one.
+
 ``--verbosity``/``-v`` on the command line (or ``TFUNMASK_VERBOSE=1``) turns all of this off.
 """
 
+import contextlib
 import os
 import re
 import sys
@@ -27,6 +31,7 @@ _NOISE = re.compile("|".join([
     r"computation_placer\.cc:\d+\] computation placer already registered",
     r"TF-TRT Warning: Could not find TensorRT",
     r"oneDNN custom operations are on",
+    r"Created TensorFlow Lite XNNPACK delegate for CPU",
 ]))
 
 
@@ -56,14 +61,28 @@ def load_tensorflow(verbose=None):
 
         return tf
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+    with filtered_stderr(verbose=False):
+        import tensorflow as tf
+
+        tf.config.list_physical_devices("GPU")
+    return tf
+
+
+@contextlib.contextmanager
+def filtered_stderr(verbose=None):
+    """Inside the block, file descriptor 2 goes to a file; on leaving, every line that ``is_noise``
+    does not match is written to stderr (so native and Python output both pass the filter)."""
+    if verbose is None:
+        verbose = verbose_requested()
+    if verbose:
+        yield
+        return
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as captured:
         os.dup2(captured.fileno(), 2)
         try:
-            import tensorflow as tf
-
-            tf.config.list_physical_devices("GPU")
+            yield
         finally:
             sys.stderr.flush()
             os.dup2(saved, 2)
@@ -73,4 +92,3 @@ def load_tensorflow(verbose=None):
                     if not is_noise(line)]
             sys.stderr.write("".join(kept))
             sys.stderr.flush()
-    return tf

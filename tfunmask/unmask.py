@@ -22,8 +22,10 @@ flags.DEFINE_bool("assume_cropped", False, "Each input is one aligned face crop:
 flags.DEFINE_bool("compare", False, "Also write input|output side by side into OUT/compare/.")
 flags.DEFINE_bool("save_crops", False, "Also write each face's aligned input and output crops into OUT/crops/.")
 flags.DEFINE_integer("max_faces", None, "Unmask at most this many faces per photo (largest first).")
-flags.DEFINE_bool("cnn_fallback", True, "Run dlib's CNN face detector when HOG finds no face "
-                  "(finds far more masked faces; slower).")
+flags.DEFINE_enum("detector", "cascade", ["cascade", "blazeface", "dlib"],
+                  "Face finder: cascade (BlazeFace, then dlib's HOG, then its CNN where the one before found "
+                  "no face), blazeface alone, or dlib (HOG, then CNN).")
+flags.DEFINE_bool("cnn_fallback", True, "Let the finder end with dlib's CNN detector (small faces; slower).")
 flags.DEFINE_integer("num_threads", None, "TFLite threads (default: all CPUs).")
 flags.DEFINE_bool("progress", True, "Show a progress bar when there are several inputs.")
 flags.DEFINE_bool("example", False, "Unmask a built-in example instead of INPUTs: a drawn face wearing a "
@@ -55,7 +57,7 @@ def main(argv):
     try:
         unmask_lib.plan(inputs, FLAGS.out)  # bad inputs fail before the model loads
         unmasker = inference.load(FLAGS.model, num_threads=FLAGS.num_threads, max_faces=FLAGS.max_faces,
-                                  use_cnn=FLAGS.cnn_fallback)
+                                  use_cnn=FLAGS.cnn_fallback, detector=FLAGS.detector)
         report = unmask_lib.unmask_files(unmasker, inputs, FLAGS.out,
                                          assume_cropped=FLAGS.assume_cropped or FLAGS.example,
                                          compare=FLAGS.compare, save_crops=FLAGS.save_crops,

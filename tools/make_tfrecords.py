@@ -34,7 +34,9 @@ flags.DEFINE_string("split", "0.9,0.05,0.05", "train,val,test fractions (by sour
 flags.DEFINE_integer("size", 256, "unpaired: side of the aligned face crops in pixels.", lower_bound=16)
 flags.DEFINE_integer("max_faces", None, "unpaired: keep at most this many faces per photo, largest first.",
                      lower_bound=1)
-flags.DEFINE_boolean("cnn", True, "unpaired: try dlib's CNN detector when HOG finds no face (slow on CPU).")
+flags.DEFINE_enum("detector", "cascade", ["cascade", "blazeface", "dlib"],
+                  "unpaired: face finder (cascade: BlazeFace, then dlib's HOG, then its CNN).")
+flags.DEFINE_boolean("cnn", True, "unpaired: let the finder end with dlib's CNN detector (slow on CPU).")
 flags.DEFINE_integer("workers", 1, "unpaired: face detection processes.", lower_bound=1)
 flags.DEFINE_boolean("overwrite", False, "Replace shards an earlier run left in --out.")
 flags.mark_flags_as_required(["mode", "out"])
@@ -109,6 +111,7 @@ def _build(folders: dict, total: int) -> tuple[dict, dict]:
     tallies = {domain: records_builder.Tally() for domain in folders}
     records = records_builder.unpaired_records(
         folders, tallies, size=FLAGS.size, max_faces=FLAGS.max_faces, use_cnn=FLAGS.cnn,
+        detector=FLAGS.detector,
         workers=FLAGS.workers, progress=_Progress(total, tallies))
     manifest = tfrecords.write_unpaired_shards(records, FLAGS.out, **options)
     domains = {d: {"folder": str(folders[d]), **tallies[d].as_dict()} for d in folders}

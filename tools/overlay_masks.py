@@ -25,7 +25,9 @@ flags.DEFINE_integer("seed", 0, "Random seed (with each file's relative path it 
                      lower_bound=0)
 flags.DEFINE_integer("workers", 1, "Worker processes for detection and rendering.", lower_bound=1)
 flags.DEFINE_integer("per_face", 1, "Masked variants per face (styles cycle through a random order).", lower_bound=1)
-flags.DEFINE_boolean("cnn", True, "Fall back to dlib's CNN detector when HOG finds no face (slow on CPU).")
+flags.DEFINE_enum("detector", "cascade", ["cascade", "blazeface", "dlib"],
+                  "Face finder (cascade: BlazeFace, then dlib's HOG, then its CNN).")
+flags.DEFINE_boolean("cnn", True, "Let the finder end with dlib's CNN detector (slow on CPU).")
 flags.DEFINE_boolean("overwrite", False, "Replace the output of an earlier run in --out.")
 flags.DEFINE_boolean("progress", True, "Show a progress bar.")
 flags.mark_flags_as_required(["faces", "out"])
@@ -44,6 +46,7 @@ def main(argv: list[str]) -> None:
         report = overlay.overlay_folder(
             FLAGS.faces, FLAGS.out, size=FLAGS.size, styles=masks.parse_styles(FLAGS.styles), seed=FLAGS.seed,
             workers=FLAGS.workers, per_face=FLAGS.per_face, progress=FLAGS.progress, use_cnn=FLAGS.cnn,
+            detector=FLAGS.detector,
             overwrite=FLAGS.overwrite)
     except (ValueError, OSError) as error:
         _fail(error)

@@ -206,7 +206,7 @@ def test_landmarks_on_real_faces(shared_faces):
         assert max(right_eye[1], left_eye[1]) < nose_tip[1] < mouth[1] < chin[1]
         left, top, right, bottom = face.box
         assert 0 <= left < right <= width and 0 <= top < bottom <= height
-        assert face.detector == "hog" and face.score > 0
+        assert face.detector == "blazeface" and 0.5 <= face.score <= 1
 
 
 def test_several_faces_largest_first(shared_faces):
@@ -232,11 +232,11 @@ def test_threads_sharing_the_models_get_the_serial_results(shared_faces):
 def test_cnn_fallback_finds_a_face_in_a_tight_crop(shared_faces):
     for path in list_images(shared_faces / "unmasked")[:20]:
         image = read_image(path)
-        if not faces.find(image, use_cnn=False):
+        if not faces.find(image, use_cnn=False, detector="dlib"):
             break
     else:
         pytest.skip("padded HOG found a face in every photo tried")
-    found = faces.find(image)
+    found = faces.find(image, detector="dlib")
     assert [face.detector for face in found] == ["cnn"]
     assert np.isfinite(found[0].landmarks).all() and 0 < found[0].score
 
@@ -247,3 +247,99 @@ def test_faces_are_frozen(shared_faces):
         face.detector = "cnn"
     with pytest.raises(ValueError):
         face.landmarks[0, 0] = 1.0
+
+
+# --- the cascade --------------------------------------------------------------------------------
+
+def masked_photos(shared_faces, count: int) -> list[np.ndarray]:
+    return [read_image(path) for path in list_images(shared_faces / "masked_real")[:count]]
+
+
+def test_output_contract_on_masked_and_unmasked_photos(shared_faces):
+    """Boxes inside the photo, eyes and nose inside the box, largest box first, scores in range."""
+    seen = 0
+    for image in masked_photos(shared_faces, 12) + portraits(shared_faces, 3):
+        found = faces.find(image)
+        height, width = image.shape[:2]
+        areas = [(f.box[2] - f.box[0]) * (f.box[3] - f.box[1]) for f in found]
+        assert areas == sorted(areas, reverse=True)
+        for face in found:
+            left, top, right, bottom = face.box
+            assert 0 <= left < right <= width and 0 <= top < bottom <= height
+            assert right - left >= faces.MIN_FACE
+            slack = 0.15 * (right - left)  # a fitted point may sit on the box's edge
+            for point in (*eye_centres(face.landmarks), face.landmarks[30]):
+                assert left - slack <= point[0] <= right + slack and top - slack <= point[1] <= bottom + slack
+            assert face.detector in ("blazeface", "hog", "cnn") and np.isfinite(face.landmarks).all()
+            seen += 1
+    assert seen >= 12
+
+
+def test_masked_face_that_padded_hog_misses_is_found(shared_faces):
+    for image in masked_photos(shared_faces, 30):
+        if not faces.find(image, use_cnn=False, detector="dlib"):
+            break
+    else:
+        pytest.skip("padded HOG found a face in every masked photo tried")
+    found = faces.find(image, use_cnn=False)
+    assert found and found[0].detector == "blazeface"
+    nose = faces.alignment(found[0].landmarks, 64).to_crop(found[0].landmarks[30:31])[0]
+    assert 0.3 * 64 < nose[0] < 0.7 * 64 and 0.42 * 64 < nose[1] < 0.8 * 64  # aligned: nose below the eyes
+
+
+@pytest.mark.parametrize("kind", ["noise", "checkerboard"])
+def test_non_faces_are_not_faces(kind):
+    rng = np.random.default_rng(0)
+    if kind == "noise":
+        image = rng.integers(0, 256, (200, 200, 3), dtype=np.uint8)
+    else:
+        image = np.kron((np.indices((8, 8)).sum(0) % 2) * 255, np.ones((25, 25))).astype(np.uint8)
+        image = np.repeat(image[..., None], 3, axis=2)
+    assert faces.find(image) == []
+
+
+def test_face_geometry_check():
+    points = template_landmarks()
+    assert faces._is_face_shape(points)
+    assert faces._is_face_shape(moved(points, angle_degrees=30))  # in the eye line's frame: tilt is fine
+    squashed = points.copy()
+    squashed[27:36] = points[27:36] * [1, 0] + [0, 85]  # the nose on the eye line
+    assert not faces._is_face_shape(squashed)
+    swapped = points.copy()
+    swapped[48:68], swapped[27:36] = points[27:36].mean(0), points[48:68].mean(0)  # mouth above the nose
+    assert not faces._is_face_shape(swapped)
+    assert not faces._is_face_geometry((80, 85), (120, 85), (100, 112), (190, 125))  # mouth far aside
+
+
+class _Fake:
+    """Stands in for a detector model: records calls and returns nothing."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, *args):
+        self.calls += 1
+        return []
+
+    def run(self, *args):  # dlib's HOG interface: (rects, scores, kinds)
+        self.calls += 1
+        return [], [], []
+
+
+def test_fallback_order(shared_faces, monkeypatch):
+    """cascade: BlazeFace; HOG only where BlazeFace finds nothing; the CNN only where HOG also
+    finds nothing (and use_cnn); "dlib" never runs BlazeFace."""
+    image = portraits(shared_faces, 1)[0]
+    assert faces.find(image)[0].detector == "blazeface"
+    blazeface = _Fake()
+    monkeypatch.setitem(faces._models, "blazeface", blazeface)
+    assert faces.find(image)[0].detector == "hog"
+    hog = _Fake()
+    monkeypatch.setitem(faces._models, "hog", hog)
+    assert faces.find(image, use_cnn=False) == []
+    assert faces.find(image)[0].detector == "cnn"
+    assert (blazeface.calls, hog.calls) == (3, 2)
+    faces.find(image, detector="dlib")
+    assert blazeface.calls == 3 and hog.calls == 3
+    with pytest.raises(ValueError, match="unknown face detector"):
+        faces.find(image, detector="yolo")

@@ -87,7 +87,7 @@ class _FakeFace:
         self.landmarks = np.zeros((68, 2), np.float32) + size
 
 
-def _fake_find(image, *, max_faces=None, use_cnn=True):
+def _fake_find(image, *, max_faces=None, use_cnn=True, detector="cascade"):
     """No face in images with little red, else two (of different "sizes") capped at max_faces."""
     found = [] if image[..., 0].mean() < 50 else [_FakeFace(2), _FakeFace(1)]
     return found[:max_faces]

@@ -46,6 +46,7 @@ class _Job:
     seed: int
     per_face: int
     use_cnn: bool
+    detector: str = "cascade"
 
 
 @dataclasses.dataclass
@@ -101,7 +102,7 @@ def _process(task: tuple[str, str], job: _Job) -> _FileResult:
     except OSError as error:
         return _FileResult(source, [], ("unreadable", f"{type(error).__name__}: {error}"))
     try:
-        found = faces.find(image, use_cnn=job.use_cnn)
+        found = faces.find(image, use_cnn=job.use_cnn, detector=job.detector)
         if not found:
             return _FileResult(source, [], ("no_face", "no face found"))
         rng = file_rng(job.seed, source)
@@ -252,7 +253,8 @@ def _results(files: list[Path], faces_dir: Path, job: _Job, workers: int) -> Ite
 
 def overlay_folder(faces_dir: str | Path, out_dir: str | Path, *, size: int = 256,
                    styles: Sequence[str] = masks.STYLES, seed: int = 0, workers: int = 1, per_face: int = 1,
-                   progress: bool = True, use_cnn: bool = True, overwrite: bool = False) -> dict:
+                   progress: bool = True, use_cnn: bool = True, detector: str = "cascade",
+                   overwrite: bool = False) -> dict:
     """Write (masked, target, mask_map) triples for every face in `faces_dir` into `out_dir`.
 
     Output: masked/, target/, mask_map/ PNGs named `<id>.png`, meta.jsonl (one line per
@@ -267,7 +269,9 @@ def overlay_folder(faces_dir: str | Path, out_dir: str | Path, *, size: int = 25
     if not files:
         raise ValueError(f"faces folder {faces_dir} holds no files")
     _prepare_out(out_dir, overwrite)
-    job = _Job(int(size), styles, int(seed), int(per_face), bool(use_cnn))
+    if detector not in faces.DETECTORS:
+        raise ValueError(f"unknown face detector {detector!r}; use one of {', '.join(faces.DETECTORS)}")
+    job = _Job(int(size), styles, int(seed), int(per_face), bool(use_cnn), detector)
     tally, ids, bar = _Tally(), _Ids(), _Progress(len(files), progress)
     with open(out_dir / META, "w", encoding="utf-8") as meta_file:
         for result in _results(files, faces_dir, job, workers):
@@ -277,7 +281,7 @@ def overlay_folder(faces_dir: str | Path, out_dir: str | Path, *, size: int = 25
                 tally.wrote(result, _write(result, out_dir, meta_file, ids))
             bar.step()
     report = {"faces_dir": str(faces_dir), "out_dir": str(out_dir), "size": job.size, "styles": list(styles),
-              "seed": job.seed, "per_face": job.per_face, "use_cnn": job.use_cnn, "seen": len(files),
+              "seed": job.seed, "per_face": job.per_face, "use_cnn": job.use_cnn, "detector": job.detector, "seen": len(files),
               **tally.as_dict()}
     (out_dir / REPORT).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return report

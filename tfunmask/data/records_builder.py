@@ -164,7 +164,7 @@ def domain_files(folder: str | Path) -> list[Path]:
     return files
 
 
-def _crop_job(path: Path, *, size: int, max_faces: int | None, use_cnn: bool
+def _crop_job(path: Path, *, size: int, max_faces: int | None, use_cnn: bool, detector: str
               ) -> tuple[list[np.ndarray], tuple[str, str] | None]:
     """Aligned face crops of one photo, or ([], (reason, message)). Runs in worker processes."""
     try:
@@ -174,7 +174,7 @@ def _crop_job(path: Path, *, size: int, max_faces: int | None, use_cnn: bool
     except OSError as error:
         return [], ("unreadable", str(error))
     try:
-        found = faces.find(image, max_faces=max_faces, use_cnn=use_cnn)
+        found = faces.find(image, max_faces=max_faces, use_cnn=use_cnn, detector=detector)
         crops = [faces.align(image, face.landmarks, size)[0] for face in found]
     except Exception as error:  # one odd photo must not end a long run; it is reported instead
         return [], ("error", f"{type(error).__name__}: {error}")
@@ -193,7 +193,8 @@ def _mapper(workers: int):
 
 
 def unpaired_records(domains: Mapping[str, str | Path], tallies: Mapping[str, Tally], *, size: int = 256,
-                     max_faces: int | None = None, use_cnn: bool = True, workers: int = 1,
+                     max_faces: int | None = None, use_cnn: bool = True, detector: str = "cascade",
+                     workers: int = 1,
                      progress: Callable[[], None] | None = None) -> Iterator[dict]:
     """Yield an unpaired record per face found in the photos of each domain folder.
 
@@ -202,7 +203,9 @@ def unpaired_records(domains: Mapping[str, str | Path], tallies: Mapping[str, Ta
     files go to `tallies[domain]`; `progress` is called after each file. Output order (and so the
     dataset) does not depend on `workers`.
     """
-    job = partial(_crop_job, size=size, max_faces=max_faces, use_cnn=use_cnn)
+    if detector not in faces.DETECTORS:
+        raise InputError(f"unknown face detector {detector!r}; use one of {', '.join(faces.DETECTORS)}")
+    job = partial(_crop_job, size=size, max_faces=max_faces, use_cnn=use_cnn, detector=detector)
     with _mapper(workers) as ordered_map:
         for domain, folder in domains.items():
             files = domain_files(folder)
