@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import REPO
 from tfunmask import startup
-from tfunmask.config import TrainConfig
+from tfunmask.config import ConfigError, TrainConfig
 
 # What TensorFlow prints at start-up on a machine without a GPU (seen on TF 2.21).
 STARTUP_NOISE = ("absl::InitializeLog", "cudart_stub", "cuInit", "cpu_feature_guard", "rebuild TensorFlow")
@@ -88,3 +88,42 @@ def test_verbosity_flag_turns_the_filter_off(monkeypatch):
     assert not startup.verbose_requested(["--model=aggan", "--very"])
     monkeypatch.setenv("TFUNMASK_VERBOSE", "1")
     assert startup.verbose_requested([])
+
+
+# ----------------------------------------------------------------------------- resume
+
+def test_resumed_config_takes_the_saved_one_and_only_safe_changes():
+    saved = TrainConfig(model="cyclegan", data="data/a", epochs=4, filters=16)
+    same, changes = TrainConfig.resumed(saved, {"model_dir": saved.model_dir})
+    assert same == saved and changes == {}
+    longer, changes = TrainConfig.resumed(saved, {"epochs": 8, "data": "data/b", "filters": 16})
+    assert (longer.epochs, longer.data, longer.decay_epochs) == (8, "data/b", saved.decay_epochs)
+    assert changes == {"epochs": (4, 8), "data": ("data/a", "data/b")}
+    with pytest.raises(ConfigError, match=r"--filters=64 \(the run has 16\).*--lr"):
+        TrainConfig.resumed(saved, {"filters": 64, "lr": 1.0})
+    with pytest.raises(ConfigError, match="only add epochs"):
+        TrainConfig.resumed(saved, {"epochs": 3})
+
+
+def test_resume_with_only_the_run_folder(tiny_paired_data, tmp_path):
+    """A finished run resumed says so and trains nothing; --epochs extends it and is recorded;
+    an architecture flag is refused in one line. Nothing else needs typing again."""
+    from tfunmask import training
+
+    run = tmp_path / "run"
+    training.train(TrainConfig(data=str(tiny_paired_data), model_dir=str(run), image_size=32, batch_size=4,
+                               epochs=1, steps_per_epoch=2, filters=8, max_filters=16, mixed_precision="none",
+                               strategy="one_device", export=False), verbose=0)
+    finished = train_cli(f"--model_dir={run}", "--resume", cache=tmp_path / "cache")
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert "already finished its 1 epochs" in finished.stdout
+    refused = train_cli(f"--model_dir={run}", "--resume", "--filters=16", cache=tmp_path / "cache")
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines()[-1].startswith("error: --resume continues the run as it was "
+                                                               "configured; it cannot change --filters=16")
+    extended = train_cli(f"--model_dir={run}", "--resume", "--epochs=2", cache=tmp_path / "cache")
+    assert extended.returncode == 0, extended.stderr[-2000:]
+    assert "with --epochs=2 (was 1)" in extended.stdout and f"trained {run}: epochs 1..2" in extended.stdout
+    config = json.loads((run / "config.json").read_text())
+    assert config["epochs"] == 2 and config["data"] == str(tiny_paired_data) and config["filters"] == 8
+    assert not (tmp_path / "cache").exists()  # the demo set was never built

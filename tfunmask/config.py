@@ -20,6 +20,11 @@ ARCHITECTURE_FIELDS = (
 )
 
 
+# What a resumed run may change: how long and on what it trains, what it logs; never the networks,
+# the optimiser or the batches' making (those would silently make it another run).
+RESUMABLE_CHANGES = ("epochs", "data", "summary_every", "image_every", "export")
+
+
 class ConfigError(ValueError):
     """A configuration that cannot be used (one-line message)."""
 
@@ -111,6 +116,22 @@ class TrainConfig:
         values = json.loads(path.read_text())
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
+
+    @classmethod
+    def resumed(cls, saved, given):
+        """``saved`` with the flags the user gave (``given``: {name: value}) applied: only
+        RESUMABLE_CHANGES may differ, and --epochs may only grow. Returns (config, {name: (old,
+        new)}) for what changed; a ConfigError names any other flag that would change."""
+        changes = {name: (getattr(saved, name), value) for name, value in given.items()
+                   if name in {f.name for f in dataclasses.fields(cls)} and getattr(saved, name) != value}
+        refused = [f"--{name}={new!r} (the run has {old!r})" for name, (old, new) in changes.items()
+                   if name not in RESUMABLE_CHANGES]
+        if refused:
+            raise ConfigError("--resume continues the run as it was configured; it cannot change "
+                              + "; ".join(refused) + " (start a new --model_dir for that)")
+        if "epochs" in changes and changes["epochs"][1] < saved.epochs:
+            raise ConfigError(f"--resume can only add epochs: the run has --epochs={saved.epochs}")
+        return dataclasses.replace(saved, **{name: new for name, (_, new) in changes.items()}), changes
 
     def check_resumable_from(self, saved):
         """Raises ConfigError naming every architecture field that differs from ``saved``."""

@@ -75,10 +75,18 @@ flags.DEFINE_bool("export", True, "Export the generator as a SavedModel at the e
 
 
 def config_from_flags():
-    """A TrainConfig holding every flag whose name is a config field."""
+    """A TrainConfig holding every flag whose name is a config field; with --resume, the run's
+    saved configuration with the flags given on the command line applied where that is safe
+    (``TrainConfig.resumed``; each change is printed, and recorded in config.json by training)."""
     values = {f.name: FLAGS[f.name].value for f in dataclasses.fields(TrainConfig) if f.name in FLAGS}
     values["aggan_scheme"] = int(values["aggan_scheme"])
     values["model_dir"] = values["model_dir"] or f"runs/{values['model']}"
+    if FLAGS.resume:
+        given = {name: value for name, value in values.items() if name in FLAGS and FLAGS[name].present}
+        config, changes = TrainConfig.resumed(TrainConfig.load(values["model_dir"]), given)
+        for name, (old, new) in changes.items():
+            print(f"resuming {config.model_dir} with --{name}={new} (was {old})")
+        return config
     if not values["data"] and not FLAGS.resume:
         preset = {k: v for k, v in DEMO_PRESETS.get(values["model"], {}).items() if not FLAGS[k].present}
         if preset:
@@ -97,6 +105,10 @@ def main(argv):
         _, summary = training.train(config_from_flags(), resume=FLAGS.resume)
     except ConfigError as error:
         fail(str(error))
+    if summary.get("finished_before"):
+        print(f"{summary['model_dir']} already finished its {summary['epochs']} epochs: nothing to train "
+              f"(resume with --epochs above {summary['epochs']} to train further)")
+        return
     rate = summary["images_per_s"]
     print(f"trained {summary['model_dir']}: epochs {summary['start_epoch']}..{summary['epochs']}"
           + (f", {rate:.1f} images/s" if rate else ""))

@@ -189,6 +189,9 @@ def train(config: TrainConfig, *, resume=False, verbose=1, callbacks=()):
 
     history = {}
     start = int(epoch.numpy())
+    if start >= config.epochs:
+        return model, {"model_dir": str(model_dir), "epochs": config.epochs, "start_epoch": start,
+                       "finished_before": True}
     for e in range(start, config.epochs):
         data = _dataset(config, kind, train_files, training=True, seed=config.seed + e)
         result = model.fit(data, initial_epoch=e, epochs=e + 1, steps_per_epoch=steps_per_epoch,
