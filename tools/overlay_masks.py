@@ -1,7 +1,8 @@
 """Draw synthetic masks on every face in a folder of photos (a thin command line over tfunmask.data.overlay).
 
   python tools/overlay_masks.py --faces DIR --out DIR [--size 256] [--styles all|surgical,n95,...]
-      [--seed 0] [--workers N] [--per_face K] [--nocnn] [--overwrite] [--noprogress]
+      [--seed 0] [--workers N] [--per_face K] [--detector cascade|blazeface|dlib] [--nocnn] [--overwrite]
+      [--noprogress]
 
 Writes masked/, target/, mask_map/ PNGs, meta.jsonl and report.json into --out (never into
 --faces) and prints a one-line summary. The output depends on --seed only, not on --workers.
