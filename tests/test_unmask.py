@@ -83,6 +83,8 @@ def test_cli_reports_skips_and_exit_codes(tiny_exports, photo_folder, tmp_path):
     assert "unmasked 2 of 5 photo(s), 3 face(s)" in done.stdout
     assert f"skipped (no_face) {photo_folder / 'sky.png'}: no face found" in done.stderr
     assert f"skipped (not_an_image) {photo_folder / 'notes.txt'}" in done.stderr
+    no_face = run_cli(f"--model={model}", photo_folder / "sky.png", f"--out={tmp_path / 'sky'}")
+    assert no_face.returncode == 0 and "skipped (no_face)" in no_face.stderr  # reported, not a failure
     ok = run_cli(f"--model={model}", "--assume_cropped", photo_folder / "sky.png", f"--out={tmp_path / 'crop'}")
     assert ok.returncode == 0, ok.stderr
     assert images.read_image(tmp_path / "crop" / "unmasked" / "sky.png").shape == (80, 120, 3)

@@ -4,8 +4,10 @@ INPUT is any mix of image files, folders (searched recursively) and globs. Every
 photo is found, aligned, unmasked by the generator at PATH (a SavedModel folder or training run
 folder, a ``.tflite`` or a ``.keras`` file) and blended back; DIR receives ``unmasked/``,
 optionally ``compare/`` and ``crops/``, and ``report.json``. Unreadable files and photos without
-a face are reported and skipped. Exit code: 0 when every input was unmasked, 1 when any was
-skipped, 2 for bad arguments. Thin wrapper over ``tfunmask.unmask_lib.unmask_files``.
+a face are reported and skipped. Exit code: 0 when every input was unmasked or only had no face
+(common in real photo folders: reported, not a failure), 1 when any input could not be used
+(unreadable, not an image, ...), 2 for bad arguments. Thin wrapper over
+``tfunmask.unmask_lib.unmask_files``.
 """
 
 import sys
@@ -67,7 +69,7 @@ def main(argv):
     for entry in report["skipped_files"]:
         print(f"skipped ({entry['reason']}) {entry['message']}", file=sys.stderr)
     print(summary_line(report, FLAGS.out))
-    if report["skipped"]:
+    if set(report["skipped"]) - {"no_face"}:
         sys.exit(1)
 
 
