@@ -27,7 +27,8 @@ False faces are rejected, whatever found them: a box narrower than MIN_FACE pixe
 geometry (BlazeFace's keypoints, and the 68 points) is not a human face's: nose and mouth below
 the eye line, in that order, at distances proportional to the eye distance; and beside
 BlazeFace's best face, any other scoring below EXTRA_FACE_SCORE (false boxes on stage lights, a
-flag, an ear were seen at 0.51-0.54, each below the real face's score).
+flag, an ear were seen at 0.51-0.54, each below the real face's score) or whose 68-point eyes
+disagree with BlazeFace's (an ear beside a face scored 0.74; dlib's fit put its eyes elsewhere).
 
 The models are loaded once per process, lazily, under a lock, and each detector serves one thread
 at a time (dlib's detectors are not reentrant); worker pools should use the "spawn" start method,
@@ -193,6 +194,8 @@ def _blazeface_faces(image: np.ndarray, padded: np.ndarray, pad: int) -> list[Fa
         face = _face(padded, pad, found.box + pad, found.score, "blazeface")
         fitted = np.stack([face.landmarks[_RIGHT_EYE].mean(0), face.landmarks[_LEFT_EYE].mean(0)])
         if np.hypot(*(fitted - eyes).T).max() > EYE_AGREEMENT * np.hypot(*(eyes[1] - eyes[0])):
+            if rank:  # beside the best face, the two models must agree (an ear scored 0.74)
+                continue
             moved = _apply(_similarity(fitted, eyes), face.landmarks)
             moved.setflags(write=False)
             face = Face(box=face.box, landmarks=moved, detector="blazeface", score=face.score, refitted=True)
