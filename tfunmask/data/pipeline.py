@@ -128,7 +128,18 @@ def paired(files: Sequence[str | Path], *, image_size: int = 256, load_size: int
     element = partial(_paired_element, image_size=image_size, load_size=load_size,
                       training=training, seed=seed)
     dataset = dataset.enumerate().map(element, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
-    return dataset.batch(batch_size, drop_remainder=training).prefetch(AUTOTUNE)
+    return _batched(dataset, batch_size, training, None if repeat else _count_records(files))
+
+
+def _batched(dataset: tf.data.Dataset, batch_size: int, training: bool, examples: int | None) -> tf.data.Dataset:
+    """Batches (the last partial one dropped in training); a one-pass dataset of `examples` also
+    states its number of batches, so Keras knows where an evaluation pass ends instead of running
+    into the end and warning that the input "ran out of data"."""
+    dataset = dataset.batch(batch_size, drop_remainder=training)
+    if examples is not None:
+        batches = examples // batch_size if training else -(-examples // batch_size)
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
+    return dataset.prefetch(AUTOTUNE)
 
 
 def _count_records(files: list[str]) -> int:
@@ -161,6 +172,7 @@ def unpaired(files_a: Sequence[str | Path], files_b: Sequence[str | Path], *, im
                    shuffle_buffer=shuffle_buffer, deterministic=deterministic)
     dataset = tf.data.Dataset.zip({"a": _domain(files_a, _STREAM_A, **options),
                                    "b": _domain(files_b, _STREAM_B, **options)})
-    if not repeat:
-        dataset = dataset.take(max(_count_records(files_a), _count_records(files_b)))
-    return dataset.batch(batch_size, drop_remainder=training).prefetch(AUTOTUNE)
+    examples = None if repeat else max(_count_records(files_a), _count_records(files_b))
+    if examples is not None:
+        dataset = dataset.take(examples)
+    return _batched(dataset, batch_size, training, examples)
