@@ -11,6 +11,7 @@ import tensorflow as tf
 from tests.training_helpers import run_script
 from tfunmask import training
 from tfunmask.config import ConfigError, TrainConfig
+from tfunmask.data.images import read_image
 
 
 def tiny_config(data, model_dir, **overrides):
@@ -104,7 +105,9 @@ def test_missing_data_fails_clearly(tmp_path):
 
 
 def test_tensorboard_logs_and_saved_model(tiny_paired_data, tmp_path):
-    config = tiny_config(tiny_paired_data, tmp_path, epochs=1, decay_epochs=0, export=True)
+    """Intervals longer than the run: the epoch's end still logs every scalar and the grids."""
+    config = tiny_config(tiny_paired_data, tmp_path, epochs=1, decay_epochs=0, export=True,
+                         summary_every=1000, image_every=1000)
     _, summary = training.train(config, verbose=0)
     tags = set()
     for event_file in (tmp_path / "logs").glob("events.out.tfevents.*"):
@@ -112,6 +115,8 @@ def test_tensorboard_logs_and_saved_model(tiny_paired_data, tmp_path):
             tags.update(v.tag for v in event.summary.value)
     assert {"train/g_loss", "train/g_rec", "train/d_loss", "train/learning_rate",
             "train/images_per_s", "samples/input_output_target", "val/g_rec"} <= tags
+    grid = read_image(tmp_path / "samples" / "epoch0001_input_output_target.png")
+    assert grid.shape[1] == 3 * 32 and grid.shape[0] % 32 == 0  # input | output | target, a row per sample
     served = tf.saved_model.load(summary["saved_model"]).signatures["serving_default"]
     out = served(images=tf.zeros((2, 32, 32, 3), tf.uint8))["unmasked"]
     assert out.dtype == tf.uint8 and out.shape == (2, 32, 32, 3)

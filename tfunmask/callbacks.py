@@ -5,6 +5,7 @@
 """
 
 import time
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -52,7 +53,9 @@ def image_grid(columns):
 
 class TensorBoardSummaries(keras.callbacks.Callback):
     """Every loss term, learning rate and images/s every ``summary_every`` steps;
-    a grid of fixed validation samples every ``image_every`` steps.
+    a grid of fixed validation samples every ``image_every`` steps; and both at the end
+    of every epoch whatever the intervals (the epoch's mean losses), so a short run is
+    never blind. Each epoch's grids are also written as PNGs into ``samples_dir``.
 
     ``sample_fn(batch) -> {name: [column batches in [-1, 1]]}`` lets each model
     choose what to show (Pix2Pix: input | output | target; the attention models
@@ -60,9 +63,10 @@ class TensorBoardSummaries(keras.callbacks.Callback):
     """
 
     def __init__(self, log_dir, samples, sample_fn, *, summary_every=100, image_every=500,
-                 throughput=None):
+                 throughput=None, samples_dir=None):
         super().__init__()
         self.writer = tf.summary.create_file_writer(str(log_dir))
+        self.samples_dir = samples_dir
         self.samples = samples
         self.sample_fn = sample_fn
         self.summary_every = summary_every
@@ -82,19 +86,29 @@ class TensorBoardSummaries(keras.callbacks.Callback):
             if step % self.image_every == 0:
                 self.write_images(step)
 
-    def write_images(self, step):
+    def write_images(self, step, png_stem=None):
+        """The sample grids at ``step``; with ``png_stem``, also ``samples_dir/<stem>_<name>.png``."""
         with self.writer.as_default(step=step):
             for name, columns in self.sample_fn(self.samples).items():
-                tf.summary.image(f"samples/{name}", image_grid(columns)[None], max_outputs=1)
+                grid = image_grid(columns)
+                tf.summary.image(f"samples/{name}", grid[None], max_outputs=1)
+                if png_stem and self.samples_dir is not None:
+                    from tfunmask.data.images import write_image
+
+                    write_image(Path(self.samples_dir) / f"{png_stem}_{name}.png", grid)
         self.writer.flush()
 
     def on_epoch_end(self, epoch, logs=None):
-        with self.writer.as_default(step=self._step()):
+        step = self._step()
+        with self.writer.as_default(step=step):
             for name, value in (logs or {}).items():
-                if name.startswith("val_"):
-                    tf.summary.scalar(f"val/{name[4:]}", float(value))
+                tag = f"val/{name[4:]}" if name.startswith("val_") else f"train/{name}"
+                tf.summary.scalar(tag, float(value))
+            tf.summary.scalar("train/learning_rate", float(self.model.g_optimizer.learning_rate))
+            if self.throughput is not None and self.throughput.rate is not None:
+                tf.summary.scalar("train/images_per_s", self.throughput.rate)
             tf.summary.scalar("epoch", epoch + 1)
-        self.writer.flush()
+        self.write_images(step, png_stem=f"epoch{epoch + 1:04d}")
 
 
 class RunProgbar(keras.callbacks.ProgbarLogger):

@@ -181,7 +181,8 @@ def train(config: TrainConfig, *, resume=False, verbose=1, callbacks=()):
     throughput = Throughput(config.batch_size)
     summaries = TensorBoardSummaries(model_dir / "logs", samples, model.sample_images,
                                      summary_every=config.summary_every,
-                                     image_every=config.image_every)
+                                     image_every=config.image_every, throughput=throughput,
+                                     samples_dir=model_dir / "samples")
     callbacks = [throughput, summaries, EpochCheckpoint(manager, epoch), *callbacks]
     if verbose:
         callbacks.append(RunProgbar(config.epochs))  # last, so it shows images_per_s
@@ -198,7 +199,6 @@ def train(config: TrainConfig, *, resume=False, verbose=1, callbacks=()):
                            validation_data=validation, callbacks=callbacks, verbose=verbose,
                            shuffle=False)
         history = {k: v[-1] for k, v in result.history.items()}
-    summaries.write_images(int(model.g_optimizer.iterations.numpy()))
 
     summary = {"model_dir": str(model_dir), "epochs": config.epochs, "start_epoch": start,
                "steps_per_epoch": steps_per_epoch, "images_per_s": throughput.rate,
