@@ -38,6 +38,7 @@ def test_every_model_trains_on_the_demo_set_with_epochs_alone(model, kind, tmp_p
     noise = [line for line in result.stderr.splitlines() if any(n in line for n in STARTUP_NOISE)]
     assert not noise, noise
     assert "ran out of data" not in result.stderr  # the validation pass states its length
+    assert "\x1b[" not in result.stdout and "\b" not in result.stdout  # not a terminal: plain lines
     config = json.loads((run / "config.json").read_text())
     assert config["data"] is None and config["epochs"] == 1 and config["decay_epochs"] == 0
     demo_sets = list((tmp_path / "cache").glob("demo-*"))

@@ -10,6 +10,7 @@ printed and ``config.json`` say what was used. Flags may come from a file with
 """
 
 import dataclasses
+import sys
 
 from absl import flags
 
@@ -72,6 +73,9 @@ flags.DEFINE_integer("summary_every", DEFAULTS.summary_every, "Steps between Ten
 flags.DEFINE_integer("image_every", DEFAULTS.image_every, "Steps between TensorBoard image grids.")
 flags.DEFINE_bool("resume", False, "Continue the run in --model_dir from its last checkpoint.")
 flags.DEFINE_bool("export", True, "Export the generator as a SavedModel at the end.")
+flags.DEFINE_enum("progress", "auto", ["auto", "bar", "epoch", "none"],
+                  "auto: a progress bar on a terminal, one plain line per epoch otherwise (logs, nohup, CI).")
+PROGRESS = {"bar": 1, "epoch": 2, "none": 0}  # Keras' fit verbosity
 
 
 def config_from_flags():
@@ -102,7 +106,8 @@ def main(argv):
     from tfunmask import training  # TensorFlow loads only once the flags are good
 
     try:
-        _, summary = training.train(config_from_flags(), resume=FLAGS.resume)
+        progress = FLAGS.progress if FLAGS.progress != "auto" else "bar" if sys.stdout.isatty() else "epoch"
+        _, summary = training.train(config_from_flags(), resume=FLAGS.resume, verbose=PROGRESS[progress])
     except ConfigError as error:
         fail(str(error))
     if summary.get("finished_before"):
