@@ -11,6 +11,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfunmask.data.images import write_image
 from tfunmask.pixels import to_uint8
 
 
@@ -93,8 +94,6 @@ class TensorBoardSummaries(keras.callbacks.Callback):
                 grid = image_grid(columns)
                 tf.summary.image(f"samples/{name}", grid[None], max_outputs=1)
                 if png_stem and self.samples_dir is not None:
-                    from tfunmask.data.images import write_image
-
                     write_image(Path(self.samples_dir) / f"{png_stem}_{name}.png", grid)
         self.writer.flush()
 

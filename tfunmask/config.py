@@ -122,8 +122,9 @@ class TrainConfig:
         """``saved`` with the flags the user gave (``given``: {name: value}) applied: only
         RESUMABLE_CHANGES may differ, and --epochs may only grow. Returns (config, {name: (old,
         new)}) for what changed; a ConfigError names any other flag that would change."""
+        fields = {f.name for f in dataclasses.fields(cls)}
         changes = {name: (getattr(saved, name), value) for name, value in given.items()
-                   if name in {f.name for f in dataclasses.fields(cls)} and getattr(saved, name) != value}
+                   if name in fields and getattr(saved, name) != value}
         refused = [f"--{name}={new!r} (the run has {old!r})" for name, (old, new) in changes.items()
                    if name not in RESUMABLE_CHANGES]
         if refused:

@@ -189,12 +189,10 @@ class Unmasker:
     """Whole-photo unmasking with one generator: detect, align, generate, warp back, blend."""
 
     def __init__(self, generator, *, max_faces=None, use_cnn=True, detector="cascade", feather=FEATHER):
-        if detector not in faces.DETECTORS:
-            raise ValueError(f"unknown face detector {detector!r}; use one of {', '.join(faces.DETECTORS)}")
         self.generator = generator
         self.max_faces = max_faces
         self.use_cnn = use_cnn
-        self.detector = detector
+        self.detector = faces.check_detector(detector)
         self.feather = feather
 
     @property

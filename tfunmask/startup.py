@@ -56,12 +56,9 @@ def load_tensorflow(verbose=None):
         return sys.modules["tensorflow"]
     if verbose is None:
         verbose = verbose_requested()
-    if verbose:
-        import tensorflow as tf
-
-        return tf
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
-    with filtered_stderr(verbose=False):
+    if not verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+    with filtered_stderr(verbose):
         import tensorflow as tf
 
         tf.config.list_physical_devices("GPU")

@@ -91,7 +91,7 @@ def config_from_flags():
         for name, (old, new) in changes.items():
             print(f"resuming {config.model_dir} with --{name}={new} (was {old})")
         return config
-    if not values["data"] and not FLAGS.resume:
+    if not values["data"]:
         preset = {k: v for k, v in DEMO_PRESETS.get(values["model"], {}).items() if not FLAGS[k].present}
         if preset:
             print(f"training on the built-in demo set with its {values['model']} preset "

@@ -120,7 +120,7 @@ def count_steps(config, kind, files):
     """Steps per epoch: ``--steps_per_epoch`` or one pass over the (larger) training set."""
     if config.steps_per_epoch:
         return config.steps_per_epoch
-    counts = [sum(1 for _ in tf.data.TFRecordDataset(group)) for group in files]
+    counts = [pipeline.count_records(group) for group in files]
     steps = max(counts) // config.batch_size
     if steps < 1:
         raise ConfigError(f"the training set ({max(counts)} examples) is smaller than one batch "

@@ -253,11 +253,16 @@ def cache_root() -> Path:
 
 
 def _unpaired_records(count: int, size: int, seed: int, styles: Sequence[str]) -> Iterator[dict]:
-    """Unpaired records: even faces masked (domain A), odd faces as drawn (domain B)."""
-    for record in _records(count, size, seed, styles):
-        masked = int(record["id"][-5:]) % 2 == 0
-        yield {"image": record["masked"] if masked else record["target"], "domain": "A" if masked else "B",
-               "source": record["source"]}
+    """Unpaired records: even faces masked (domain A, the paired set's masked image), odd faces as
+    drawn (domain B; no mask rendered)."""
+    for i in range(count):
+        rng = np.random.default_rng([seed, i])
+        face, landmarks = draw_face(rng, size)
+        if i % 2:
+            yield {"image": face, "domain": "B", "source": f"demo/{seed}/{i:05d}"}
+        else:
+            masked = masks.render(face, landmarks, styles[i % len(styles)], rng).masked
+            yield {"image": masked, "domain": "A", "source": f"demo/{seed}/{i:05d}"}
 
 
 def _records(count: int, size: int, seed: int, styles: Sequence[str]) -> Iterator[dict]:

@@ -166,8 +166,7 @@ def find(image_rgb: np.ndarray, *, max_faces: int | None = None, use_cnn: bool =
     before found no plausible face), "blazeface" or "dlib" (HOG, then the CNN); `use_cnn=False`
     leaves the CNN out.
     """
-    if detector not in DETECTORS:
-        raise ValueError(f"unknown face detector {detector!r}; use one of {', '.join(DETECTORS)}")
+    check_detector(detector)
     image = _as_rgb(image_rgb)
     height, width = image.shape[:2]
     pad = round(HOG_PAD * max(height, width))
@@ -182,6 +181,19 @@ def find(image_rgb: np.ndarray, *, max_faces: int | None = None, use_cnn: bool =
     return faces[:max_faces]
 
 
+def check_detector(detector: str) -> str:
+    """`detector` if it names a finder of `find`, else ValueError (one line)."""
+    if detector not in DETECTORS:
+        raise ValueError(f"unknown face detector {detector!r}; use one of {', '.join(DETECTORS)}")
+    return detector
+
+
+def _eye_centres(landmarks) -> np.ndarray:
+    """(2, 2) float64: the subject's right eye centre (left in the photo), then the left one."""
+    points = np.asarray(landmarks, np.float64)
+    return np.stack([points[_RIGHT_EYE].mean(axis=0), points[_LEFT_EYE].mean(axis=0)])
+
+
 def _blazeface_faces(image: np.ndarray, padded: np.ndarray, pad: int) -> list[Face]:
     """BlazeFace's plausible detections with 68 points fitted (and moved onto its eyes if need be)."""
     faces = []
@@ -192,7 +204,7 @@ def _blazeface_faces(image: np.ndarray, padded: np.ndarray, pad: int) -> list[Fa
         if not _is_face_geometry(eyes[0], eyes[1], nose, mouth):
             continue
         face = _face(padded, pad, found.box + pad, found.score, "blazeface")
-        fitted = np.stack([face.landmarks[_RIGHT_EYE].mean(0), face.landmarks[_LEFT_EYE].mean(0)])
+        fitted = _eye_centres(face.landmarks)
         if np.hypot(*(fitted - eyes).T).max() > EYE_AGREEMENT * np.hypot(*(eyes[1] - eyes[0])):
             if rank:  # beside the best face, the two models must agree (an ear scored 0.74)
                 continue
@@ -225,8 +237,7 @@ def _is_face_shape(landmarks: np.ndarray) -> bool:
     most 0.8 to the side (on 160 shared photos, masked and not: nose 0.13-1.04, mouth 0.63-1.71,
     sideways up to 0.54; the margins allow for turned and tilted heads)."""
     points = np.asarray(landmarks, np.float64)
-    return _is_face_geometry(points[_RIGHT_EYE].mean(0), points[_LEFT_EYE].mean(0), points[30],
-                             points[[51, 57]].mean(0))
+    return _is_face_geometry(*_eye_centres(points), points[30], points[[51, 57]].mean(0))
 
 
 def _is_face_geometry(right_eye, left_eye, nose, mouth) -> bool:
@@ -334,7 +345,7 @@ def alignment(landmarks, size: int) -> Alignment:
     points = np.asarray(landmarks, dtype=np.float64)
     if points.shape != (68, 2) or not np.isfinite(points).all():
         raise ValueError(f"expected finite landmarks of shape (68, 2), got {points.shape}")
-    right_eye, left_eye = points[_RIGHT_EYE].mean(axis=0), points[_LEFT_EYE].mean(axis=0)
+    right_eye, left_eye = _eye_centres(points)
     eye_centre = (right_eye + left_eye) / 2
     eye_to_eye = left_eye - right_eye
     eye_distance = np.hypot(*eye_to_eye)

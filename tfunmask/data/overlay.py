@@ -269,9 +269,7 @@ def overlay_folder(faces_dir: str | Path, out_dir: str | Path, *, size: int = 25
     if not files:
         raise ValueError(f"faces folder {faces_dir} holds no files")
     _prepare_out(out_dir, overwrite)
-    if detector not in faces.DETECTORS:
-        raise ValueError(f"unknown face detector {detector!r}; use one of {', '.join(faces.DETECTORS)}")
-    job = _Job(int(size), styles, int(seed), int(per_face), bool(use_cnn), detector)
+    job = _Job(int(size), styles, int(seed), int(per_face), bool(use_cnn), faces.check_detector(detector))
     tally, ids, bar = _Tally(), _Ids(), _Progress(len(files), progress)
     with open(out_dir / META, "w", encoding="utf-8") as meta_file:
         for result in _results(files, faces_dir, job, workers):
@@ -281,7 +279,8 @@ def overlay_folder(faces_dir: str | Path, out_dir: str | Path, *, size: int = 25
                 tally.wrote(result, _write(result, out_dir, meta_file, ids))
             bar.step()
     report = {"faces_dir": str(faces_dir), "out_dir": str(out_dir), "size": job.size, "styles": list(styles),
-              "seed": job.seed, "per_face": job.per_face, "use_cnn": job.use_cnn, "detector": job.detector, "seen": len(files),
+              "seed": job.seed, "per_face": job.per_face, "use_cnn": job.use_cnn, "detector": job.detector,
+              "seen": len(files),
               **tally.as_dict()}
     (out_dir / REPORT).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return report

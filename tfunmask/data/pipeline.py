@@ -128,7 +128,7 @@ def paired(files: Sequence[str | Path], *, image_size: int = 256, load_size: int
     element = partial(_paired_element, image_size=image_size, load_size=load_size,
                       training=training, seed=seed)
     dataset = dataset.enumerate().map(element, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
-    return _batched(dataset, batch_size, training, None if repeat else _count_records(files))
+    return _batched(dataset, batch_size, training, None if repeat else count_records(files))
 
 
 def _batched(dataset: tf.data.Dataset, batch_size: int, training: bool, examples: int | None) -> tf.data.Dataset:
@@ -142,7 +142,7 @@ def _batched(dataset: tf.data.Dataset, batch_size: int, training: bool, examples
     return dataset.prefetch(AUTOTUNE)
 
 
-def _count_records(files: list[str]) -> int:
+def count_records(files: list[str]) -> int:
     """Number of records in TFRecord files (reads them once, without parsing)."""
     return int(tf.data.TFRecordDataset(files).reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
 
@@ -172,7 +172,7 @@ def unpaired(files_a: Sequence[str | Path], files_b: Sequence[str | Path], *, im
                    shuffle_buffer=shuffle_buffer, deterministic=deterministic)
     dataset = tf.data.Dataset.zip({"a": _domain(files_a, _STREAM_A, **options),
                                    "b": _domain(files_b, _STREAM_B, **options)})
-    examples = None if repeat else max(_count_records(files_a), _count_records(files_b))
+    examples = None if repeat else max(count_records(files_a), count_records(files_b))
     if examples is not None:
         dataset = dataset.take(examples)
     return _batched(dataset, batch_size, training, examples)

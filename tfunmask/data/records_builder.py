@@ -203,8 +203,10 @@ def unpaired_records(domains: Mapping[str, str | Path], tallies: Mapping[str, Ta
     files go to `tallies[domain]`; `progress` is called after each file. Output order (and so the
     dataset) does not depend on `workers`.
     """
-    if detector not in faces.DETECTORS:
-        raise InputError(f"unknown face detector {detector!r}; use one of {', '.join(faces.DETECTORS)}")
+    try:
+        faces.check_detector(detector)
+    except ValueError as error:
+        raise InputError(str(error)) from None
     job = partial(_crop_job, size=size, max_faces=max_faces, use_cnn=use_cnn, detector=detector)
     with _mapper(workers) as ordered_map:
         for domain, folder in domains.items():
