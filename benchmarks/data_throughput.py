@@ -21,17 +21,22 @@ startup.load_tensorflow()  # before anything imports TensorFlow: no native start
 
 from absl import app, flags  # noqa: E402
 
-from tfunmask.data import overlay, records_builder, tfrecords  # noqa: E402
+from tfunmask.data import records_builder, tfrecords  # noqa: E402
+from tfunmask.synth import overlay
 
 REPO = Path(__file__).resolve().parents[1]
-flags.DEFINE_string("faces", str(REPO.parent / "shared" / "data" / "faces" / "unmasked"),
-                    "Folder of face photos.")
-flags.DEFINE_integer("limit", 200, "Photos to overlay.")
-flags.DEFINE_integer("size", 256, "Aligned crop size.")
-flags.DEFINE_integer("workers", 2, "Worker processes for the second overlay run.")
-flags.DEFINE_integer("image_size", 256, "Pipeline crop size (load size = size * 286 / 256).")
-flags.DEFINE_integer("batch_size", 8, "Pipeline batch size.")
-flags.DEFINE_integer("epochs", 3, "Timed pipeline passes.")
+def define_flags():
+    """Defines the program's flags (only when it runs as a program)."""
+    flags.DEFINE_string("faces", str(REPO.parent / "shared" / "data" / "faces" / "unmasked"),
+                        "Folder of face photos.")
+    flags.DEFINE_integer("limit", 200, "Photos to overlay.")
+    flags.DEFINE_integer("size", 256, "Aligned crop size.")
+    flags.DEFINE_integer("workers", 2, "Worker processes for the second overlay run.")
+    flags.DEFINE_integer("image_size", 256, "Pipeline crop size (load size = size * 286 / 256).")
+    flags.DEFINE_integer("batch_size", 8, "Pipeline batch size.")
+    flags.DEFINE_integer("epochs", 3, "Timed pipeline passes.")
+
+
 FLAGS = flags.FLAGS
 
 
@@ -89,4 +94,5 @@ def main(_):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

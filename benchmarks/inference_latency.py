@@ -3,7 +3,7 @@
     python benchmarks/inference_latency.py --image_size=256 --filters=64
 
 Builds a freshly initialised generator (or restores ``--model_dir``), exports it in every format
-with ``tfunmask.export_lib`` into a temporary folder, and times one crop at a time through the
+with ``tfunmask.serving.exporter`` into a temporary folder, and times one crop at a time through the
 same backends the unmasker uses: Keras, SavedModel (both on TensorFlow's own thread pool) and
 LiteRT for each TFLite file at each ``--threads`` count. Latency does not depend on the weights
 or the pixel values, so random ones serve. Runs are interleaved round-robin, so a load spike from
@@ -26,16 +26,21 @@ startup.load_tensorflow()  # before anything imports TensorFlow: no native start
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from tfunmask import export_lib, inference, models  # noqa: E402
+from tfunmask import inference, models  # noqa: E402
+from tfunmask.serving import exporter
 from tfunmask.config import TrainConfig  # noqa: E402
 
-flags.DEFINE_enum("model", "pix2pix", ["pix2pix", "cyclegan", "aggan"], "Generator to time.")
-flags.DEFINE_integer("image_size", 256, "Crop size.")
-flags.DEFINE_integer("filters", 64, "Generator width (64 = full size).")
-flags.DEFINE_string("model_dir", None, "Time this training run's generator instead of a fresh one.")
-flags.DEFINE_list("threads", ["1", "2"], "LiteRT thread counts.")
-flags.DEFINE_integer("repeats", 10, "Timed runs per backend.")
-flags.DEFINE_integer("calibration_samples", 4, "Random crops that calibrate full-integer int8.")
+def define_flags():
+    """Defines the program's flags (only when it runs as a program)."""
+    flags.DEFINE_enum("model", "pix2pix", ["pix2pix", "cyclegan", "aggan"], "Generator to time.")
+    flags.DEFINE_integer("image_size", 256, "Crop size.")
+    flags.DEFINE_integer("filters", 64, "Generator width (64 = full size).")
+    flags.DEFINE_string("model_dir", None, "Time this training run's generator instead of a fresh one.")
+    flags.DEFINE_list("threads", ["1", "2"], "LiteRT thread counts.")
+    flags.DEFINE_integer("repeats", 10, "Timed runs per backend.")
+    flags.DEFINE_integer("calibration_samples", 4, "Random crops that calibrate full-integer int8.")
+
+
 FLAGS = flags.FLAGS
 
 
@@ -61,13 +66,13 @@ def partitions(generator):
 
 def backends(generator, paths):
     """{name: (generator, file size)} for every backend and thread count."""
-    timed = {"keras": (inference.KerasGenerator(generator), export_lib.disk_size(paths["keras"])),
+    timed = {"keras": (inference.KerasGenerator(generator), exporter.disk_size(paths["keras"])),
              "saved_model": (inference.SavedModelGenerator(paths["saved_model"]),
-                             export_lib.disk_size(paths["saved_model"]))}
-    for fmt in export_lib.TFLITE_FORMATS:
+                             exporter.disk_size(paths["saved_model"]))}
+    for fmt in exporter.TFLITE_FORMATS:
         for threads in map(int, FLAGS.threads):
             timed[f"tflite {fmt} x{threads}"] = (inference.TFLiteGenerator(paths[fmt], threads),
-                                                 export_lib.disk_size(paths[fmt]))
+                                                 exporter.disk_size(paths[fmt]))
     return timed
 
 
@@ -80,7 +85,7 @@ def main(_):
     print(f"{FLAGS.model_dir or FLAGS.model} generator, {size} px, {generator.count_params() / 1e6:.1f} M "
           f"parameters, {os.cpu_count()} CPUs; load average before: {load_average()}", flush=True)
     with tempfile.TemporaryDirectory(prefix="tfunmask-latency-") as folder:
-        paths = dict(export_lib.export_generator(generator, folder, export_lib.FORMATS,
+        paths = dict(exporter.export_generator(generator, folder, exporter.FORMATS,
                                                  calibration=calibration))
         timed = backends(generator, paths)
         times = {name: [] for name in timed}
@@ -101,4 +106,5 @@ def main(_):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

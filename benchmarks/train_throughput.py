@@ -25,18 +25,21 @@ import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from tfunmask import models  # noqa: E402
-from tfunmask.config import TrainConfig  # noqa: E402
-from tfunmask.training import PRECISIONS  # noqa: E402
+from tfunmask.training.hardware import PRECISIONS  # noqa: E402
 
-flags.DEFINE_enum("model", "pix2pix", ["pix2pix", "cyclegan", "aggan"], "Model to time.")
-flags.DEFINE_integer("image_size", 256, "Image size.")
-flags.DEFINE_integer("batch_size", 4, "Batch size.")
-flags.DEFINE_integer("steps", 10, "Timed steps per precision.")
-flags.DEFINE_integer("warmup", 3, "Untimed steps first.")
-flags.DEFINE_list("precisions", ["float32", "bfloat16"], "Precisions to time (float32, bfloat16, float16).")
-flags.DEFINE_integer("aggan_scheme", 2, "AttentionGAN scheme.")
-flags.DEFINE_integer("resnet_blocks", 9, "CycleGAN/AttentionGAN residual blocks (9: the reference's ResNet-9).")
-flags.DEFINE_integer("rounds", 2, "Rounds over the precisions; the best of each is reported.", lower_bound=1)
+def define_flags():
+    """Defines the program's flags (only when it runs as a program)."""
+    flags.DEFINE_enum("model", "pix2pix", ["pix2pix", "cyclegan", "aggan"], "Model to time.")
+    flags.DEFINE_integer("image_size", 256, "Image size.")
+    flags.DEFINE_integer("batch_size", 4, "Batch size.")
+    flags.DEFINE_integer("steps", 10, "Timed steps per precision.")
+    flags.DEFINE_integer("warmup", 3, "Untimed steps first.")
+    flags.DEFINE_list("precisions", ["float32", "bfloat16"], "Precisions to time (float32, bfloat16, float16).")
+    flags.DEFINE_integer("aggan_scheme", 2, "AttentionGAN scheme.")
+    flags.DEFINE_integer("resnet_blocks", 9, "CycleGAN/AttentionGAN residual blocks (9: the reference's ResNet-9).")
+    flags.DEFINE_integer("rounds", 2, "Rounds over the precisions; the best of each is reported.", lower_bound=1)
+
+
 FLAGS = flags.FLAGS
 
 
@@ -50,10 +53,12 @@ def fake_batch(kind, size, batch):
 
 
 def images_per_second(precision):
-    keras.mixed_precision.set_global_policy(PRECISIONS[precision])
-    config = TrainConfig(model=FLAGS.model, image_size=FLAGS.image_size, batch_size=FLAGS.batch_size,
-                         aggan_scheme=FLAGS.aggan_scheme, resnet_blocks=FLAGS.resnet_blocks)
-    model = models.build(config)
+    arguments = {"image_size": FLAGS.image_size}
+    if FLAGS.model != "pix2pix":
+        arguments["resnet_blocks"] = FLAGS.resnet_blocks
+    if FLAGS.model == "aggan":
+        arguments["aggan_scheme"] = FLAGS.aggan_scheme
+    model = models.build(FLAGS.model, arguments, dtype=PRECISIONS[precision])
     model.compile(keras.optimizers.Adam(2e-4, beta_1=0.5), keras.optimizers.Adam(2e-4, beta_1=0.5))
     batch = fake_batch(model.DATA, FLAGS.image_size, FLAGS.batch_size)
     data = tf.data.Dataset.from_tensors(batch).repeat()
@@ -79,4 +84,5 @@ def main(_):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -70,22 +70,22 @@ def tiny_unpaired_data(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_run(tiny_paired_data, tmp_path_factory):
     """A Pix2Pix run folder (32 px, 8 filters, 6 steps on tiny_paired_data) with its SavedModel."""
-    from tfunmask import training
+    from tfunmask.training import trainer
     from tfunmask.config import TrainConfig
 
     config = TrainConfig(model="pix2pix", data=str(tiny_paired_data), model_dir=str(tmp_path_factory.mktemp("run")),
                          image_size=32, batch_size=4, epochs=1, decay_epochs=0, steps_per_epoch=6, filters=8,
                          mixed_precision="none", strategy="one_device", summary_every=100, image_every=1000)
-    training.train(config, verbose=0)
+    trainer.train(config, verbose=0)
     return Path(config.model_dir)
 
 
 @pytest.fixture(scope="session")
 def tiny_exports(tiny_run):
-    """Every export format of `tiny_run`, parity-checked: {format: export_lib.Exported}."""
-    from tfunmask import export_lib
+    """Every export format of `tiny_run`, parity-checked: {format: exporter.Exported}."""
+    from tfunmask.serving import exporter
 
-    return {result.format: result for result in export_lib.export(tiny_run)}
+    return {result.format: result for result in exporter.export(tiny_run)}
 
 
 @pytest.fixture(scope="session")

@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tfunmask import evaluate_lib, export_lib
-from tfunmask.data import demo, masks, splits
-from tfunmask.metrics import features
+from tfunmask.evaluation import suite
+from tfunmask.serving import exporter
+from tfunmask.data import splits
+from tfunmask.synth import demo, masks
+from tfunmask.evaluation import features
 from tfunmask.models import pix2pix
 
 SIZE = 32
@@ -22,7 +24,7 @@ COLUMNS_PAIRED = {"face_fd", "fid", "kid", "kid_std", "psnr", "psnr_mask", "ssim
 def saved_model(tmp_path_factory):
     """A randomly initialised 32 px Pix2Pix generator, exported like a training run's."""
     path = tmp_path_factory.mktemp("run") / "saved_model"
-    return export_lib.export_saved_model(pix2pix.unet_generator(SIZE, filters=8), path)
+    return exporter.export_saved_model(pix2pix.unet_generator(SIZE, filters=8), path)
 
 
 def _save(path, array):
@@ -52,7 +54,7 @@ def overlay_folder(tmp_path_factory):
 
 def test_whole_evaluation_on_an_overlay_folder(saved_model, overlay_folder, tmp_path):
     out = tmp_path / "eval"
-    metrics = evaluate_lib.evaluate(saved_model, overlay_folder / "overlay", out, split="all",
+    metrics = suite.evaluate(saved_model, overlay_folder / "overlay", out, split="all",
                                     masked_real=overlay_folder / "real", masked_real_aligned=True, limit=6,
                                     image_features=features.random_features())
     assert metrics["paired"]["count"] == 6 and metrics["image_size"] == SIZE
@@ -77,13 +79,13 @@ def test_whole_evaluation_on_an_overlay_folder(saved_model, overlay_folder, tmp_
 def test_overlay_split_follows_make_tfrecords(saved_model, overlay_folder):
     sources = [f"photo{i}.jpg" for i in range(8)]
     train = sum(splits.split_of(s) == "train" for s in sources)
-    pairs = evaluate_lib.load_pairs(overlay_folder / "overlay", SIZE, split="train")
+    pairs = suite.load_pairs(overlay_folder / "overlay", SIZE, split="train")
     assert len(pairs.ids) == train and pairs.masked.shape == (train, SIZE, SIZE, 3)
     assert pairs.landmarks.shape == (train, 68, 2) and pairs.landmarks.max() < SIZE + 4
 
 
 def test_evaluation_on_tfrecords_without_landmarks(saved_model, tiny_paired_data, tmp_path):
-    metrics = evaluate_lib.evaluate(saved_model, tiny_paired_data, tmp_path, split="val", limit=4,
+    metrics = suite.evaluate(saved_model, tiny_paired_data, tmp_path, split="val", limit=4,
                                     image_features=features.random_features())
     assert metrics["paired"]["count"] == 4 and "real" not in metrics
     assert metrics["paired"]["methods"]["input"]["psnr"] > 0
@@ -99,8 +101,8 @@ def test_evaluation_on_tfrecords_without_landmarks(saved_model, tiny_paired_data
 def test_bad_input_is_one_clear_error(saved_model, tiny_paired_data, tmp_path, kwargs, message):
     args = dict(model=saved_model, data=tiny_paired_data, split="val")
     args.update({k: tmp_path / v if k in ("data", "model") else v for k, v in kwargs.items()})
-    with pytest.raises(evaluate_lib.EvaluationError, match=message):
-        evaluate_lib.evaluate(args.pop("model"), args.pop("data"), tmp_path / "out", limit=2, **args)
+    with pytest.raises(suite.EvaluationError, match=message):
+        suite.evaluate(args.pop("model"), args.pop("data"), tmp_path / "out", limit=2, **args)
 
 
 def _command(*args, keras_home):

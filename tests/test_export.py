@@ -9,25 +9,26 @@ import pytest
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
-from tfunmask import export_lib, runs
+from tfunmask import runs
+from tfunmask.serving import exporter
 from tfunmask.config import ConfigError
 
 SIZE = 32
 
 
 def test_every_format_is_written_with_parity_within_its_threshold(tiny_exports, tiny_run):
-    assert list(tiny_exports) == list(export_lib.FORMATS)
+    assert list(tiny_exports) == list(exporter.FORMATS)
     for fmt, result in tiny_exports.items():
         assert result.path.exists() and result.size_bytes > 0
         assert result.parity.passed, f"{fmt}: {result.parity}"
-        assert result.parity.min_psnr_db == export_lib.MIN_PSNR_DB[fmt]
+        assert result.parity.min_psnr_db == exporter.MIN_PSNR_DB[fmt]
     for exact in ("saved_model", "keras", "float32"):
         assert tiny_exports[exact].parity.max_abs_error <= 1
     assert tiny_exports["float16"].size_bytes < 0.6 * tiny_exports["float32"].size_bytes
     assert tiny_exports["int8"].size_bytes < 0.35 * tiny_exports["float32"].size_bytes
-    summary = json.loads((tiny_run / "export" / export_lib.SUMMARY_FILE).read_text())
+    summary = json.loads((tiny_run / "export" / exporter.SUMMARY_FILE).read_text())
     assert summary["parity_split"] == "val" and summary["parity_samples"] == 8
-    assert [entry["format"] for entry in summary["exports"]] == list(export_lib.FORMATS)
+    assert [entry["format"] for entry in summary["exports"]] == list(exporter.FORMATS)
     assert all(entry["passed"] for entry in summary["exports"])
 
 
@@ -40,7 +41,7 @@ def test_saved_model_signature_is_uint8_to_uint8(tiny_exports):
     assert serve(images=tf.zeros((3, SIZE, SIZE, 3), tf.uint8))["unmasked"].shape == (3, SIZE, SIZE, 3)
 
 
-@pytest.mark.parametrize("fmt", export_lib.TFLITE_FORMATS)
+@pytest.mark.parametrize("fmt", exporter.TFLITE_FORMATS)
 def test_tflite_signature_is_uint8_batch_one(tiny_exports, fmt):
     interpreter = Interpreter(model_path=str(tiny_exports[fmt].path))
     (inputs,), (outputs,) = interpreter.get_input_details(), interpreter.get_output_details()
@@ -51,21 +52,21 @@ def test_tflite_signature_is_uint8_batch_one(tiny_exports, fmt):
 
 
 def test_parity_below_threshold_fails_the_format(tiny_run, tmp_path, monkeypatch):
-    monkeypatch.setitem(export_lib.MIN_PSNR_DB, "int8", 1000.0)
-    (result,) = export_lib.export(tiny_run, tmp_path, ("int8",), calibration_samples=4, parity_samples=2)
+    monkeypatch.setitem(exporter.MIN_PSNR_DB, "int8", 1000.0)
+    (result,) = exporter.export(tiny_run, tmp_path, ("int8",), calibration_samples=4, parity_samples=2)
     assert not result.parity.passed and result.parity.psnr_db < 1000.0
-    summary = json.loads((tmp_path / export_lib.SUMMARY_FILE).read_text())
+    summary = json.loads((tmp_path / exporter.SUMMARY_FILE).read_text())
     assert summary["exports"][0]["passed"] is False and summary["calibration_samples"] == 4
 
 
 def test_restore_and_export_fail_clearly(tmp_path, tiny_run):
     with pytest.raises(ConfigError, match="no config.json"):
         runs.restore(tmp_path)
-    with pytest.raises(export_lib.ExportError, match="no paired shards"):
-        export_lib.export(tiny_run, tmp_path / "out", ("float32",), data=tmp_path)
-    with pytest.raises(export_lib.ExportError, match="unknown format.*tflite"):
-        export_lib.parse_formats("float32,tflite")
-    assert export_lib.parse_formats("int8, float32") == ("float32", "int8")
+    with pytest.raises(exporter.ExportError, match="no paired shards"):
+        exporter.export(tiny_run, tmp_path / "out", ("float32",), data=tmp_path)
+    with pytest.raises(exporter.ExportError, match="unknown format.*tflite"):
+        exporter.parse_formats("float32,tflite")
+    assert exporter.parse_formats("int8, float32") == ("float32", "int8")
 
 
 def run_cli(*args):

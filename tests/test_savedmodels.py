@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import tfunmask
-from tfunmask.data import demo, masks
+from tfunmask.synth import demo, masks
 
 MODEL = Path(__file__).resolve().parents[1] / "savedmodels" / "unmask-pix2pix-composite-128"
 

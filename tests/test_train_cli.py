@@ -110,10 +110,10 @@ def test_resumed_config_takes_the_saved_one_and_only_safe_changes():
 def test_resume_with_only_the_run_folder(tiny_paired_data, tmp_path):
     """A finished run resumed says so and trains nothing; --epochs extends it and is recorded;
     an architecture flag is refused in one line. Nothing else needs typing again."""
-    from tfunmask import training
+    from tfunmask.training import trainer
 
     run = tmp_path / "run"
-    training.train(TrainConfig(data=str(tiny_paired_data), model_dir=str(run), image_size=32, batch_size=4,
+    trainer.train(TrainConfig(data=str(tiny_paired_data), model_dir=str(run), image_size=32, batch_size=4,
                                epochs=1, steps_per_epoch=2, filters=8, max_filters=16, mixed_precision="none",
                                strategy="one_device", export=False), verbose=0)
     finished = train_cli(f"--model_dir={run}", "--resume", cache=tmp_path / "cache")

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from tests.training_helpers import run_script
-from tfunmask import training
+from tfunmask.training import trainer
 from tfunmask.config import ConfigError, TrainConfig
 from tfunmask.data.images import read_image
 
@@ -32,17 +32,17 @@ RESUME_SCRIPT = textwrap.dedent("""
     stage, data, tmp = sys.argv[1:4]
     from tests.test_training import all_weights, tiny_config
     from tests.training_helpers import Crash, CrashAfterFirstEpoch
-    from tfunmask import training
+    from tfunmask.training import trainer
     config = tiny_config(data, tmp + "/resumed", dropout=0.5)
     if stage == "crash":
-        straight, _ = training.train(tiny_config(data, tmp + "/straight", dropout=0.5), verbose=0)
+        straight, _ = trainer.train(tiny_config(data, tmp + "/straight", dropout=0.5), verbose=0)
         np.savez(tmp + "/straight.npz", *all_weights(straight))
         try:
-            training.train(config, verbose=0, callbacks=[CrashAfterFirstEpoch()])
+            trainer.train(config, verbose=0, callbacks=[CrashAfterFirstEpoch()])
         except Crash:
             pass
     else:
-        resumed, summary = training.train(config, resume=True, verbose=0)
+        resumed, summary = trainer.train(config, resume=True, verbose=0)
         with np.load(tmp + "/straight.npz") as saved:
             straight = [saved[f"arr_{i}"] for i in range(len(saved.files))]
         diffs = np.concatenate([np.abs(a - b).ravel() for a, b in zip(straight, all_weights(resumed))])
@@ -82,33 +82,33 @@ def test_dropout_seed_state_is_checkpointed(tmp_path):
 
 
 def test_resume_with_other_architecture_fails_clearly(tiny_paired_data, tmp_path):
-    training.train(tiny_config(tiny_paired_data, tmp_path, epochs=1, decay_epochs=0), verbose=0)
+    trainer.train(tiny_config(tiny_paired_data, tmp_path, epochs=1, decay_epochs=0), verbose=0)
     other = tiny_config(tiny_paired_data, tmp_path, epochs=2, filters=16)
     with pytest.raises(ConfigError, match=r"filters=16 \(checkpoint has 8\)"):
-        training.train(other, resume=True, verbose=0)
+        trainer.train(other, resume=True, verbose=0)
 
 
 def test_run_folder_rules(tiny_paired_data, tmp_path):
     with pytest.raises(ConfigError, match="--resume: no checkpoint"):
-        training.train(tiny_config(tiny_paired_data, tmp_path / "empty"), resume=True, verbose=0)
+        trainer.train(tiny_config(tiny_paired_data, tmp_path / "empty"), resume=True, verbose=0)
     config = tiny_config(tiny_paired_data, tmp_path / "run", epochs=1, decay_epochs=0)
-    training.train(config, verbose=0)
+    trainer.train(config, verbose=0)
     with pytest.raises(ConfigError, match="already holds a run"):
-        training.train(config, verbose=0)
+        trainer.train(config, verbose=0)
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert saved == dataclasses.asdict(config)
 
 
 def test_missing_data_fails_clearly(tmp_path):
     with pytest.raises(ConfigError, match="no paired training shards"):
-        training.train(tiny_config(tmp_path, tmp_path / "run"), verbose=0)
+        trainer.train(tiny_config(tmp_path, tmp_path / "run"), verbose=0)
 
 
 def test_tensorboard_logs_and_saved_model(tiny_paired_data, tmp_path):
     """Intervals longer than the run: the epoch's end still logs every scalar and the grids."""
     config = tiny_config(tiny_paired_data, tmp_path, epochs=1, decay_epochs=0, export=True,
                          summary_every=1000, image_every=1000)
-    _, summary = training.train(config, verbose=0)
+    _, summary = trainer.train(config, verbose=0)
     tags = set()
     for event_file in (tmp_path / "logs").glob("events.out.tfevents.*"):
         for event in tf.compat.v1.train.summary_iterator(str(event_file)):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import tfunmask
-from tfunmask import unmask_lib
+from tfunmask.inference import folders
 from tfunmask.data import images
 
 
@@ -34,7 +34,7 @@ def digests(folder):
 def test_folder_report_counts_add_up_and_inputs_stay(tiny_exports, photo_folder, tmp_path):
     before = digests(photo_folder)
     seen = []
-    report = unmask_lib.unmask_files(tfunmask.load(tiny_exports["float32"].path), [photo_folder], tmp_path / "out",
+    report = folders.unmask_files(tfunmask.load(tiny_exports["float32"].path), [photo_folder], tmp_path / "out",
                                      compare=True, save_crops=True, on_file=lambda *args: seen.append(args[:2]))
     assert digests(photo_folder) == before
     assert seen == [(i, 5) for i in range(1, 6)]
@@ -44,7 +44,7 @@ def test_folder_report_counts_add_up_and_inputs_stay(tiny_exports, photo_folder,
     assert set(report["skipped"]) - {"no_face", "not_an_image"} <= {"truncated", "corrupt"}
     assert all(entry["message"] for entry in report["skipped_files"])
     out = tmp_path / "out"
-    assert json.loads((out / unmask_lib.REPORT_FILE).read_text()) == report
+    assert json.loads((out / folders.REPORT_FILE).read_text()) == report
     two = images.read_image(out / "unmasked" / "two.jpg")
     assert two.shape == images.read_image(photo_folder / "two.jpg").shape
     assert (out / "unmasked" / "sub" / "one.png").is_file()
@@ -58,17 +58,17 @@ def test_plan_names_outputs_and_refuses_overwrites(photo_folder, tmp_path):
     other = tmp_path / "other"
     images.write_image(other / "two.jpg", np.zeros((40, 40, 3), np.uint8))
     images.write_image(other / "scan.bmp", np.zeros((40, 40, 3), np.uint8))
-    pairs = unmask_lib.plan([photo_folder / "two.jpg", str(other / "*"), photo_folder / "two.jpg"], tmp_path / "out")
+    pairs = folders.plan([photo_folder / "two.jpg", str(other / "*"), photo_folder / "two.jpg"], tmp_path / "out")
     assert [str(name) for _, name in pairs] == ["two.jpg", "scan.png", "two-2.jpg"]
     for out in (photo_folder, photo_folder / "sub"):
-        with pytest.raises(unmask_lib.UnmaskError, match="inside the input folder"):
-            unmask_lib.plan([photo_folder], out)
+        with pytest.raises(folders.UnmaskError, match="inside the input folder"):
+            folders.plan([photo_folder], out)
     earlier_output = other / "out" / "unmasked" / "x.png"
     images.write_image(earlier_output, np.zeros((40, 40, 3), np.uint8))
-    with pytest.raises(unmask_lib.UnmaskError, match="would overwrite the input"):
-        unmask_lib.plan([earlier_output], other / "out")
-    with pytest.raises(unmask_lib.UnmaskError, match="no such file"):
-        unmask_lib.plan([tmp_path / "missing.jpg"], tmp_path / "out")
+    with pytest.raises(folders.UnmaskError, match="would overwrite the input"):
+        folders.plan([earlier_output], other / "out")
+    with pytest.raises(folders.UnmaskError, match="no such file"):
+        folders.plan([tmp_path / "missing.jpg"], tmp_path / "out")
 
 
 def run_cli(*args):

@@ -6,7 +6,7 @@ alone loads neither TensorFlow nor dlib.
 
 
 def load(path, **options):
-    """An ``Unmasker`` over the generator at ``path``: see ``tfunmask.inference.load``."""
-    from tfunmask.inference import load as load_unmasker
+    """An ``Unmasker`` over the generator at ``path``: see ``tfunmask.inference.photos.load``."""
+    from tfunmask.inference.photos import load as load_unmasker
 
     return load_unmasker(path, **options)

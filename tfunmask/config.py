@@ -1,9 +1,18 @@
-"""One dataclass per training run, saved as ``config.json`` beside the checkpoints.
+"""A training run's configuration, saved as ``config.json`` beside its checkpoints.
 
-The saved configuration is what makes a checkpoint usable later: resuming,
-exporting and evaluating rebuild the networks from it instead of trusting
-flags typed again, and a resume whose architecture flags disagree with it
-fails with a message naming the fields.
+Four sections, each with one job:
+
+* ``model``: the chosen model's constructor arguments, exactly what its ``get_config`` returns
+  (``tfunmask.models``), so the networks are rebuilt with ``Model(**config.model)``;
+* ``optimizer``: Adam and its schedule;
+* ``data``: which records, how they are cropped and batched;
+* ``runtime``: where and how the run executes; ``precision`` and ``replicas`` are what
+  ``mixed_precision`` and ``strategy`` resolved to on the machine that started the run, and a
+  resumed run keeps that precision (the optimizer's checkpoint depends on it).
+
+The saved file is what makes a checkpoint usable later: resuming, exporting and evaluating rebuild
+the run from it instead of trusting flags typed again. Files written before the sections existed
+(one flat dict of flag values) are converted on load.
 """
 
 import dataclasses
@@ -12,13 +21,6 @@ from pathlib import Path
 from typing import Optional
 
 CONFIG_FILE = "config.json"
-
-# Changing any of these makes the saved weights unloadable.
-ARCHITECTURE_FIELDS = (
-    "model", "image_size", "filters", "max_filters", "normalization", "composite",
-    "resnet_blocks", "aggan_scheme", "attention_masks", "pool_size",
-)
-
 
 # What a resumed run may change: how long and on what it trains, what it logs; never the networks,
 # the optimiser or the batches' making (those would silently make it another run).
@@ -30,82 +32,112 @@ class ConfigError(ValueError):
 
 
 @dataclasses.dataclass
-class TrainConfig:
-    """Everything that defines a run; field names equal the training flags."""
-
-    model: str = "pix2pix"
-    data: Optional[str] = None
-    model_dir: str = "runs/pix2pix"
-    image_size: int = 64
-    load_size: Optional[int] = None
-    batch_size: int = 8
-    epochs: int = 10
-    decay_epochs: Optional[int] = None  # None: half of epochs, rounded down (resolved on creation)
-    steps_per_epoch: Optional[int] = None
+class OptimizerConfig:
     lr: float = 2e-4
     beta_1: float = 0.5
-    loss: str = "l1"
-    lambda_l1: float = 100.0
-    mask_weight: float = 1.0
-    composite: bool = False
-    lambda_mask: float = 10.0
-    filters: int = 64
-    max_filters: int = 512
-    normalization: str = "batch"
-    dropout: float = 0.5
-    resnet_blocks: Optional[int] = None  # None: 6 up to 128 px, 9 above (CycleGAN's rule)
-    aggan_scheme: int = 2
-    attention_masks: int = 10
-    lambda_cycle: float = 10.0
-    lambda_identity: float = 0.5
-    lambda_pixel: float = 1.0
-    lambda_tv: float = 0.05
-    lambda_attention_gan: float = 1.0
-    pool_size: int = 50
+    epochs: int = 10
+    decay_epochs: Optional[int] = None  # None: half of epochs, rounded down (resolved on creation)
+
+    def __post_init__(self):
+        if self.decay_epochs is None:  # Pix2Pix's convention: constant for half the run, then decay
+            self.decay_epochs = self.epochs // 2
+
+
+@dataclasses.dataclass
+class DataConfig:
+    path: Optional[str] = None  # TFRecord folder; None: the built-in demo set
+    load_size: Optional[int] = None  # resize-before-crop size; None: Pix2Pix's 286/256 of image_size
+    batch_size: int = 8
+    steps_per_epoch: Optional[int] = None  # None: one pass over the larger training set
+
+
+@dataclasses.dataclass
+class RuntimeConfig:
+    model_dir: str = "runs/pix2pix"
     mixed_precision: str = "auto"
+    precision: Optional[str] = None  # the Keras dtype policy "mixed_precision" resolved to
     strategy: str = "auto"
+    replicas: Optional[int] = None  # how many replicas "strategy" resolved to
     seed: int = 0
     summary_every: int = 100
     image_every: int = 500
     export: bool = True
 
-    def __post_init__(self):
-        if self.decay_epochs is None:  # Pix2Pix's convention: constant for half the run, then decay
-            self.decay_epochs = self.epochs // 2
-        if self.resnet_blocks is None:
-            self.resnet_blocks = 6 if self.image_size <= 128 else 9
+
+SECTIONS = {"optimizer": OptimizerConfig, "data": DataConfig, "runtime": RuntimeConfig}
+# Flag names that differ from their field's name.
+FLAG_ALIASES = {("data", "path"): "data"}
+
+
+def _flag(section, field):
+    return FLAG_ALIASES.get((section, field), field)
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything that defines a run."""
+
+    model_name: str = "pix2pix"
+    model: dict = dataclasses.field(default_factory=lambda: {"image_size": 64})
+    optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    runtime: RuntimeConfig = dataclasses.field(default_factory=RuntimeConfig)
 
     @property
-    def resolved_load_size(self):
+    def image_size(self):
+        return self.model["image_size"]
+
+    @property
+    def load_size(self):
         """Resize-before-crop size: Pix2Pix's 286/256 ratio unless given."""
-        return self.load_size or int(round(self.image_size * 286 / 256))
+        return self.data.load_size or int(round(self.image_size * 286 / 256))
+
+    @property
+    def model_dir(self):
+        return Path(self.runtime.model_dir)
 
     def validate(self):
-        """Raises ConfigError for values no run can use."""
-        if self.image_size < 16 or self.image_size % 16:
-            raise ConfigError(f"--image_size must be a multiple of 16, at least 16 (got {self.image_size})")
-        if self.resolved_load_size < self.image_size:
-            raise ConfigError(f"--load_size ({self.load_size}) must be at least --image_size ({self.image_size})")
-        for name in ("batch_size", "epochs", "filters"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"--{name} must be positive (got {getattr(self, name)})")
-        if not 0 <= self.decay_epochs <= self.epochs:
-            raise ConfigError(f"--decay_epochs must be between 0 and --epochs ({self.epochs})")
-        for name in ("resnet_blocks", "pool_size"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"--{name} must not be negative (got {getattr(self, name)})")
-        if self.aggan_scheme not in (1, 2):
-            raise ConfigError(f"--aggan_scheme must be 1 or 2 (got {self.aggan_scheme})")
-        if self.attention_masks < 2:
-            raise ConfigError(f"--attention_masks must be at least 2 (got {self.attention_masks})")
-        if self.lr <= 0:
-            raise ConfigError(f"--lr must be positive (got {self.lr})")
+        """Raises ConfigError for values no run can use (the model checks its own arguments)."""
+        if self.load_size < self.image_size:
+            raise ConfigError(f"--load_size ({self.data.load_size}) must be at least --image_size ({self.image_size})")
+        for section, name in (("data", "batch_size"), ("optimizer", "epochs")):
+            if getattr(getattr(self, section), name) < 1:
+                raise ConfigError(f"--{name} must be positive (got {getattr(getattr(self, section), name)})")
+        if not 0 <= self.optimizer.decay_epochs <= self.optimizer.epochs:
+            raise ConfigError(f"--decay_epochs must be between 0 and --epochs ({self.optimizer.epochs})")
+        if self.optimizer.lr <= 0:
+            raise ConfigError(f"--lr must be positive (got {self.optimizer.lr})")
         return self
 
-    def save(self, model_dir):
-        path = Path(model_dir) / CONFIG_FILE
+    def flat(self):
+        """``{flag name: value}`` of every section but the model's (whose keys are flag names too)."""
+        values = {_flag(s, f.name): getattr(getattr(self, s), f.name)
+                  for s, cls in SECTIONS.items() for f in dataclasses.fields(cls)}
+        return {**values, "model": self.model_name, **self.model}
+
+    def to_dict(self):
+        return {"model_name": self.model_name, "model": dict(self.model),
+                **{s: dataclasses.asdict(getattr(self, s)) for s in SECTIONS}}
+
+    @classmethod
+    def from_dict(cls, values):
+        sections = {s: SECTIONS[s](**values.get(s, {})) for s in SECTIONS}
+        return cls(model_name=values["model_name"], model=dict(values["model"]), **sections)
+
+    @classmethod
+    def from_flags(cls, values, model_arguments):
+        """A config from ``{flag name: value}``; ``model_arguments`` names the flags that are the
+        model's constructor arguments."""
+        sections = {s: SECTIONS[s](**{f.name: values[_flag(s, f.name)] for f in dataclasses.fields(c)
+                                      if _flag(s, f.name) in values})
+                    for s, c in SECTIONS.items()}
+        model = {name: values[name] for name in model_arguments if name in values}
+        return cls(model_name=values["model"], model=model, **sections)
+
+    def save(self, model_dir=None):
+        path = Path(model_dir or self.model_dir) / CONFIG_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
         return path
 
     @classmethod
@@ -113,31 +145,48 @@ class TrainConfig:
         path = Path(model_dir) / CONFIG_FILE
         if not path.is_file():
             raise ConfigError(f"no {CONFIG_FILE} in {model_dir}: not a tfunmask training directory")
-        values = json.loads(path.read_text())
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
+        try:
+            values = json.loads(path.read_text())
+            return cls.from_dict(values) if "model_name" in values else from_flat(values)
+        except (ValueError, TypeError, KeyError) as error:
+            raise ConfigError(f"{path} is not a tfunmask configuration ({error})") from None
 
-    @classmethod
-    def resumed(cls, saved, given):
-        """``saved`` with the flags the user gave (``given``: {name: value}) applied: only
-        RESUMABLE_CHANGES may differ, and --epochs may only grow. Returns (config, {name: (old,
-        new)}) for what changed; a ConfigError names any other flag that would change."""
-        fields = {f.name for f in dataclasses.fields(cls)}
-        changes = {name: (getattr(saved, name), value) for name, value in given.items()
-                   if name in fields and getattr(saved, name) != value}
+    def resumed(self, given):
+        """This saved configuration with the flags the user gave (``given``: {name: value})
+        applied: only RESUMABLE_CHANGES may differ, and --epochs may only grow. Returns (config,
+        {name: (old, new)}) for what changed; a ConfigError names any other flag that would change."""
+        saved = self.flat()
+        changes = {name: (saved[name], value) for name, value in given.items()
+                   if name in saved and saved[name] != value}
         refused = [f"--{name}={new!r} (the run has {old!r})" for name, (old, new) in changes.items()
                    if name not in RESUMABLE_CHANGES]
         if refused:
             raise ConfigError("--resume continues the run as it was configured; it cannot change "
                               + "; ".join(refused) + " (start a new --model_dir for that)")
-        if "epochs" in changes and changes["epochs"][1] < saved.epochs:
-            raise ConfigError(f"--resume can only add epochs: the run has --epochs={saved.epochs}")
-        return dataclasses.replace(saved, **{name: new for name, (_, new) in changes.items()}), changes
+        if "epochs" in changes and changes["epochs"][1] < self.optimizer.epochs:
+            raise ConfigError(f"--resume can only add epochs: the run has --epochs={self.optimizer.epochs}")
+        values = {**saved, **{name: new for name, (_, new) in changes.items()}}
+        return TrainConfig.from_flags(values, self.model), changes
 
-    def check_resumable_from(self, saved):
-        """Raises ConfigError naming every architecture field that differs from ``saved``."""
-        diffs = [f"{name}={getattr(self, name)!r} (checkpoint has {getattr(saved, name)!r})"
-                 for name in ARCHITECTURE_FIELDS if getattr(self, name) != getattr(saved, name)]
-        if diffs:
-            raise ConfigError("cannot resume: architecture flags differ from the checkpoint's: "
-                              + "; ".join(diffs))
+
+# The flat configuration files of tfunmask before sections: field -> constructor argument where
+# the two differ, and the model fields of each model (the rest of that file's fields went unused).
+_FLAT_MODEL_FIELDS = {
+    "pix2pix": ("image_size", "filters", "max_filters", "dropout", "normalization", "loss", "lambda_l1",
+                "mask_weight", "composite", "lambda_mask"),
+    "cyclegan": ("image_size", "filters", "resnet_blocks", "pool_size", "lambda_cycle", "lambda_identity",
+                 "seed"),
+}
+_FLAT_MODEL_FIELDS["aggan"] = _FLAT_MODEL_FIELDS["cyclegan"] + (
+    "aggan_scheme", "attention_masks", "lambda_pixel", "lambda_tv", "lambda_attention_gan")
+
+
+def from_flat(values):
+    """A TrainConfig from a flat ``config.json`` of earlier versions. Its "auto" precision and
+    strategy were never recorded: they resolve again on the machine that loads it."""
+    if values.get("model") not in _FLAT_MODEL_FIELDS:
+        raise ConfigError(f"unknown model {values.get('model')!r} in an old-style {CONFIG_FILE}")
+    values = dict(values)
+    if values.get("resnet_blocks") is None:
+        values["resnet_blocks"] = 6 if values.get("image_size", 64) <= 128 else 9
+    return TrainConfig.from_flags(values, _FLAT_MODEL_FIELDS[values["model"]])

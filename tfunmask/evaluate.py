@@ -4,7 +4,7 @@ Scores the model, the masked input itself and OpenCV Telea inpainting on paired 
 (FID/KID, dlib face-embedding Fréchet distance, PSNR/SSIM/L1 whole and in the mask, identity
 similarity, HOG detection rate), optionally also on real masked photos (``--masked_real``), and
 writes metrics.json, report.md, contact sheets and bar charts into ``--out``. Thin wrapper over
-``tfunmask.evaluate_lib.evaluate``.
+``tfunmask.evaluation.suite.evaluate``.
 """
 from absl import flags
 
@@ -12,35 +12,39 @@ from tfunmask.cli import fail, run_main
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_string("model", None, "Exported generator: a SavedModel folder, a training run folder "
-                    "holding saved_model/, a .tflite or a .keras file.")
-flags.DEFINE_string("data", None, "Paired test data: the overlay tool's output folder, or a folder of "
-                    "paired-<split>-*.tfrecord shards.")
-flags.DEFINE_string("out", None, "Folder for metrics.json, report.md and the PNGs.")
-flags.DEFINE_enum("split", "test", ["train", "val", "test", "all"],
-                  "Which pairs of --data to score (overlay folders: the split make_tfrecords gives them "
-                  "with its default fractions).")
-flags.DEFINE_integer("limit", None, "Score at most this many pairs (and real masked faces).", lower_bound=2)
-flags.DEFINE_string("masked_real", None, "Folder of real photos of masked faces (no ground truth) to score too.")
-flags.DEFINE_bool("masked_real_aligned", False, "--masked_real holds aligned face crops, not photos.")
-flags.DEFINE_string("inception_weights", None, "InceptionV3 'notop' weights file for FID/KID (default: the "
-                    "Keras cache, ~/.keras/models/).")
-flags.DEFINE_integer("batch_size", 16, "Batch size of InceptionV3.", lower_bound=1)
-flags.mark_flags_as_required(["model", "data", "out"])
+def define_flags():
+    """Defines the program's flags (only when it runs as a program)."""
+    flags.DEFINE_string("model", None, "Exported generator: a SavedModel folder, a training run folder "
+                        "holding saved_model/, a .tflite or a .keras file.")
+    flags.DEFINE_string("data", None, "Paired test data: the overlay tool's output folder, or a folder of "
+                        "paired-<split>-*.tfrecord shards.")
+    flags.DEFINE_string("out", None, "Folder for metrics.json, report.md and the PNGs.")
+    flags.DEFINE_enum("split", "test", ["train", "val", "test", "all"],
+                      "Which pairs of --data to score (overlay folders: the split make_tfrecords gives them "
+                      "with its default fractions).")
+    flags.DEFINE_integer("limit", None, "Score at most this many pairs (and real masked faces).", lower_bound=2)
+    flags.DEFINE_string("masked_real", None, "Folder of real photos of masked faces (no ground truth) to score too.")
+    flags.DEFINE_bool("masked_real_aligned", False, "--masked_real holds aligned face crops, not photos.")
+    flags.DEFINE_string("inception_weights", None, "InceptionV3 'notop' weights file for FID/KID (default: the "
+                        "Keras cache, ~/.keras/models/).")
+    flags.DEFINE_integer("batch_size", 16, "Batch size of InceptionV3.", lower_bound=1)
+    flags.mark_flags_as_required(["model", "data", "out"])
 
 
 def main(argv):
     if len(argv) > 1:
         fail(f"unexpected arguments: {' '.join(argv[1:])}")
-    from tfunmask import evaluate_lib  # TensorFlow loads only once the flags are good
-    from tfunmask.metrics import report
+    from tfunmask.evaluation import (  # TensorFlow loads only once the flags are good
+        report,
+        suite,
+    )
 
     try:
-        metrics = evaluate_lib.evaluate(
+        metrics = suite.evaluate(
             FLAGS.model, FLAGS.data, FLAGS.out, split=FLAGS.split, limit=FLAGS.limit,
             masked_real=FLAGS.masked_real, masked_real_aligned=FLAGS.masked_real_aligned,
             inception_weights=FLAGS.inception_weights, batch_size=FLAGS.batch_size, log=print)
-    except evaluate_lib.EvaluationError as error:
+    except suite.EvaluationError as error:
         fail(str(error))
     print(report.table(metrics["paired"]["methods"]))
     if "real" in metrics:
@@ -50,6 +54,7 @@ def main(argv):
 
 def run():
     """Console entry point."""
+    define_flags()
     run_main(main)
 
 

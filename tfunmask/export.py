@@ -3,7 +3,7 @@
 Writes a SavedModel, a ``.keras`` file and TFLite files (float32, float16, dynamic-range int8,
 full-integer int8) into ``--out`` (default RUN/export), prints each format's parity against the
 Keras generator, and exits 1 if any format falls below its parity threshold.
-Thin wrapper over ``tfunmask.export_lib.export``.
+Thin wrapper over ``tfunmask.serving.exporter.export``.
 """
 
 
@@ -12,14 +12,17 @@ from absl import flags
 from tfunmask.cli import fail, run_main
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model_dir", None, "Training run folder (config.json and checkpoints/).")
-flags.DEFINE_string("out", None, "Output folder (default MODEL_DIR/export).")
-flags.DEFINE_string("formats", "all", "Comma-separated: saved_model, keras, float32, float16, dynamic_int8, "
-                    "int8; or all.")
-flags.DEFINE_string("data", None, "TFRecord folder for calibration and parity faces (default: the run's data).")
-flags.DEFINE_integer("calibration_samples", 32, "Training faces that calibrate full-integer int8.")
-flags.DEFINE_integer("parity_samples", 8, "Held-back faces that parity is measured on.")
-flags.DEFINE_integer("num_threads", None, "TFLite threads for the parity run (default: all CPUs).")
+def define_flags():
+    """Defines the program's flags (only when it runs as a program)."""
+    flags.DEFINE_string("model_dir", None, "Training run folder (config.json and checkpoints/).")
+    flags.DEFINE_string("out", None, "Output folder (default MODEL_DIR/export).")
+    flags.DEFINE_string("formats", "all", "Comma-separated: saved_model, keras, float32, float16, dynamic_int8, "
+                        "int8; or all.")
+    flags.DEFINE_string("data", None, "TFRecord folder for calibration and parity faces (default: the run's data).")
+    flags.DEFINE_integer("calibration_samples", 32, "Training faces that calibrate full-integer int8.")
+    flags.DEFINE_integer("parity_samples", 8, "Held-back faces that parity is measured on.")
+    flags.DEFINE_integer("num_threads", None, "TFLite threads for the parity run (default: all CPUs).")
+
 
 HEADER = f"{'format':<13} {'size':>10} {'max |err|':>9} {'PSNR dB':>8} {'min dB':>7}  result  path"
 
@@ -40,17 +43,19 @@ def main(argv):
     for name in ("calibration_samples", "parity_samples"):
         if FLAGS[name].value < 1:
             fail(f"--{name} must be positive (got {FLAGS[name].value})")
-    from tfunmask import export_lib  # TensorFlow loads only once the flags are good
     from tfunmask.config import ConfigError
+    from tfunmask.serving import (
+        exporter,  # TensorFlow loads only once the flags are good
+    )
 
     try:
-        formats = export_lib.parse_formats(FLAGS.formats)
+        formats = exporter.parse_formats(FLAGS.formats)
         print(HEADER, flush=True)
-        results = export_lib.export(FLAGS.model_dir, FLAGS.out, formats, data=FLAGS.data,
+        results = exporter.export(FLAGS.model_dir, FLAGS.out, formats, data=FLAGS.data,
                                     calibration_samples=FLAGS.calibration_samples,
                                     parity_samples=FLAGS.parity_samples, num_threads=FLAGS.num_threads,
                                     on_exported=lambda result: print(row(result), flush=True))
-    except (ConfigError, export_lib.ExportError) as error:
+    except (ConfigError, exporter.ExportError) as error:
         fail(str(error))
     failed = [r.format for r in results if not r.parity.passed]
     if failed:
@@ -60,6 +65,7 @@ def main(argv):
 
 def run():
     """Console entry point."""
+    define_flags()
     run_main(main)
 
 

@@ -1,33 +1,75 @@
-"""Reading a finished training run back: its configuration and its latest trained networks.
+"""The run folder: the one place that knows what a training run writes where.
+
+    RUN/config.json      the resolved configuration (``tfunmask.config``)
+    RUN/checkpoints/     epoch checkpoints: networks, optimizers, epoch counter, random state
+    RUN/logs/            TensorBoard scalars and sample grids
+    RUN/samples/         the sample grids of each epoch's end as PNGs
+    RUN/summary.json     the finished run's figures (images/s, precision, last metrics)
+    RUN/saved_model/     the generator exported at the end of training
+    RUN/export/          what ``python -m tfunmask.export`` writes by default
 
 Exporting and evaluating start from a run folder, not from flags typed again: the networks are
-rebuilt from the run's ``config.json`` and their weights restored from the newest checkpoint of
-``checkpoints/``. Only the model is restored (optimizer slots and counters are left alone), and it
-is built in float32 whatever precision it was trained in: mixed-precision runs keep float32
-weights, and deployment wants float32 outputs to convert and compare against.
+rebuilt from ``config.json`` and their weights restored from the newest checkpoint.
 """
 
+import dataclasses
 from pathlib import Path
 
-import keras
-import tensorflow as tf
-
-from tfunmask import models
 from tfunmask.config import ConfigError, TrainConfig
-from tfunmask.training import CHECKPOINTS
+
+SAVED_MODEL = "saved_model"
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """Paths of the run folder ``root``."""
+
+    root: Path
+
+    def __post_init__(self):
+        object.__setattr__(self, "root", Path(self.root))
+
+    checkpoints = property(lambda self: self.root / "checkpoints")
+    logs = property(lambda self: self.root / "logs")
+    samples = property(lambda self: self.root / "samples")
+    summary = property(lambda self: self.root / "summary.json")
+    saved_model = property(lambda self: self.root / SAVED_MODEL)
+    export = property(lambda self: self.root / "export")
+
+    def latest_checkpoint(self):
+        """Path prefix of the newest checkpoint, or None."""
+        import tensorflow as tf
+
+        return tf.train.latest_checkpoint(self.checkpoints)
+
+
+def data_dir(config):
+    """The TFRecord folder of a run: its ``--data`` or the built-in demo set of the model's kind."""
+    if config.data.path:
+        return Path(config.data.path)
+    from tfunmask import models
+    from tfunmask.synth import demo
+
+    return demo.build(size=config.image_size, seed=config.runtime.seed,
+                      kind=models.model_class(config.model_name).DATA)
 
 
 def restore(model_dir):
-    """The trained model of the run in ``model_dir`` and its TrainConfig; ConfigError if there is none."""
+    """The trained model of the run in ``model_dir`` and its TrainConfig; ConfigError if there is none.
+
+    Only the model is restored (optimizer slots and counters are left alone), and it is built in
+    float32 whatever precision it was trained in: mixed-precision runs keep float32 weights, and
+    deployment wants float32 outputs to convert and compare against.
+    """
+    import tensorflow as tf
+
+    from tfunmask import models
+
     config = TrainConfig.load(model_dir)
-    checkpoint_path = tf.train.latest_checkpoint(Path(model_dir) / CHECKPOINTS)
+    run = Run(model_dir)
+    checkpoint_path = run.latest_checkpoint()
     if checkpoint_path is None:
-        raise ConfigError(f"no checkpoint in {Path(model_dir) / CHECKPOINTS}: has the run trained an epoch?")
-    previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy("float32")
-    try:
-        model = models.build(config)
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
+        raise ConfigError(f"no checkpoint in {run.checkpoints}: has the run trained an epoch?")
+    model = models.build(config.model_name, config.model, dtype="float32")
     tf.train.Checkpoint(model=model).restore(checkpoint_path).expect_partial().assert_existing_objects_matched()
     return model, config

@@ -7,7 +7,7 @@ optionally ``compare/`` and ``crops/``, and ``report.json``. Unreadable files an
 a face are reported and skipped. Exit code: 0 when every input was unmasked or only had no face
 (common in real photo folders: reported, not a failure), 1 when any input could not be used
 (unreadable, not an image, ...), 2 for bad arguments. Thin wrapper over
-``tfunmask.unmask_lib.unmask_files``.
+``tfunmask.inference.folders.unmask_files``.
 """
 
 import sys
@@ -17,21 +17,23 @@ from absl import flags
 from tfunmask.cli import fail, run_main
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model", None, "SavedModel folder (or training run folder), .tflite or .keras file.")
-flags.DEFINE_string("out", None, "Output folder (must not be an input folder).")
-flags.DEFINE_bool("assume_cropped", False, "Each input is one aligned face crop: no detection, "
-                  "the whole image is unmasked.")
-flags.DEFINE_bool("compare", False, "Also write input|output side by side into OUT/compare/.")
-flags.DEFINE_bool("save_crops", False, "Also write each face's aligned input and output crops into OUT/crops/.")
-flags.DEFINE_integer("max_faces", None, "Unmask at most this many faces per photo (largest first).")
-flags.DEFINE_enum("detector", "cascade", ["cascade", "blazeface", "dlib"],
-                  "Face finder: cascade (BlazeFace, then dlib's HOG, then its CNN where the one before found "
-                  "no face), blazeface alone, or dlib (HOG, then CNN).")
-flags.DEFINE_bool("cnn_fallback", True, "Let the finder end with dlib's CNN detector (small faces; slower).")
-flags.DEFINE_integer("num_threads", None, "TFLite threads (default: all CPUs).")
-flags.DEFINE_bool("progress", True, "Show a progress bar when there are several inputs.")
-flags.DEFINE_bool("example", False, "Unmask a built-in example instead of INPUTs: a drawn face wearing a "
-                  "mask, written to OUT/example_masked.png (implies --assume_cropped).")
+def define_flags():
+    """Defines the program's flags (only when it runs as a program)."""
+    flags.DEFINE_string("model", None, "SavedModel folder (or training run folder), .tflite or .keras file.")
+    flags.DEFINE_string("out", None, "Output folder (must not be an input folder).")
+    flags.DEFINE_bool("assume_cropped", False, "Each input is one aligned face crop: no detection, "
+                      "the whole image is unmasked.")
+    flags.DEFINE_bool("compare", False, "Also write input|output side by side into OUT/compare/.")
+    flags.DEFINE_bool("save_crops", False, "Also write each face's aligned input and output crops into OUT/crops/.")
+    flags.DEFINE_integer("max_faces", None, "Unmask at most this many faces per photo (largest first).")
+    flags.DEFINE_enum("detector", "cascade", ["cascade", "blazeface", "dlib"],
+                      "Face finder: cascade (BlazeFace, then dlib's HOG, then its CNN where the one before found "
+                      "no face), blazeface alone, or dlib (HOG, then CNN).")
+    flags.DEFINE_bool("cnn_fallback", True, "Let the finder end with dlib's CNN detector (small faces; slower).")
+    flags.DEFINE_integer("num_threads", None, "TFLite threads (default: all CPUs).")
+    flags.DEFINE_bool("progress", True, "Show a progress bar when there are several inputs.")
+    flags.DEFINE_bool("example", False, "Unmask a built-in example instead of INPUTs: a drawn face wearing a "
+                      "mask, written to OUT/example_masked.png (implies --assume_cropped).")
 
 
 def summary_line(report, out_dir):
@@ -52,19 +54,23 @@ def main(argv):
         fail("give at least one input file, folder or glob (or --example)")
     if FLAGS.max_faces is not None and FLAGS.max_faces < 1:
         fail(f"--max_faces must be positive (got {FLAGS.max_faces})")
-    from tfunmask import inference, unmask_lib  # TensorFlow loads only once the flags are good
+    from tfunmask.inference import (  # TensorFlow loads only once the flags are good
+        folders,
+        photos,
+    )
+    from tfunmask.inference.generators import ModelError
 
     if FLAGS.example:
         inputs = [write_example(FLAGS.out)]
     try:
-        unmask_lib.plan(inputs, FLAGS.out)  # bad inputs fail before the model loads
-        unmasker = inference.load(FLAGS.model, num_threads=FLAGS.num_threads, max_faces=FLAGS.max_faces,
+        folders.plan(inputs, FLAGS.out)  # bad inputs fail before the model loads
+        unmasker = photos.load(FLAGS.model, num_threads=FLAGS.num_threads, max_faces=FLAGS.max_faces,
                                   use_cnn=FLAGS.cnn_fallback, detector=FLAGS.detector)
-        report = unmask_lib.unmask_files(unmasker, inputs, FLAGS.out,
+        report = folders.unmask_files(unmasker, inputs, FLAGS.out,
                                          assume_cropped=FLAGS.assume_cropped or FLAGS.example,
                                          compare=FLAGS.compare, save_crops=FLAGS.save_crops,
                                          on_file=progress_bar() if FLAGS.progress else None)
-    except (inference.ModelError, unmask_lib.UnmaskError) as error:
+    except (ModelError, folders.UnmaskError) as error:
         fail(str(error))
     for entry in report["skipped_files"]:
         print(f"skipped ({entry['reason']}) {entry['message']}", file=sys.stderr)
@@ -77,7 +83,8 @@ def write_example(out_dir):
     """Draws the built-in masked example into ``out_dir`` and returns its path."""
     from pathlib import Path
 
-    from tfunmask.data import demo, images
+    from tfunmask.data import images
+    from tfunmask.synth import demo
 
     path = Path(out_dir) / "example_masked.png"
     images.write_image(path, demo.masked_example()[0])
@@ -103,6 +110,7 @@ def progress_bar():
 
 def run():
     """Console entry point."""
+    define_flags()
     run_main(main)
 
 

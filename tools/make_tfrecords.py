@@ -24,22 +24,25 @@ from tfunmask.cli import fail, flags_parser
 from tfunmask.data import records_builder, splits
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("mode", None, ["paired", "unpaired"], "paired: overlay tool output; unpaired: two photo folders.")
-flags.DEFINE_string("input", None, "paired: the overlay tool's output folder.")
-flags.DEFINE_string("domain_a", None, "unpaired: folder of photos of people wearing masks (domain A).")
-flags.DEFINE_string("domain_b", None, "unpaired: folder of photos of people without masks (domain B).")
-flags.DEFINE_string("out", None, "Output folder for the shards, dataset.json and report.json.")
-flags.DEFINE_integer("shards", 8, "Most shards per split (and domain); small splits get fewer.", lower_bound=1)
-flags.DEFINE_string("split", "0.9,0.05,0.05", "train,val,test fractions (by source photo).")
-flags.DEFINE_integer("size", 256, "unpaired: side of the aligned face crops in pixels.", lower_bound=16)
-flags.DEFINE_integer("max_faces", None, "unpaired: keep at most this many faces per photo, largest first.",
-                     lower_bound=1)
-flags.DEFINE_enum("detector", "cascade", ["cascade", "blazeface", "dlib"],
-                  "unpaired: face finder (cascade: BlazeFace, then dlib's HOG, then its CNN).")
-flags.DEFINE_boolean("cnn", True, "unpaired: let the finder end with dlib's CNN detector (slow on CPU).")
-flags.DEFINE_integer("workers", 1, "unpaired: face detection processes.", lower_bound=1)
-flags.DEFINE_boolean("overwrite", False, "Replace shards an earlier run left in --out.")
-flags.mark_flags_as_required(["mode", "out"])
+def define_flags():
+    """Defines the program's flags (only when it runs as a program)."""
+    flags.DEFINE_enum("mode", None, ["paired", "unpaired"], "paired: overlay tool output; unpaired: two photo folders.")
+    flags.DEFINE_string("input", None, "paired: the overlay tool's output folder.")
+    flags.DEFINE_string("domain_a", None, "unpaired: folder of photos of people wearing masks (domain A).")
+    flags.DEFINE_string("domain_b", None, "unpaired: folder of photos of people without masks (domain B).")
+    flags.DEFINE_string("out", None, "Output folder for the shards, dataset.json and report.json.")
+    flags.DEFINE_integer("shards", 8, "Most shards per split (and domain); small splits get fewer.", lower_bound=1)
+    flags.DEFINE_string("split", "0.9,0.05,0.05", "train,val,test fractions (by source photo).")
+    flags.DEFINE_integer("size", 256, "unpaired: side of the aligned face crops in pixels.", lower_bound=16)
+    flags.DEFINE_integer("max_faces", None, "unpaired: keep at most this many faces per photo, largest first.",
+                         lower_bound=1)
+    flags.DEFINE_enum("detector", "cascade", ["cascade", "blazeface", "dlib"],
+                      "unpaired: face finder (cascade: BlazeFace, then dlib's HOG, then its CNN).")
+    flags.DEFINE_boolean("cnn", True, "unpaired: let the finder end with dlib's CNN detector (slow on CPU).")
+    flags.DEFINE_integer("workers", 1, "unpaired: face detection processes.", lower_bound=1)
+    flags.DEFINE_boolean("overwrite", False, "Replace shards an earlier run left in --out.")
+    flags.mark_flags_as_required(["mode", "out"])
+
 
 PROG = "make_tfrecords"
 
@@ -141,4 +144,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main, flags_parser=flags_parser(PROG, code=1))

@@ -1,4 +1,4 @@
-"""Draw synthetic masks on every face in a folder of photos (a thin command line over tfunmask.data.overlay).
+"""Draw synthetic masks on every face in a folder of photos (a thin command line over tfunmask.synth.overlay).
 
   python tools/overlay_masks.py --faces DIR --out DIR [--size 256] [--styles all|surgical,n95,...]
       [--seed 0] [--workers N] [--per_face K] [--detector cascade|blazeface|dlib] [--nocnn] [--overwrite]
@@ -15,23 +15,26 @@ import functools
 from absl import app, flags
 
 from tfunmask.cli import fail, flags_parser
-from tfunmask.data import masks, overlay
+from tfunmask.synth import masks, overlay
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("faces", None, "Folder of face photos (searched recursively; only read).")
-flags.DEFINE_string("out", None, "Output folder (must not be inside --faces).")
-flags.DEFINE_integer("size", 256, "Side of the aligned square face crops in pixels.", lower_bound=32)
-flags.DEFINE_string("styles", "all", f"Mask styles to draw from: 'all' or a comma list of {', '.join(masks.STYLES)}.")
-flags.DEFINE_integer("seed", 0, "Random seed (with each file's relative path it fixes that file's masks).",
-                     lower_bound=0)
-flags.DEFINE_integer("workers", 1, "Worker processes for detection and rendering.", lower_bound=1)
-flags.DEFINE_integer("per_face", 1, "Masked variants per face (styles cycle through a random order).", lower_bound=1)
-flags.DEFINE_enum("detector", "cascade", ["cascade", "blazeface", "dlib"],
-                  "Face finder (cascade: BlazeFace, then dlib's HOG, then its CNN).")
-flags.DEFINE_boolean("cnn", True, "Let the finder end with dlib's CNN detector (slow on CPU).")
-flags.DEFINE_boolean("overwrite", False, "Replace the output of an earlier run in --out.")
-flags.DEFINE_boolean("progress", True, "Show a progress bar.")
-flags.mark_flags_as_required(["faces", "out"])
+def define_flags():
+    """Defines the program's flags (only when it runs as a program)."""
+    flags.DEFINE_string("faces", None, "Folder of face photos (searched recursively; only read).")
+    flags.DEFINE_string("out", None, "Output folder (must not be inside --faces).")
+    flags.DEFINE_integer("size", 256, "Side of the aligned square face crops in pixels.", lower_bound=32)
+    flags.DEFINE_string("styles", "all", f"Mask styles to draw from: 'all' or a comma list of {', '.join(masks.STYLES)}.")
+    flags.DEFINE_integer("seed", 0, "Random seed (with each file's relative path it fixes that file's masks).",
+                         lower_bound=0)
+    flags.DEFINE_integer("workers", 1, "Worker processes for detection and rendering.", lower_bound=1)
+    flags.DEFINE_integer("per_face", 1, "Masked variants per face (styles cycle through a random order).", lower_bound=1)
+    flags.DEFINE_enum("detector", "cascade", ["cascade", "blazeface", "dlib"],
+                      "Face finder (cascade: BlazeFace, then dlib's HOG, then its CNN).")
+    flags.DEFINE_boolean("cnn", True, "Let the finder end with dlib's CNN detector (slow on CPU).")
+    flags.DEFINE_boolean("overwrite", False, "Replace the output of an earlier run in --out.")
+    flags.DEFINE_boolean("progress", True, "Show a progress bar.")
+    flags.mark_flags_as_required(["faces", "out"])
+
 
 PROG = "overlay_masks"
 
@@ -59,4 +62,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main, flags_parser=flags_parser(PROG, code=1))

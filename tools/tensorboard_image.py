@@ -15,10 +15,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tfunmask.cli import fail, run_main  # noqa: E402
 
-flags.DEFINE_string("logdir", None, "A run's logs/ folder.")
-flags.DEFINE_string("tag", "samples/input_output_target", "Image summary tag.")
-flags.DEFINE_string("out", None, "PNG file to write.")
-flags.DEFINE_integer("step", None, "Training step of the image (default: the latest).")
+def define_flags():
+    """Defines the program's flags (only when it runs as a program)."""
+    flags.DEFINE_string("logdir", None, "A run's logs/ folder.")
+    flags.DEFINE_string("tag", "samples/input_output_target", "Image summary tag.")
+    flags.DEFINE_string("out", None, "PNG file to write.")
+    flags.DEFINE_integer("step", None, "Training step of the image (default: the latest).")
+
+
 FLAGS = flags.FLAGS
 
 
@@ -56,4 +60,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     run_main(main)

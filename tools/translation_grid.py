@@ -16,12 +16,16 @@ from absl import flags
 
 from tfunmask.cli import fail, run_main
 
-flags.DEFINE_string("model_dir", None, "A finished cyclegan or aggan training run.")
-flags.DEFINE_string("data", None, "Unpaired TFRecord folder (tools/make_tfrecords.py --mode=unpaired).")
-flags.DEFINE_enum("split", "test", ["train", "val", "test"], "Split of domain A to show.")
-flags.DEFINE_integer("count", 8, "Rows (faces).", lower_bound=1)
-flags.DEFINE_boolean("masks", False, "AttentionGAN: also show each foreground attention mask.")
-flags.DEFINE_string("out", None, "PNG file to write.")
+def define_flags():
+    """Defines the program's flags (only when it runs as a program)."""
+    flags.DEFINE_string("model_dir", None, "A finished cyclegan or aggan training run.")
+    flags.DEFINE_string("data", None, "Unpaired TFRecord folder (tools/make_tfrecords.py --mode=unpaired).")
+    flags.DEFINE_enum("split", "test", ["train", "val", "test"], "Split of domain A to show.")
+    flags.DEFINE_integer("count", 8, "Rows (faces).", lower_bound=1)
+    flags.DEFINE_boolean("masks", False, "AttentionGAN: also show each foreground attention mask.")
+    flags.DEFINE_string("out", None, "PNG file to write.")
+
+
 FLAGS = flags.FLAGS
 
 
@@ -43,18 +47,18 @@ def main(argv):
     import cv2
     import tensorflow as tf
 
-    from tfunmask.callbacks import image_grid
     from tfunmask.config import ConfigError
     from tfunmask.data import tfrecords
     from tfunmask.pixels import to_unit
     from tfunmask.runs import restore
+    from tfunmask.training.callbacks import image_grid
 
     try:
         model, config = restore(FLAGS.model_dir)
     except ConfigError as error:
         fail(error)
     if not hasattr(model, "generator_ab"):
-        fail(f"{FLAGS.model_dir} holds a {config.model} run; this grid is for cyclegan and aggan")
+        fail(f"{FLAGS.model_dir} holds a {config.model_name} run; this grid is for cyclegan and aggan")
     try:
         faces = tfrecords.unpaired_images(FLAGS.data, FLAGS.split, "A", FLAGS.count)
     except LookupError as error:
@@ -67,4 +71,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     run_main(main)

@@ -6,7 +6,8 @@ import pytest
 import tensorflow as tf
 
 from tests.models.unpaired import SIZE, TINY, compiled, faces, l1, lsgan, unpaired_batch
-from tfunmask import export_lib, models, pixels
+from tfunmask import models, pixels
+from tfunmask.serving import exporter
 from tfunmask.config import TrainConfig
 from tfunmask.models.attentiongan import AttentionGAN, attention_generator
 from tfunmask.models.layers import Composite
@@ -155,7 +156,7 @@ def test_mixed_bfloat16_trains_without_nans_and_composes_in_float32():
 def test_export_serves_the_composed_image(tmp_path):
     model = compiled(AttentionGAN, masks=3)
     masked = unpaired_batch()["a"]
-    path = export_lib.export_saved_model(model.export_generator(), tmp_path / "saved_model")
+    path = exporter.export_saved_model(model.export_generator(), tmp_path / "saved_model")
     images = pixels.to_uint8(masked)
     served = tf.saved_model.load(str(path)).signatures["serving_default"](images=images)["unmasked"]
     expected = pixels.to_uint8(model(pixels.to_unit(images)))

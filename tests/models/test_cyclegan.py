@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from tests.models.unpaired import SIZE, TINY, compiled, faces, l1, lsgan, unpaired_batch
 from tests.training_helpers import Crash, CrashAfterFirstEpoch
-from tfunmask import training
+from tfunmask.training import trainer
 from tfunmask.config import ConfigError, TrainConfig
 from tfunmask.models.cyclegan import CycleGAN
 from tfunmask.models.image_pool import ImagePool
@@ -177,11 +177,11 @@ def test_resume_equals_an_uninterrupted_run(tiny_unpaired_data, tmp_path):
                   image_every=1000)
     tf.config.run_functions_eagerly(True)
     try:
-        straight, _ = training.train(TrainConfig(model_dir=str(tmp_path / "straight"), **config), verbose=0)
+        straight, _ = trainer.train(TrainConfig(model_dir=str(tmp_path / "straight"), **config), verbose=0)
         split = TrainConfig(model_dir=str(tmp_path / "split"), **config)
         with pytest.raises(Crash):
-            training.train(split, verbose=0, callbacks=[CrashAfterFirstEpoch()])
-        resumed, summary = training.train(split, resume=True, verbose=0)
+            trainer.train(split, verbose=0, callbacks=[CrashAfterFirstEpoch()])
+        resumed, summary = trainer.train(split, resume=True, verbose=0)
     finally:
         tf.config.run_functions_eagerly(False)
     assert summary["start_epoch"] == 1

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from tfunmask.data import tfrecords
 from tfunmask.data.tfrecords import parse_paired, parse_unpaired
 from tfunmask.pixels import to_unit
 
-__all__ = ["paired", "unpaired"]
+__all__ = ["paired", "unpaired", "split_files", "split_sizes", "batches"]
 
 AUTOTUNE = tf.data.AUTOTUNE
 _MAX_CYCLE = 8  # shards read at once; fixed (not AUTOTUNE) so the order is machine independent
@@ -176,3 +177,30 @@ def unpaired(files_a: Sequence[str | Path], files_b: Sequence[str | Path], *, im
     if examples is not None:
         dataset = dataset.take(examples)
     return _batched(dataset, batch_size, training, examples)
+
+
+# ----------------------------------------------------------------------------- by kind
+
+KINDS = ("paired", "unpaired")
+
+
+def split_files(data_dir: str | Path, kind: str, split: str) -> list[list[str]]:
+    """Shard lists of one split: ``[paired]`` or ``[domain A, domain B]`` (a list may be empty)."""
+    if kind == "paired":
+        return [tfrecords.paired_files(data_dir, split)]
+    return [tfrecords.unpaired_files(data_dir, split, domain) for domain in tfrecords.DOMAINS]
+
+
+def split_sizes(data_dir: str | Path, kind: str, split: str) -> list[int]:
+    """Records in each shard group of ``split_files``: ``dataset.json``'s counts, or counted
+    where a folder has no manifest."""
+    try:
+        counts = tfrecords.read_manifest(data_dir)["counts"]
+        return [counts[split]] if kind == "paired" else [counts[d][split] for d in tfrecords.DOMAINS]
+    except (OSError, ValueError, KeyError, TypeError):
+        return [count_records(files) if files else 0 for files in split_files(data_dir, kind, split)]
+
+
+def batches(kind: str, files: list[list[str]], **options) -> tf.data.Dataset:
+    """``paired`` or ``unpaired`` batches from ``split_files``' shard lists."""
+    return paired(*files, **options) if kind == "paired" else unpaired(*files, **options)

@@ -17,7 +17,13 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
-from tfunmask.data.splits import DEFAULT_FRACTIONS, SALT, SPLITS, check_fractions, split_of
+from tfunmask.data.splits import (
+    DEFAULT_FRACTIONS,
+    SALT,
+    SPLITS,
+    check_fractions,
+    split_of,
+)
 
 __all__ = [
     "SCHEMA_VERSION", "SPLITS", "DOMAINS", "MANIFEST", "split_of",

@@ -45,7 +45,6 @@ TensorBoard shows, per direction, the masks and content images beside the
 CycleGAN columns.
 """
 
-import functools
 
 import keras
 import tensorflow as tf
@@ -53,6 +52,7 @@ from keras import layers, ops
 
 from tfunmask.models import losses
 from tfunmask.models.cyclegan import CycleGAN
+from tfunmask.models.gan import check_choice
 from tfunmask.models.layers import Composite, head, resnet_decoder, resnet_encoder
 
 SCHEMES = (1, 2)
@@ -102,28 +102,37 @@ def as_columns(maps, channels):
     return tf.split(maps, maps.shape[-1] // channels, axis=-1)
 
 
+@keras.saving.register_keras_serializable("tfunmask")
 class AttentionGAN(CycleGAN):
     """CycleGAN with attention-composing generators and attention-guided discriminators."""
 
     LOSS_NAMES = CycleGAN.LOSS_NAMES + ("pixel", "tv", "g_attention", "d_attention_real",
                                         "d_attention_fake")
 
-    def __init__(self, image_size=256, *, scheme=2, masks=10, lambda_pixel=1.0, lambda_tv=0.05,
-                 lambda_attention_gan=1.0, filters=64, **kwargs):
-        generator = functools.partial(attention_generator, scheme=scheme, masks=masks)
-        super().__init__(image_size, filters=filters, generator=generator, **kwargs)
-        self.scheme = scheme
+    def __init__(self, image_size, *, aggan_scheme=2, attention_masks=10, lambda_pixel=1.0, lambda_tv=0.05,
+                 lambda_attention_gan=1.0, **kwargs):
+        check_choice("aggan_scheme", aggan_scheme, SCHEMES)
+        if attention_masks < 2:
+            raise ValueError(f"attention_masks must be at least 2 (got {attention_masks})")
+        # Set before CycleGAN's constructor, which builds the generators through ``_generator``.
+        self.aggan_scheme = aggan_scheme
+        self.attention_masks = attention_masks
         self.lambda_pixel = lambda_pixel
         self.lambda_tv = lambda_tv
         self.lambda_attention_gan = lambda_attention_gan
-        self.attention_discriminator_a = self._discriminator(filters, "attention_discriminator_a")
-        self.attention_discriminator_b = self._discriminator(filters, "attention_discriminator_b")
+        super().__init__(image_size, **kwargs)
+        with self.policy_scope():
+            self.attention_discriminator_a = self._discriminator("attention_discriminator_a")
+            self.attention_discriminator_b = self._discriminator("attention_discriminator_b")
 
-    @classmethod
-    def options(cls, config):
-        return dict(super().options(config), scheme=config.aggan_scheme, masks=config.attention_masks,
-                    lambda_pixel=config.lambda_pixel, lambda_tv=config.lambda_tv,
-                    lambda_attention_gan=config.lambda_attention_gan)
+    def get_config(self):
+        return {**super().get_config(), "aggan_scheme": self.aggan_scheme,
+                "attention_masks": self.attention_masks, "lambda_pixel": self.lambda_pixel,
+                "lambda_tv": self.lambda_tv, "lambda_attention_gan": self.lambda_attention_gan}
+
+    def _generator(self, name):
+        return attention_generator(self.image_size, scheme=self.aggan_scheme, masks=self.attention_masks,
+                                   filters=self.filters, blocks=self.resnet_blocks, name=name)
 
     @property
     def discriminators(self):

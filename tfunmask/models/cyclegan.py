@@ -13,54 +13,72 @@ with lambda = 10 and lambda_id = 0.5 by default. Each discriminator sees its
 generated images through a history pool of 50 (``image_pool``); the identity
 passes are skipped when lambda_id = 0, as in the official code. One optimizer
 covers both generators and one both discriminators; the learning rate decays
-linearly (``training.LinearDecay``). A subclass changes the generators through
-``generator`` (a builder) and ``_translate`` and adds terms in
+linearly (``training.schedule.LinearDecay``). ResNet blocks default to 6 up to
+128 px and 9 above (the paper's rule). A subclass changes the generators through
+``_generator`` (a builder) and ``_translate`` and adds terms in
 ``_direction_terms`` and ``loss_weights`` (see ``attentiongan``).
 """
 
 import collections
 
+import keras
+
 from tfunmask.models import losses
-from tfunmask.models.gan import GAN
+from tfunmask.models.gan import GAN, check_positive, check_size
 from tfunmask.models.image_pool import ImagePool
 from tfunmask.models.layers import patch_discriminator, resnet_generator
+
+
+def default_blocks(image_size):
+    """CycleGAN's residual blocks: 6 up to 128 px, 9 above."""
+    return 6 if image_size <= 128 else 9
+
 
 Direction = collections.namedtuple("Direction", "source target generator inverse discriminator pool")
 
 
+@keras.saving.register_keras_serializable("tfunmask")
 class CycleGAN(GAN):
     """Two generators and two discriminators trained on {"a": masked, "b": unmasked} batches."""
 
     LOSS_NAMES = ("g_loss", "g_gan", "cycle", "identity", "d_loss", "d_real", "d_fake")
     DATA = "unpaired"
 
-    def __init__(self, image_size=256, *, filters=64, blocks=9, pool_size=50, lambda_cycle=10.0,
-                 lambda_identity=0.5, seed=0, generator=resnet_generator, **kwargs):
+    def __init__(self, image_size, *, filters=64, resnet_blocks=None, pool_size=50, lambda_cycle=10.0,
+                 lambda_identity=0.5, seed=0, **kwargs):
+        check_size(image_size)
+        check_positive(filters=filters)
+        resnet_blocks = default_blocks(image_size) if resnet_blocks is None else resnet_blocks
+        if resnet_blocks < 0 or pool_size < 0:
+            raise ValueError(f"resnet_blocks and pool_size must not be negative (got {resnet_blocks}, {pool_size})")
         super().__init__(**kwargs)
         self.image_size = image_size
+        self.filters = filters
+        self.resnet_blocks = resnet_blocks
+        self.pool_size = pool_size
         self.lambda_cycle = lambda_cycle
         self.lambda_identity = lambda_identity
-        self.generator_ab = generator(image_size, filters=filters, blocks=blocks, name="generator_ab")
-        self.generator_ba = generator(image_size, filters=filters, blocks=blocks, name="generator_ba")
-        self.discriminator_a = self._discriminator(filters, "discriminator_a")
-        self.discriminator_b = self._discriminator(filters, "discriminator_b")
+        self.seed = seed
+        with self.policy_scope():
+            self.generator_ab = self._generator("generator_ab")
+            self.generator_ba = self._generator("generator_ba")
+            self.discriminator_a = self._discriminator("discriminator_a")
+            self.discriminator_b = self._discriminator("discriminator_b")
         shape = (image_size, image_size, 3)
         self.pool_a = ImagePool(pool_size, shape, seed=2 * seed, name="pool_a")
         self.pool_b = ImagePool(pool_size, shape, seed=2 * seed + 1, name="pool_b")
 
-    def _discriminator(self, filters, name):
-        return patch_discriminator(self.image_size, 3, filters=filters, normalization="instance", name=name)
+    def get_config(self):
+        return {**super().get_config(), "image_size": self.image_size, "filters": self.filters,
+                "resnet_blocks": self.resnet_blocks, "pool_size": self.pool_size,
+                "lambda_cycle": self.lambda_cycle, "lambda_identity": self.lambda_identity, "seed": self.seed}
 
-    @classmethod
-    def options(cls, config):
-        """Constructor keywords from a ``TrainConfig``."""
-        return dict(filters=config.filters, blocks=config.resnet_blocks, pool_size=config.pool_size,
-                    lambda_cycle=config.lambda_cycle, lambda_identity=config.lambda_identity,
-                    seed=config.seed)
+    def _generator(self, name):
+        """One A -> B or B -> A network (a subclass builds another kind)."""
+        return resnet_generator(self.image_size, filters=self.filters, blocks=self.resnet_blocks, name=name)
 
-    @classmethod
-    def from_train_config(cls, config):
-        return cls(config.image_size, **cls.options(config))
+    def _discriminator(self, name):
+        return patch_discriminator(self.image_size, 3, filters=self.filters, normalization="instance", name=name)
 
     @property
     def generators(self):

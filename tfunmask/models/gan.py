@@ -16,13 +16,39 @@ It holds what every GAN here shares and gets wrong easily:
   players are updated from the same pass (as the official Pix2Pix and CycleGAN
   code do: the discriminator step sees the fakes of the generator step).
 
-Subclasses define ``LOSS_NAMES``, ``generator_variables``,
-``discriminator_variables``, ``loss_weights()`` and ``_loss_terms(data,
-training)``, and may override ``reduction(term)``.
+* Configuration as constructor arguments (keras-hub's rule): a subclass checks
+  its arguments up front, stores them, and ``get_config`` returns exactly them,
+  so ``type(model)(**model.get_config())`` rebuilds the same networks. The
+  precision is the model's ``dtype`` argument: its sub-networks are built under
+  that policy (``policy_scope``) and the global policy is left as it was.
+
+Subclasses define ``LOSS_NAMES``, ``DATA`` ("paired" or "unpaired"),
+``generator_variables``, ``discriminator_variables``, ``loss_weights()``,
+``_loss_terms(data, training)`` and ``get_config()``, and may override
+``reduction(term)``.
 """
+
+import contextlib
 
 import keras
 import tensorflow as tf
+
+
+def check_size(image_size):
+    """Image sizes the networks take: multiples of 16, at least 16."""
+    if not isinstance(image_size, int) or image_size < 16 or image_size % 16:
+        raise ValueError(f"image_size must be a multiple of 16, at least 16 (got {image_size!r})")
+
+
+def check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(str, choices))} (got {value!r})")
+
+
+def check_positive(**values):
+    for name, value in values.items():
+        if value < 1:
+            raise ValueError(f"{name} must be positive (got {value})")
 
 
 class GAN(keras.Model):
@@ -38,6 +64,16 @@ class GAN(keras.Model):
         # Sub-models are functional and built at construction; marking the
         # wrapper built keeps ``fit`` from calling it on a batch to build it.
         self.built = True
+
+    @contextlib.contextmanager
+    def policy_scope(self):
+        """Layers created inside take this model's dtype policy (float32 or mixed)."""
+        previous = keras.mixed_precision.global_policy()
+        keras.mixed_precision.set_global_policy(self.dtype_policy)
+        try:
+            yield
+        finally:
+            keras.mixed_precision.set_global_policy(previous)
 
     @property
     def generator_variables(self):

@@ -86,6 +86,9 @@ class Composite(layers.Layer):
         return shapes[2]
 
 
+NORMALIZATIONS = ("batch", "instance", "none")
+
+
 def norm(kind, name=None):
     """A normalisation layer: "batch" (synchronised), "instance" or "none"."""
     if kind == "batch":

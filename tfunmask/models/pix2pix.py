@@ -23,8 +23,17 @@ import tensorflow as tf
 from keras import layers
 
 from tfunmask.models import losses
-from tfunmask.models.gan import GAN
-from tfunmask.models.layers import INIT, Composite, NearestUpsample2x, down, patch_discriminator, to_image, up
+from tfunmask.models.gan import GAN, check_choice, check_positive, check_size
+from tfunmask.models.layers import (
+    INIT,
+    NORMALIZATIONS,
+    Composite,
+    NearestUpsample2x,
+    down,
+    patch_discriminator,
+    to_image,
+    up,
+)
 
 RECONSTRUCTION = {
     "l1": (losses.l1, "mean"),
@@ -74,36 +83,43 @@ def unet_generator(image_size, *, filters=64, max_filters=512, dropout=0.5, norm
     return keras.Model(inputs, {"unmasked": unmasked, "content": content, "mask": mask}, name=name)
 
 
+@keras.saving.register_keras_serializable("tfunmask")
 class Pix2Pix(GAN):
     """Conditional GAN trained on (masked, target, mask_map) batches."""
 
     LOSS_NAMES = ("g_loss", "g_gan", "g_rec", "d_loss", "d_real", "d_fake")
     DATA = "paired"
 
-    def __init__(self, image_size=256, *, filters=64, max_filters=512, dropout=0.5,
-                 normalization="batch", loss="l1", lambda_rec=100.0, mask_weight=1.0, composite=False, lambda_mask=10.0,
-                 **kwargs):
+    def __init__(self, image_size, *, filters=64, max_filters=512, dropout=0.5, normalization="batch",
+                 loss="l1", lambda_l1=100.0, mask_weight=1.0, composite=False, lambda_mask=10.0, **kwargs):
+        check_size(image_size)
+        check_choice("loss", loss, RECONSTRUCTION)
+        check_choice("normalization", normalization, NORMALIZATIONS)
+        check_positive(filters=filters, max_filters=max_filters)
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1) (got {dropout})")
         super().__init__(loss_names=self.LOSS_NAMES + (("g_mask",) if composite else ()), **kwargs)
-        if loss not in RECONSTRUCTION:
-            raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(RECONSTRUCTION)}")
         self.image_size = image_size
-        self.loss_kind = loss
-        self.lambda_rec = lambda_rec
+        self.filters = filters
+        self.max_filters = max_filters
+        self.dropout = dropout
+        self.normalization = normalization
+        self.reconstruction = loss
+        self.lambda_l1 = lambda_l1
         self.mask_weight = mask_weight
         self.composite = composite
         self.lambda_mask = lambda_mask
-        self.generator = unet_generator(image_size, filters=filters, max_filters=max_filters, dropout=dropout,
-                                        normalization=normalization, composite=composite)
-        self.discriminator = patch_discriminator(image_size, 6, filters=filters,
-                                                 normalization=normalization, name="discriminator")
+        with self.policy_scope():
+            self.generator = unet_generator(image_size, filters=filters, max_filters=max_filters, dropout=dropout,
+                                            normalization=normalization, composite=composite)
+            self.discriminator = patch_discriminator(image_size, 6, filters=filters,
+                                                     normalization=normalization, name="discriminator")
 
-    @classmethod
-    def from_train_config(cls, config):
-        return cls(config.image_size, filters=config.filters, max_filters=config.max_filters,
-                   dropout=config.dropout,
-                   normalization=config.normalization, loss=config.loss,
-                   lambda_rec=config.lambda_l1, mask_weight=config.mask_weight,
-                   composite=config.composite, lambda_mask=config.lambda_mask)
+    def get_config(self):
+        return {**super().get_config(), "image_size": self.image_size, "filters": self.filters,
+                "max_filters": self.max_filters, "dropout": self.dropout, "normalization": self.normalization,
+                "loss": self.reconstruction, "lambda_l1": self.lambda_l1, "mask_weight": self.mask_weight,
+                "composite": self.composite, "lambda_mask": self.lambda_mask}
 
     @property
     def generator_variables(self):
@@ -149,7 +165,7 @@ class Pix2Pix(GAN):
         output, mask = self.generate(masked, training)
         real_logits = self.discriminator(tf.concat([masked, target], -1), training=training)
         fake_logits = self.discriminator(tf.concat([masked, output], -1), training=training)
-        rec_fn, _ = RECONSTRUCTION[self.loss_kind]
+        rec_fn, _ = RECONSTRUCTION[self.reconstruction]
         terms = {
             "g_gan": losses.bce_real(fake_logits),
             "g_rec": rec_fn(target, output, self._pixel_weights(data.get("mask_map"))),
@@ -161,11 +177,11 @@ class Pix2Pix(GAN):
         return terms
 
     def loss_weights(self):
-        g = {"g_gan": 1.0, "g_rec": self.lambda_rec}
+        g = {"g_gan": 1.0, "g_rec": self.lambda_l1}
         if self.composite:
             g["g_mask"] = self.lambda_mask
         return g, {"d_real": 0.5, "d_fake": 0.5}
 
     def reduction(self, term):
         """The reconstruction term follows ``loss`` ("cosine_sum" sums over the global batch)."""
-        return RECONSTRUCTION[self.loss_kind][1] if term == "g_rec" else "mean"
+        return RECONSTRUCTION[self.reconstruction][1] if term == "g_rec" else "mean"

@@ -13,7 +13,7 @@ to and from [-1, 1] lives inside the graph, so no caller can get the normalisati
                 from the run's training shards; its uint8 input and output carry a scale and zero
                 point, which the inference backend applies.
 
-The TFLite files hold the graph of ``export_graph.tflite_graph`` (each nearest x2 upsample + 3x3
+The TFLite files hold the graph of ``tflite_graph.tflite_graph`` (each nearest x2 upsample + 3x3
 convolution computed at the input resolution: same outputs, 1.9x faster in LiteRT, files 1.5x
 larger; reflection pads as slices, which XNNPACK runs); the SavedModel keeps the training graph,
 which TensorFlow's CPU kernels run faster.
@@ -34,11 +34,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfunmask import inference, models
-from tfunmask.data import pipeline, tfrecords
-from tfunmask.export_graph import tflite_graph
-from tfunmask.metrics.image import psnr
+from tfunmask import models, runs
+from tfunmask.data import pipeline
+from tfunmask.evaluation.image import psnr
+from tfunmask.inference.generators import KerasGenerator, open_generator
 from tfunmask.pixels import to_uint8, to_unit
+from tfunmask.serving.tflite_graph import tflite_graph
 
 FORMATS = ("saved_model", "keras", "float32", "float16", "dynamic_int8", "int8")
 TFLITE_FORMATS = ("float32", "float16", "dynamic_int8", "int8")
@@ -171,17 +172,14 @@ def export_generator(generator, out_dir, formats, *, calibration=None):
 
 def _faces(config, data_dir, split, count):
     """Up to ``count`` masked faces (uint8, the run's size) from one split, or None if it is empty."""
-    common = dict(image_size=config.image_size, load_size=config.image_size, batch_size=count, training=False)
-    if models.REGISTRY[config.model].DATA == "paired":
-        files = tfrecords.paired_files(data_dir, split)
-        batches = pipeline.paired(files, **common) if files else None
-        key = "masked"
-    else:
-        files = [tfrecords.unpaired_files(data_dir, split, domain) for domain in tfrecords.DOMAINS]
-        batches = pipeline.unpaired(*files, **common) if all(files) else None
-        key = "a"
-    batch = next(iter(batches), None) if batches is not None else None
-    return None if batch is None else to_uint8(batch[key]).numpy()
+    kind = models.model_class(config.model_name).DATA
+    files = pipeline.split_files(data_dir, kind, split)
+    if not all(files):
+        return None
+    batches = pipeline.batches(kind, files, image_size=config.image_size, load_size=config.image_size,
+                               batch_size=count, training=False)
+    batch = next(iter(batches), None)
+    return None if batch is None else to_uint8(batch["masked" if kind == "paired" else "a"]).numpy()
 
 
 def _held_back(config, data_dir, count):
@@ -190,7 +188,7 @@ def _held_back(config, data_dir, count):
         found = _faces(config, data_dir, split, count)
         if found is not None:
             return split, found
-    raise ExportError(f"no {models.REGISTRY[config.model].DATA} shards in {data_dir} to check parity on "
+    raise ExportError(f"no {models.model_class(config.model_name).DATA} shards in {data_dir} to check parity on "
                       "(pass --data)")
 
 
@@ -223,16 +221,14 @@ def export(model_dir, out_dir=None, formats=FORMATS, *, data=None, calibration_s
     it is written. Returns the Exported list; ``export.json`` beside the files records it. Formats
     failing parity are still written; check ``.parity.passed``.
     """
-    from tfunmask import runs, training  # they import this module (training exports at its end)
-
     model, config = runs.restore(model_dir)
     generator = model.export_generator()
-    data_dir = Path(data) if data else training.resolve_data(config)
-    out_dir = Path(out_dir) if out_dir else Path(model_dir) / "export"
+    data_dir = Path(data) if data else runs.data_dir(config)
+    out_dir = Path(out_dir) if out_dir else runs.Run(model_dir).export
     out_dir.mkdir(parents=True, exist_ok=True)
 
     split, held_back = _held_back(config, data_dir, parity_samples)
-    reference = inference.KerasGenerator(generator)(held_back)
+    reference = KerasGenerator(generator)(held_back)
 
     calibration = _faces(config, data_dir, "train", calibration_samples) if "int8" in formats else None
     if "int8" in formats and calibration is None:
@@ -240,7 +236,7 @@ def export(model_dir, out_dir=None, formats=FORMATS, *, data=None, calibration_s
 
     results = []
     for fmt, path in export_generator(generator, out_dir, formats, calibration=calibration):
-        output = inference.open_generator(path, num_threads=num_threads)(held_back)
+        output = open_generator(path, num_threads=num_threads)(held_back)
         results.append(Exported(fmt, path, disk_size(path), parity(reference, output, MIN_PSNR_DB[fmt])))
         if on_exported:
             on_exported(results[-1])

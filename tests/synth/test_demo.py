@@ -1,10 +1,10 @@
-"""Tests for tfunmask.data.demo: plausible procedural faces, determinism, and the cached demo dataset."""
+"""Tests for tfunmask.synth.demo: plausible procedural faces, determinism, and the cached demo dataset."""
 import json
 
 import numpy as np
 import pytest
 
-from tfunmask.data import demo
+from tfunmask.synth import demo
 
 
 @pytest.mark.parametrize("size", [32, 64, 256])

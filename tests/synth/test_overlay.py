@@ -1,4 +1,4 @@
-"""Tests for tfunmask.data.overlay and tools/overlay_masks.py on real faces plus one file of each bad kind."""
+"""Tests for tfunmask.synth.overlay and tools/overlay_masks.py on real faces plus one file of each bad kind."""
 import hashlib
 import json
 import shutil
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tfunmask.data import overlay
+from tfunmask.synth import overlay
 
 REPO = Path(__file__).resolve().parents[2]
 TOOL = REPO / "tools" / "overlay_masks.py"

@@ -7,7 +7,7 @@ method needing no training), and the model. Real masked photos have no ground tr
 faces are found and aligned, unmasked by the model, and scored by what needs none (detection
 rate, distance of their distribution to the real unmasked test faces).
 
-Metrics (one row per method; `tfunmask.metrics` holds the definitions):
+Metrics (one row per method; `tfunmask.evaluation` holds the definitions):
   fid, kid, kid_std  InceptionV3 Fréchet / kernel distance to the true faces (need the weights);
   face_fd            Fréchet distance in dlib's 128-d face-embedding space (always available);
   psnr, ssim, l1     against the true face, whole image; *_mask: mask region alone;
@@ -28,10 +28,16 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
-from tfunmask import inference
 from tfunmask.data import images, records_builder, splits, tfrecords
-from tfunmask.metrics import detection, features, report
-from tfunmask.metrics.scoring import Described, describe, distribution_scores, paired_scores
+from tfunmask.evaluation import detection, features, report
+from tfunmask.evaluation.scoring import (
+    Described,
+    describe,
+    distribution_scores,
+    paired_scores,
+)
+from tfunmask.inference import photos
+from tfunmask.inference.generators import ModelError
 
 SPLITS = ("train", "val", "test", "all")
 
@@ -165,10 +171,10 @@ def load_real_masked(folder: str | Path, size: int, *, aligned: bool = False,
 # ----------------------------------------------------------------------------- methods
 
 def load_model(path: str | Path):
-    """The model as an `inference.Unmasker` (SavedModel or training run folder, .tflite, .keras)."""
+    """The model as an `photos.Unmasker` (SavedModel or training run folder, .tflite, .keras)."""
     try:
-        return inference.load(path)
-    except inference.ModelError as error:
+        return photos.load(path)
+    except ModelError as error:
         raise EvaluationError(f"--model {error}") from None
 
 

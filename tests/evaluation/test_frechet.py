@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from tfunmask.metrics import frechet
+from tfunmask.evaluation import frechet
 
 
 def _scipy_frechet(a, b, eps=1e-6):

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfunmask.metrics import image
+from tfunmask.evaluation import image
 
 SIZE = 32
 

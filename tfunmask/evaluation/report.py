@@ -1,7 +1,7 @@
 """Writing evaluation results: metrics.json, a Markdown report, a contact sheet and a bar chart.
 
 The pictures are drawn with OpenCV and NumPy (already dependencies), not matplotlib, which the
-package does not otherwise need. Results come in as the dict `evaluate_lib.evaluate` builds:
+package does not otherwise need. Results come in as the dict `suite.evaluate` builds:
 a "paired" section and optionally a "real" one, each with "methods": {method: {metric: value}}.
 """
 from __future__ import annotations

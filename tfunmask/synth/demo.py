@@ -26,9 +26,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from tfunmask.data import faces, masks
+from tfunmask.data import faces
 
 # Mean 68-point (iBUG) face shape in a unit box, as published with OpenFace's align_dlib
+from tfunmask.synth import masks
+
 # (Apache-2.0): x right, y down; eyes near y=0.33, chin at y=1.06.
 _MEAN_SHAPE = np.array([
     (0.0792, 0.3392), (0.0829, 0.4570), (0.0968, 0.5756), (0.1221, 0.6919), (0.1687, 0.8003),
@@ -286,7 +288,9 @@ def build(cache_dir: str | Path | None = None, *, count: int = 600, size: int = 
     leaves a half-written dataset under the final name. Splits (train/val/test) follow
     `tfrecords.write_paired_shards`; `dataset.json` there and `demo.json` describe it.
     """
-    from tfunmask.data import tfrecords  # TensorFlow only when a dataset is actually written
+    from tfunmask.data import (
+        tfrecords,  # TensorFlow only when a dataset is actually written
+    )
 
     if count < 1 or size < 16:
         raise ValueError(f"demo dataset needs count >= 1 and size >= 16, got count={count}, size={size}")

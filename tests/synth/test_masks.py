@@ -1,11 +1,11 @@
-"""Tests for tfunmask.data.masks: what the mask covers, the untouched-outside invariant, pose, determinism."""
+"""Tests for tfunmask.synth.masks: what the mask covers, the untouched-outside invariant, pose, determinism."""
 import json
 
 import cv2
 import numpy as np
 import pytest
 
-from tfunmask.data import demo, masks
+from tfunmask.synth import demo, masks
 
 SIZE = 64
 COVERED = [*range(30, 36), *range(48, 68), *range(6, 11)]  # lower nose, mouth, chin

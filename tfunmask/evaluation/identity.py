@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from tfunmask.metrics import features
-from tfunmask.metrics.detection import Box
+from tfunmask.evaluation import features
+from tfunmask.evaluation.detection import Box
 
 SAME_PERSON_DISTANCE = 0.6
 # Median HOG box in FFHQ-like aligned crops, as fractions of the side; used when HOG found none.

@@ -30,7 +30,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from tfunmask.data import faces, images, masks
+from tfunmask.data import faces, images
+from tfunmask.synth import masks
 
 OUTPUT_FOLDERS = ("masked", "target", "mask_map")
 META = "meta.jsonl"

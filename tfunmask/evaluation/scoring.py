@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 
-from tfunmask.metrics import detection, features, frechet, identity, image
+from tfunmask.evaluation import detection, features, frechet, identity, image
 
 
 @dataclasses.dataclass

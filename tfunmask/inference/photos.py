@@ -1,0 +1,127 @@
+"""Unmasking whole photos with a generator: find every face, align, generate, warp back, blend.
+
+``Unmasker`` puts a generator (``tfunmask.inference.generators``) into the photo path: find every
+face, align it to the generator's size, unmask the crops, warp them back and blend only the part
+of the face a mask covers (the hull of the jaw line and the nose bridge, grown a little and
+feathered) into a copy of the photo, so eyes, hair, background and other people keep their full
+resolution and stay exactly as they were.
+
+``load(path)`` (also ``tfunmask.load``) picks the backend from the path.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from tfunmask.data import faces
+from tfunmask.inference.generators import KerasGenerator, open_generator
+
+# Landmarks (dlib's 68) whose hull is the region a face mask can cover: the jaw line below the
+# temples (1-15) and the top of the nose bridge (27), level with the eyes' lower lids.
+REGION_POINTS = [*range(1, 16), 27]
+REGION_GROWTH = 0.04  # the hull grows by this fraction of the crop side before blending
+FEATHER = 0.05        # blend ramp width outside the region, as a fraction of the crop side
+
+
+@dataclass(frozen=True, eq=False)
+class FaceResult:
+    """One unmasked face: where it was (``box``, ``landmarks`` in photo pixels, None with
+    ``assume_cropped``), the aligned input ``crop``, the generator's ``output`` crop, and the
+    (2, 3) ``matrix`` from photo to crop."""
+
+    box: tuple[int, int, int, int]
+    landmarks: np.ndarray | None
+    detector: str
+    score: float
+    crop: np.ndarray
+    output: np.ndarray
+    matrix: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class UnmaskResult:
+    """The unmasked photo (uint8 RGB, the input's size) and its faces (empty: nothing changed)."""
+
+    image: np.ndarray
+    faces: list[FaceResult]
+
+
+class Unmasker:
+    """Whole-photo unmasking with one generator: detect, align, generate, warp back, blend."""
+
+    def __init__(self, generator, *, max_faces=None, use_cnn=True, detector="cascade", feather=FEATHER):
+        self.generator = generator
+        self.max_faces = max_faces
+        self.use_cnn = use_cnn
+        self.detector = faces.check_detector(detector)
+        self.feather = feather
+
+    @property
+    def size(self):
+        """The generator's crop size in pixels."""
+        return self.generator.size
+
+    def generate(self, crops):
+        """Unmasked crops for uint8 RGB crops (N, size, size, 3) that are already aligned."""
+        return self.generator(crops)
+
+    def unmask(self, image, *, assume_cropped=False):
+        """The photo with every face unmasked, and per-face details, as an UnmaskResult.
+
+        ``image`` is uint8 RGB (H, W, 3) of any size; with ``assume_cropped`` it is taken to be
+        one aligned face and resized to the generator and back instead of being searched.
+        """
+        image = np.asarray(image)
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"expected a uint8 RGB image (H, W, 3), got {image.dtype} {image.shape}")
+        if assume_cropped:
+            return self._unmask_cropped(image)
+        found = faces.find(image, max_faces=self.max_faces, use_cnn=self.use_cnn, detector=self.detector)
+        if not found:
+            return UnmaskResult(image.copy(), [])
+        aligned = [faces.align(image, face.landmarks, self.size) for face in found]
+        outputs = self.generate(np.stack([crop for crop, _ in aligned]))
+        result, details = image, []
+        for face, (crop, alignment), output in zip(found, aligned, outputs):
+            region = face_region(alignment.to_crop(face.landmarks[REGION_POINTS]), self.size)
+            result = faces.paste_back(result, output, alignment, region, feather=self.feather)
+            details.append(FaceResult(face.box, face.landmarks, face.detector, face.score, crop, output,
+                                      alignment.matrix))
+        return UnmaskResult(result, details)
+
+    def _unmask_cropped(self, image):
+        height, width = image.shape[:2]
+        crop = _resized(image, self.size, self.size)
+        output = self.generate(crop[None])[0]
+        matrix = np.array([[self.size / width, 0, 0], [0, self.size / height, 0]])
+        face = FaceResult((0, 0, width, height), None, "none", float("nan"), crop, output, matrix)
+        return UnmaskResult(_resized(output, width, height), [face])
+
+
+def _resized(image, width, height):
+    """Area averaging when shrinking, bicubic when enlarging."""
+    shrinking = width * height < image.shape[0] * image.shape[1]
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
+
+
+def face_region(points, size):
+    """uint8 (size, size) mask, 255 on the convex hull of the crop-space ``points`` grown by
+    REGION_GROWTH of the side: the part of the crop that is pasted back."""
+    region = np.zeros((size, size), np.uint8)
+    cv2.fillConvexPoly(region, cv2.convexHull(np.rint(points).astype(np.int32)), 255)
+    grow = max(1, round(REGION_GROWTH * size))
+    return cv2.dilate(region, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
+
+
+def load(path, **options):
+    """An Unmasker over the model at ``path`` (SavedModel or run folder, ``.tflite``, ``.keras``)
+    or over an in-memory Keras generator. ``num_threads`` (TFLite) and Unmasker's keyword
+    arguments (``max_faces``, ``use_cnn``, ``detector``, ``feather``) may be given."""
+    num_threads = options.pop("num_threads", None)
+    if not isinstance(path, (str, os.PathLike)):
+        return Unmasker(KerasGenerator(path), **options)
+    return Unmasker(open_generator(path, num_threads=num_threads), **options)

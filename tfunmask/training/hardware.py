@@ -1,0 +1,45 @@
+"""What the machine decides for a run: its precision and its distribution strategy."""
+
+from pathlib import Path
+
+import tensorflow as tf
+
+from tfunmask.config import ConfigError
+
+PRECISIONS = {"none": "float32", "float32": "float32", "bfloat16": "mixed_bfloat16",
+              "float16": "mixed_float16"}
+
+
+def cpu_has_bf16():
+    """True when the CPU has bfloat16 matrix instructions (AMX or AVX512-BF16)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def precision_policy(name):
+    """Keras dtype policy for ``--mixed_precision``; "auto" picks float16 on GPUs,
+    bfloat16 on CPUs that have bf16 instructions, float32 otherwise."""
+    if name == "auto":
+        if tf.config.list_physical_devices("GPU"):
+            return "mixed_float16"
+        return "mixed_bfloat16" if cpu_has_bf16() else "float32"
+    if name not in PRECISIONS:
+        raise ConfigError(f"--mixed_precision must be auto, none, bfloat16 or float16 (got {name!r})")
+    return PRECISIONS[name]
+
+
+def make_strategy(name):
+    """``--strategy``: mirrored over all GPUs (or all logical CPUs when there is no
+    GPU), one device, or auto (mirrored when a GPU is visible)."""
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "auto":
+        name = "mirrored" if gpus else "one_device"
+    if name == "mirrored":
+        devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices)
+    if name == "one_device":
+        return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+    raise ConfigError(f"--strategy must be auto, mirrored or one_device (got {name!r})")

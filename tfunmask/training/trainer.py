@@ -1,0 +1,153 @@
+"""The training loop behind ``python -m tfunmask.train``.
+
+``train(config)`` resolves the precision and the distribution strategy (and records both in the
+run's ``config.json``), builds the model in that precision and its optimizers inside the strategy
+scope, restores the latest checkpoint on ``resume``, and runs ``fit`` one epoch at a time (the
+traced step is reused across calls). Each epoch's batches come from the pipeline seeded with
+``seed + epoch``, so a run resumed from an epoch checkpoint sees exactly the batches the
+uninterrupted run saw, with the same learning rate (the schedule reads the restored step counter)
+and the same dropout masks (their seed states are checkpointed).
+"""
+
+import json
+
+import keras
+import tensorflow as tf
+
+from tfunmask import models, runs
+from tfunmask.config import ConfigError, TrainConfig
+from tfunmask.data import pipeline
+from tfunmask.training.callbacks import (
+    EpochCheckpoint,
+    RunProgbar,
+    TensorBoardSummaries,
+    Throughput,
+)
+from tfunmask.training.hardware import make_strategy, precision_policy
+from tfunmask.training.schedule import make_optimizer
+
+
+def _dataset(config, kind, files, *, training, seed):
+    """Training data repeat endlessly (``fit`` takes ``steps_per_epoch`` batches); eval data once."""
+    return pipeline.batches(kind, files, image_size=config.image_size, load_size=config.load_size,
+                            batch_size=config.data.batch_size, training=training, seed=seed, repeat=training)
+
+
+def count_steps(config, data_dir, kind):
+    """Steps per epoch: ``--steps_per_epoch`` or one pass over the (larger) training set."""
+    if config.data.steps_per_epoch:
+        return config.data.steps_per_epoch
+    examples = max(pipeline.split_sizes(data_dir, kind, "train"))
+    steps = examples // config.data.batch_size
+    if steps < 1:
+        raise ConfigError(f"the training set ({examples} examples) is smaller than one batch "
+                          f"(--batch_size={config.data.batch_size})")
+    return steps
+
+
+def _check_resumable(config, saved):
+    """Raises ConfigError naming every model argument or resolved precision that differs from the
+    saved run's; returns ``config`` with the saved precision where it had none resolved."""
+    diffs = [f"{name}={config.model.get(name)!r} (checkpoint has {saved.model.get(name)!r})"
+             for name in sorted(set(config.model) | set(saved.model))
+             if config.model.get(name) != saved.model.get(name)]
+    if config.model_name != saved.model_name:
+        diffs.insert(0, f"model={config.model_name!r} (checkpoint has {saved.model_name!r})")
+    if diffs:
+        raise ConfigError("cannot resume: the model's configuration differs from the checkpoint's: "
+                          + "; ".join(diffs))
+    if config.runtime.precision is None:
+        config.runtime.precision = saved.runtime.precision
+    if saved.runtime.precision not in (None, config.runtime.precision):
+        raise ConfigError(f"cannot resume: the run trained in {saved.runtime.precision}, not "
+                          f"{config.runtime.precision}")
+    return config
+
+
+def prepare_run(config, resume):
+    """Checks the run folder against ``resume``; resolves the precision (a resumed run keeps its own)."""
+    run = runs.Run(config.model_dir)
+    has_checkpoint = run.latest_checkpoint() is not None
+    if resume and not has_checkpoint:
+        raise ConfigError(f"--resume: no checkpoint in {run.checkpoints}")
+    if has_checkpoint and not resume:
+        raise ConfigError(f"{run.root} already holds a run: pass --resume to continue it "
+                          "or choose another --model_dir")
+    if resume:
+        _check_resumable(config, TrainConfig.load(run.root))
+    if config.runtime.precision is None:
+        config.runtime.precision = precision_policy(config.runtime.mixed_precision)
+    return run
+
+
+def train(config: TrainConfig, *, resume=False, verbose=1, callbacks=()):
+    """Trains ``config.model_name``; returns the model and a summary dict (metrics, images/s, paths).
+
+    ``callbacks`` are extra Keras callbacks, run after the epoch checkpoint is saved. The global
+    Keras dtype policy is left as it was: the precision is the model's own.
+    """
+    config.validate()
+    run = prepare_run(config, resume)
+    policy = config.runtime.precision
+    keras.utils.set_random_seed(config.runtime.seed)
+    strategy = make_strategy(config.runtime.strategy)
+    config.runtime.replicas = strategy.num_replicas_in_sync
+
+    data_dir = runs.data_dir(config)
+    kind = models.model_class(config.model_name).DATA
+    train_files = pipeline.split_files(data_dir, kind, "train")
+    if not all(train_files):
+        raise ConfigError(f"no {kind} training shards in {data_dir} "
+                          "(make them with tools/make_tfrecords.py)")
+    val_files = pipeline.split_files(data_dir, kind, "val")
+    steps_per_epoch = count_steps(config, data_dir, kind)
+
+    with strategy.scope():
+        try:
+            model = models.build(config.model_name, config.model, dtype=policy)
+        except (TypeError, ValueError) as error:  # the constructors check their arguments
+            raise ConfigError(f"--model={config.model_name}: {error}") from None
+        model.compile(make_optimizer(config.optimizer, steps_per_epoch, policy),
+                      make_optimizer(config.optimizer, steps_per_epoch, policy))
+        epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        checkpoint = tf.train.Checkpoint(model=model, g_optimizer=model.g_optimizer,
+                                         d_optimizer=model.d_optimizer, epoch=epoch,
+                                         random_state=model.random_state)
+    config.model = models.constructor_arguments(model)  # defaults resolved (e.g. resnet_blocks)
+    config.save()
+    manager = tf.train.CheckpointManager(checkpoint, run.checkpoints, max_to_keep=3)
+    if resume:
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+
+    sample_files = val_files if all(val_files) else train_files
+    samples = next(iter(_dataset(config, kind, sample_files, training=False, seed=config.runtime.seed)))
+    throughput = Throughput(config.data.batch_size)
+    summaries = TensorBoardSummaries(run.logs, samples, model.sample_images,
+                                     summary_every=config.runtime.summary_every,
+                                     image_every=config.runtime.image_every, throughput=throughput,
+                                     samples_dir=run.samples)
+    epochs = config.optimizer.epochs
+    callbacks = [throughput, summaries, EpochCheckpoint(manager, epoch), *callbacks]
+    if verbose:
+        callbacks.append(RunProgbar(epochs))  # last, so it shows images_per_s
+    validation = (_dataset(config, kind, val_files, training=False, seed=config.runtime.seed)
+                  if all(val_files) else None)
+
+    history = {}
+    start = int(epoch.numpy())
+    if start >= epochs:
+        return model, {"model_dir": str(run.root), "epochs": epochs, "start_epoch": start,
+                       "finished_before": True}
+    for e in range(start, epochs):
+        data = _dataset(config, kind, train_files, training=True, seed=config.runtime.seed + e)
+        result = model.fit(data, initial_epoch=e, epochs=e + 1, steps_per_epoch=steps_per_epoch,
+                           validation_data=validation, callbacks=callbacks, verbose=verbose,
+                           shuffle=False)
+        history = {k: v[-1] for k, v in result.history.items()}
+
+    summary = {"model_dir": str(run.root), "epochs": epochs, "start_epoch": start,
+               "steps_per_epoch": steps_per_epoch, "images_per_s": throughput.rate,
+               "precision": policy, "replicas": strategy.num_replicas_in_sync,
+               "metrics": history}
+    run.summary.write_text(json.dumps(summary, indent=2, default=float) + "\n")
+    return model, summary
