@@ -8,12 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tfunmask.evaluation import suite
-from tfunmask.serving import exporter
 from tfunmask.data import splits
-from tfunmask.synth import demo, masks
-from tfunmask.evaluation import features
+from tfunmask.evaluation import features, suite
 from tfunmask.models import pix2pix
+from tfunmask.serving import exporter
+from tfunmask.synth import demo, masks
 
 SIZE = 32
 COLUMNS_PAIRED = {"face_fd", "fid", "kid", "kid_std", "psnr", "psnr_mask", "ssim", "ssim_mask", "l1", "l1_mask",

@@ -10,8 +10,8 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 from tfunmask import runs
-from tfunmask.serving import exporter
 from tfunmask.config import ConfigError
+from tfunmask.serving import exporter
 
 SIZE = 32
 

@@ -5,9 +5,13 @@ import pytest
 import tensorflow as tf
 from keras import layers
 
-from tfunmask.serving.tflite_graph import SlicedReflectionPad2D, UpsampleConv2D, tflite_graph
 from tfunmask.models.layers import NearestUpsample2x, ReflectionPad2D, resnet_generator
 from tfunmask.models.pix2pix import unet_generator
+from tfunmask.serving.tflite_graph import (
+    SlicedReflectionPad2D,
+    UpsampleConv2D,
+    tflite_graph,
+)
 
 
 def randomise_statistics(model, rng):

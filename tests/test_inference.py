@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import tfunmask
-from tfunmask import inference
+from tfunmask.inference import generators
 from tfunmask.data import images
 from tfunmask.models.layers import NearestUpsample2x
 
@@ -37,7 +37,7 @@ def test_every_backend_gives_the_keras_crops(tiny_exports):
 
 
 def test_a_run_folder_loads_its_saved_model(tiny_run):
-    assert isinstance(tfunmask.load(tiny_run).generator, inference.SavedModelGenerator)
+    assert isinstance(tfunmask.load(tiny_run).generator, generators.SavedModelGenerator)
 
 
 def test_bad_model_paths_fail_with_one_line(tmp_path):
@@ -48,7 +48,7 @@ def test_bad_model_paths_fail_with_one_line(tmp_path):
                           (tmp_path / "broken.tflite", "cannot load the tflite model"),
                           (tmp_path / "weights.h5", "unknown model format"),
                           (tmp_path / "empty", "not a SavedModel folder")]:
-        with pytest.raises(inference.ModelError, match=message) as error:
+        with pytest.raises(generators.ModelError, match=message) as error:
             tfunmask.load(path)
         assert "\n" not in str(error.value)
 

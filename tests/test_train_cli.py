@@ -25,14 +25,18 @@ def train_cli(*args, cache):
                           text=True, timeout=600, cwd=REPO, env=env)
 
 
+TINY = {"pix2pix": ["--max_filters=16"], "cyclegan": ["--resnet_blocks=1"],
+        "aggan": ["--resnet_blocks=1", "--attention_masks=2"]}
+
+
 @pytest.mark.parametrize("model, kind", [("pix2pix", "paired"), ("cyclegan", "unpaired"), ("aggan", "unpaired")])
 def test_every_model_trains_on_the_demo_set_with_epochs_alone(model, kind, tmp_path):
     """No --data and no --decay_epochs: the default path builds the model's kind of demo set and
-    trains; tiny widths keep it short. stderr has none of TensorFlow's start-up lines."""
+    trains; tiny widths keep it short. stderr has none of TensorFlow's start-up lines. config.json
+    holds the model's constructor arguments and the precision and replicas it resolved to."""
     run = tmp_path / "run"
-    result = train_cli(f"--model={model}", f"--model_dir={run}", "--image_size=32", "--filters=8",
-                       "--max_filters=16", "--resnet_blocks=1", "--attention_masks=2", "--batch_size=2",
-                       "--epochs=1", "--steps_per_epoch=1", "--noexport", cache=tmp_path / "cache")
+    result = train_cli(f"--model={model}", f"--model_dir={run}", "--image_size=32", "--filters=8", *TINY[model],
+                       "--batch_size=2", "--epochs=1", "--steps_per_epoch=1", "--noexport", cache=tmp_path / "cache")
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"trained {run}: epochs 0..1" in result.stdout
     noise = [line for line in result.stderr.splitlines() if any(n in line for n in STARTUP_NOISE)]
@@ -40,7 +44,14 @@ def test_every_model_trains_on_the_demo_set_with_epochs_alone(model, kind, tmp_p
     assert "ran out of data" not in result.stderr  # the validation pass states its length
     assert "\x1b[" not in result.stdout and "\b" not in result.stdout  # not a terminal: plain lines
     config = json.loads((run / "config.json").read_text())
-    assert config["data"] is None and config["epochs"] == 1 and config["decay_epochs"] == 0
+    assert config["data"]["path"] is None and config["optimizer"]["epochs"] == 1
+    assert config["optimizer"]["decay_epochs"] == 0
+    assert config["runtime"]["mixed_precision"] == "auto"
+    assert config["runtime"]["precision"] in ("float32", "mixed_bfloat16") and config["runtime"]["replicas"] == 1
+    from tfunmask import models
+
+    built = models.build(config["model_name"], config["model"])
+    assert models.constructor_arguments(built) == config["model"]
     demo_sets = list((tmp_path / "cache").glob("demo-*"))
     assert len(demo_sets) == 1
     assert json.loads((demo_sets[0] / "dataset.json").read_text())["mode"] == kind
@@ -57,11 +68,39 @@ def test_unpaired_demo_preset_fills_only_flags_not_given(tmp_path):
 
 
 def test_defaults_compose():
-    assert TrainConfig(epochs=1).validate().decay_epochs == 0
-    assert TrainConfig(epochs=7).decay_epochs == 3
-    assert TrainConfig(epochs=4, decay_epochs=4).validate().decay_epochs == 4
-    assert TrainConfig(image_size=128).resnet_blocks == 6 and TrainConfig(image_size=256).resnet_blocks == 9
-    assert TrainConfig(image_size=256, resnet_blocks=2).resnet_blocks == 2
+    assert TrainConfig.create(epochs=1).validate().optimizer.decay_epochs == 0
+    assert TrainConfig.create(epochs=7).optimizer.decay_epochs == 3
+    assert TrainConfig.create(epochs=4, decay_epochs=4).validate().optimizer.decay_epochs == 4
+    from tfunmask.models import CycleGAN
+
+    assert CycleGAN(128, filters=4).resnet_blocks == 6 and CycleGAN(144, filters=4).resnet_blocks == 9
+    assert CycleGAN(256, filters=4, resnet_blocks=2).get_config()["resnet_blocks"] == 2
+
+
+def test_a_flag_the_model_does_not_take_is_refused(tmp_path):
+    result = train_cli("--model=cyclegan", "--loss=cosine_sum", "--normalization=none",
+                       f"--model_dir={tmp_path / 'run'}", cache=tmp_path / "cache")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == ("error: --model=cyclegan does not take --loss (pix2pix only), "
+                                                      "--normalization (pix2pix only)")
+    assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()
+
+
+def test_model_flags_are_the_constructors_arguments():
+    """train.py's table of model flags (kept there so TensorFlow loads after parsing) equals the
+    constructors: the same arguments per model, with the same defaults (image_size has none)."""
+    import inspect
+
+    from tfunmask import models, train
+
+    for name in models.REGISTRY:
+        parameters = models.parameters(name)
+        assert sorted(train.model_arguments(name)) == sorted(parameters), name
+        for arg, param in parameters.items():
+            if arg == "seed":
+                continue
+            default = train.MODEL_FLAGS[arg][1]
+            assert param.default == (inspect.Parameter.empty if arg == "image_size" else default), arg
 
 
 def test_startup_filter_drops_only_the_known_lines():
@@ -95,16 +134,42 @@ def test_verbosity_flag_turns_the_filter_off(monkeypatch):
 # ----------------------------------------------------------------------------- resume
 
 def test_resumed_config_takes_the_saved_one_and_only_safe_changes():
-    saved = TrainConfig(model="cyclegan", data="data/a", epochs=4, filters=16)
-    same, changes = TrainConfig.resumed(saved, {"model_dir": saved.model_dir})
+    saved = TrainConfig.create(model="cyclegan", data="data/a", epochs=4, filters=16)
+    same, changes = saved.resumed({"model_dir": str(saved.model_dir)})
     assert same == saved and changes == {}
-    longer, changes = TrainConfig.resumed(saved, {"epochs": 8, "data": "data/b", "filters": 16})
-    assert (longer.epochs, longer.data, longer.decay_epochs) == (8, "data/b", saved.decay_epochs)
+    moved, changes = saved.resumed({"model_dir": "elsewhere/run"})
+    assert moved.runtime.model_dir == "elsewhere/run" and changes == {}
+    longer, changes = saved.resumed({"epochs": 8, "data": "data/b", "filters": 16})
+    assert (longer.optimizer.epochs, longer.data.path) == (8, "data/b")
+    assert longer.optimizer.decay_epochs == saved.optimizer.decay_epochs and longer.model == saved.model
     assert changes == {"epochs": (4, 8), "data": ("data/a", "data/b")}
     with pytest.raises(ConfigError, match=r"--filters=64 \(the run has 16\).*--lr"):
-        TrainConfig.resumed(saved, {"filters": 64, "lr": 1.0})
+        saved.resumed({"filters": 64, "lr": 1.0})
     with pytest.raises(ConfigError, match="only add epochs"):
-        TrainConfig.resumed(saved, {"epochs": 3})
+        saved.resumed({"epochs": 3})
+
+
+def test_a_flat_config_of_earlier_versions_still_loads(tmp_path):
+    """config.json files written before the sections (one flat dict) load as the same run; their
+    unrecorded "auto" precision stays unresolved until a run resolves it."""
+    flat = {"model": "aggan", "data": "data/x", "model_dir": str(tmp_path), "image_size": 64, "load_size": None,
+            "batch_size": 8, "epochs": 10, "decay_epochs": 5, "steps_per_epoch": None, "lr": 2e-4, "beta_1": 0.5,
+            "loss": "l1", "lambda_l1": 100.0, "mask_weight": 1.0, "composite": False, "lambda_mask": 10.0,
+            "filters": 32, "max_filters": 512, "normalization": "batch", "dropout": 0.5, "resnet_blocks": None,
+            "aggan_scheme": 1, "attention_masks": 10, "lambda_cycle": 10.0, "lambda_identity": 0.5,
+            "lambda_pixel": 1.0, "lambda_tv": 0.05, "lambda_attention_gan": 1.0, "pool_size": 50,
+            "mixed_precision": "auto", "strategy": "auto", "seed": 3, "summary_every": 100, "image_every": 500,
+            "export": True}
+    (tmp_path / "config.json").write_text(json.dumps(flat))
+    config = TrainConfig.load(tmp_path)
+    assert config.model_name == "aggan" and config.data.path == "data/x" and config.runtime.seed == 3
+    assert config.model == {"image_size": 64, "filters": 32, "resnet_blocks": 6, "pool_size": 50,
+                            "lambda_cycle": 10.0, "lambda_identity": 0.5, "seed": 3, "aggan_scheme": 1,
+                            "attention_masks": 10, "lambda_pixel": 1.0, "lambda_tv": 0.05,
+                            "lambda_attention_gan": 1.0}
+    assert config.runtime.precision is None and config.optimizer.decay_epochs == 5
+    config.save()
+    assert TrainConfig.load(tmp_path) == config
 
 
 def test_resume_with_only_the_run_folder(tiny_paired_data, tmp_path):
@@ -113,7 +178,7 @@ def test_resume_with_only_the_run_folder(tiny_paired_data, tmp_path):
     from tfunmask.training import trainer
 
     run = tmp_path / "run"
-    trainer.train(TrainConfig(data=str(tiny_paired_data), model_dir=str(run), image_size=32, batch_size=4,
+    trainer.train(TrainConfig.create(data=str(tiny_paired_data), model_dir=str(run), image_size=32, batch_size=4,
                                epochs=1, steps_per_epoch=2, filters=8, max_filters=16, mixed_precision="none",
                                strategy="one_device", export=False), verbose=0)
     finished = train_cli(f"--model_dir={run}", "--resume", cache=tmp_path / "cache")
@@ -127,5 +192,6 @@ def test_resume_with_only_the_run_folder(tiny_paired_data, tmp_path):
     assert extended.returncode == 0, extended.stderr[-2000:]
     assert "with --epochs=2 (was 1)" in extended.stdout and f"trained {run}: epochs 1..2" in extended.stdout
     config = json.loads((run / "config.json").read_text())
-    assert config["epochs"] == 2 and config["data"] == str(tiny_paired_data) and config["filters"] == 8
+    assert config["optimizer"]["epochs"] == 2 and config["data"]["path"] == str(tiny_paired_data)
+    assert config["model"]["filters"] == 8
     assert not (tmp_path / "cache").exists()  # the demo set was never built

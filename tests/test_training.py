@@ -1,6 +1,5 @@
 """The training library: resume exactness, run-folder rules, TensorBoard, export."""
 
-import dataclasses
 import json
 import textwrap
 
@@ -9,9 +8,9 @@ import pytest
 import tensorflow as tf
 
 from tests.training_helpers import run_script
-from tfunmask.training import trainer
 from tfunmask.config import ConfigError, TrainConfig
 from tfunmask.data.images import read_image
+from tfunmask.training import trainer
 
 
 def tiny_config(data, model_dir, **overrides):
@@ -19,7 +18,7 @@ def tiny_config(data, model_dir, **overrides):
                   epochs=2, decay_epochs=1, steps_per_epoch=3, filters=8, mixed_precision="none",
                   strategy="one_device", export=False, summary_every=1, image_every=2)
     values.update(overrides)
-    return TrainConfig(**values)
+    return TrainConfig.create(**values)
 
 
 def all_weights(model):
@@ -95,8 +94,29 @@ def test_run_folder_rules(tiny_paired_data, tmp_path):
     trainer.train(config, verbose=0)
     with pytest.raises(ConfigError, match="already holds a run"):
         trainer.train(config, verbose=0)
+    assert TrainConfig.load(tmp_path / "run") == config  # as resolved: precision, replicas, model arguments
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert saved == dataclasses.asdict(config)
+    assert saved["runtime"]["precision"] == "float32" and saved["runtime"]["replicas"] == 1
+
+
+def test_precision_belongs_to_the_model_and_a_resume_keeps_it(tiny_paired_data, tmp_path):
+    """bfloat16 is the model's own policy, recorded resolved in config.json; the global Keras policy
+    is left alone; resuming keeps the saved precision and refuses to change it."""
+    import keras
+
+    before = keras.mixed_precision.global_policy().name
+    config = tiny_config(tiny_paired_data, tmp_path, epochs=1, decay_epochs=0, mixed_precision="bfloat16")
+    model, summary = trainer.train(config, verbose=0)
+    assert model.dtype_policy.name == "mixed_bfloat16" and summary["precision"] == "mixed_bfloat16"
+    assert model.generator.get_layer("down1_conv").compute_dtype == "bfloat16"
+    assert keras.mixed_precision.global_policy().name == before
+    assert TrainConfig.load(tmp_path).runtime.precision == "mixed_bfloat16"
+    resumed = tiny_config(tiny_paired_data, tmp_path, epochs=2, decay_epochs=0, mixed_precision="bfloat16")
+    model, summary = trainer.train(resumed, resume=True, verbose=0)
+    assert summary["start_epoch"] == 1 and model.dtype_policy.name == "mixed_bfloat16"
+    other = tiny_config(tiny_paired_data, tmp_path, epochs=3, decay_epochs=0, mixed_precision="none")
+    with pytest.raises(ConfigError, match="trained with --mixed_precision=bfloat16, not none"):
+        trainer.train(other, resume=True, verbose=0)
 
 
 def test_missing_data_fails_clearly(tmp_path):
@@ -105,10 +125,16 @@ def test_missing_data_fails_clearly(tmp_path):
 
 
 def test_tensorboard_logs_and_saved_model(tiny_paired_data, tmp_path):
-    """Intervals longer than the run: the epoch's end still logs every scalar and the grids."""
+    """Intervals longer than the run: the epoch's end still logs every scalar and the grids. The
+    generator exports as the train program exports it (training itself does not export)."""
+    from tfunmask import runs
+    from tfunmask.serving import exporter
+
     config = tiny_config(tiny_paired_data, tmp_path, epochs=1, decay_epochs=0, export=True,
                          summary_every=1000, image_every=1000)
-    _, summary = trainer.train(config, verbose=0)
+    model, _ = trainer.train(config, verbose=0)
+    assert not runs.Run(tmp_path).saved_model.exists()
+    saved_model = exporter.export_saved_model(model.export_generator(), runs.Run(tmp_path).saved_model)
     tags = set()
     for event_file in (tmp_path / "logs").glob("events.out.tfevents.*"):
         for event in tf.compat.v1.train.summary_iterator(str(event_file)):
@@ -117,12 +143,14 @@ def test_tensorboard_logs_and_saved_model(tiny_paired_data, tmp_path):
             "train/images_per_s", "samples/input_output_target", "val/g_rec"} <= tags
     grid = read_image(tmp_path / "samples" / "epoch0001_input_output_target.png")
     assert grid.shape[1] == 3 * 32 and grid.shape[0] % 32 == 0  # input | output | target, a row per sample
-    served = tf.saved_model.load(summary["saved_model"]).signatures["serving_default"]
+    served = tf.saved_model.load(str(saved_model)).signatures["serving_default"]
     out = served(images=tf.zeros((2, 32, 32, 3), tf.uint8))["unmasked"]
     assert out.dtype == tf.uint8 and out.shape == (2, 32, 32, 3)
 
 
 def test_linear_decay_schedule():
-    schedule = training.LinearDecay(1.0, total_steps=100, decay_steps=50)
+    from tfunmask.training.schedule import LinearDecay
+
+    schedule = LinearDecay(1.0, total_steps=100, decay_steps=50)
     assert [float(schedule(s)) for s in (0, 50, 75, 100, 120)] == [1.0, 1.0, 0.5, 0.0, 0.0]
-    assert float(training.LinearDecay(0.5, 100, 0)(99)) == 0.5
+    assert float(LinearDecay(0.5, 100, 0)(99)) == 0.5

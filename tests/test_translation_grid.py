@@ -11,18 +11,19 @@ from tests.conftest import REPO
 from tfunmask import models
 from tfunmask.config import TrainConfig
 from tfunmask.data import images, tfrecords
-from tfunmask.training import CHECKPOINTS
+from tfunmask.runs import Run
 
 SIZE = 32
 
 
 def saved_run(tmp_path, model, **options):
     """A run folder with config.json and one checkpoint of an untrained tiny model."""
-    config = TrainConfig(model=model, model_dir=str(tmp_path / model), image_size=SIZE, filters=8,
-                         resnet_blocks=1, **options)
-    built = models.build(config)
-    config.save(config.model_dir)
-    tf.train.Checkpoint(model=built).save(str(tmp_path / model / CHECKPOINTS / "ckpt"))
+    tiny = {} if model == "pix2pix" else {"resnet_blocks": 1}
+    config = TrainConfig.create(model=model, model_dir=str(tmp_path / model), image_size=SIZE, filters=8,
+                                **tiny, **options)
+    built = models.build(config.model_name, config.model)
+    config.save()
+    tf.train.Checkpoint(model=built).save(str(Run(config.model_dir).checkpoints / "ckpt"))
     return built, config.model_dir
 
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import tfunmask
-from tfunmask.inference import folders
 from tfunmask.data import images
+from tfunmask.inference import folders
 
 
 @pytest.fixture()

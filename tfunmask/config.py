@@ -97,7 +97,10 @@ class TrainConfig:
         return Path(self.runtime.model_dir)
 
     def validate(self):
-        """Raises ConfigError for values no run can use (the model checks its own arguments)."""
+        """Raises ConfigError for values no run can use (the model checks its other arguments)."""
+        size = self.image_size
+        if not isinstance(size, int) or size < 16 or size % 16:
+            raise ConfigError(f"--image_size must be a multiple of 16, at least 16 (got {size})")
         if self.load_size < self.image_size:
             raise ConfigError(f"--load_size ({self.data.load_size}) must be at least --image_size ({self.image_size})")
         for section, name in (("data", "batch_size"), ("optimizer", "epochs")):
@@ -134,6 +137,16 @@ class TrainConfig:
         model = {name: values[name] for name in model_arguments if name in values}
         return cls(model_name=values["model"], model=model, **sections)
 
+    @classmethod
+    def create(cls, model="pix2pix", **values):
+        """A config from flag-named keywords, as the Python twin of the command line: keywords of
+        the optimizer, data and runtime sections go there, every other one is a constructor
+        argument of ``model`` (which checks them when it is built). ``image_size`` defaults to 64
+        and ``model_dir`` to runs/<model>."""
+        values = {"image_size": 64, "model_dir": f"runs/{model}", **values, "model": model}
+        section_flags = {_flag(s, f.name) for s, c in SECTIONS.items() for f in dataclasses.fields(c)}
+        return cls.from_flags(values, [name for name in values if name not in section_flags | {"model"}])
+
     def save(self, model_dir=None):
         path = Path(model_dir or self.model_dir) / CONFIG_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -153,9 +166,12 @@ class TrainConfig:
 
     def resumed(self, given):
         """This saved configuration with the flags the user gave (``given``: {name: value})
-        applied: only RESUMABLE_CHANGES may differ, and --epochs may only grow. Returns (config,
+        applied: only RESUMABLE_CHANGES may differ, and --epochs may only grow; ``model_dir`` is
+        where the run is now (a run folder may be moved or copied). Returns (config,
         {name: (old, new)}) for what changed; a ConfigError names any other flag that would change."""
         saved = self.flat()
+        given = dict(given)
+        saved["model_dir"] = given.pop("model_dir", saved["model_dir"])  # the folder may have moved
         changes = {name: (saved[name], value) for name, value in given.items()
                    if name in saved and saved[name] != value}
         refused = [f"--{name}={new!r} (the run has {old!r})" for name, (old, new) in changes.items()

@@ -22,6 +22,7 @@ from absl import app, flags
 
 from tfunmask.cli import fail, flags_parser
 from tfunmask.data import records_builder, splits
+from tfunmask.synth import overlay
 
 FLAGS = flags.FLAGS
 def define_flags():
@@ -87,7 +88,7 @@ def _plan() -> tuple[dict, int]:
             if not FLAGS.input:
                 _fail("--mode=paired needs --input (the overlay tool's output folder)")
             folders = {"input": Path(FLAGS.input)}
-            total = len(records_builder.paired_entries(folders["input"]))
+            total = len(overlay.read_entries(folders["input"]))
         else:
             if not (FLAGS.domain_a and FLAGS.domain_b):
                 _fail("--mode=unpaired needs --domain_a and --domain_b")
@@ -107,8 +108,8 @@ def _build(folders: dict, total: int) -> tuple[dict, dict]:
     options = dict(shards=FLAGS.shards, fractions=splits.parse_fractions(FLAGS.split), overwrite=FLAGS.overwrite)
     if FLAGS.mode == "paired":
         tally = records_builder.Tally()
-        entries = records_builder.paired_entries(folders["input"])
-        records = records_builder.paired_records(folders["input"], entries, tally, _Progress(total, {"": tally}))
+        entries = overlay.read_entries(folders["input"])
+        records = overlay.read_triples(folders["input"], entries, tally, _Progress(total, {"": tally}))
         manifest = tfrecords.write_paired_shards(records, FLAGS.out, **options)
         return manifest, {"mode": "paired", "input": str(folders["input"]), **tally.as_dict()}
     tallies = {domain: records_builder.Tally() for domain in folders}

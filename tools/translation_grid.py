@@ -16,6 +16,7 @@ from absl import flags
 
 from tfunmask.cli import fail, run_main
 
+
 def define_flags():
     """Defines the program's flags (only when it runs as a program)."""
     flags.DEFINE_string("model_dir", None, "A finished cyclegan or aggan training run.")

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from tfunmask.data.images import IMAGE_SUFFIXES, ImageError, list_images, read_image, write_image
+from tfunmask.data.images import (
+    IMAGE_SUFFIXES,
+    ImageError,
+    list_images,
+    read_image,
+    write_image,
+)
 
 
 def colour_image(width=48, height=40) -> np.ndarray:

@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from tfunmask.data import faces, records_builder, splits, tfrecords
+from tfunmask.synth import overlay
 
 REPO = Path(__file__).resolve().parents[2]
 TOOL = REPO / "tools" / "make_tfrecords.py"
@@ -23,7 +24,7 @@ VARIANTS = 2
 
 
 def _write_triple(root, rng, triple_id, size=SIZE):
-    for folder in records_builder.PAIRED_FOLDERS:
+    for folder in overlay.OUTPUT_FOLDERS:
         (root / folder).mkdir(parents=True, exist_ok=True)
     for folder in ("masked", "target"):
         Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(root / folder / f"{triple_id}.png")
@@ -63,8 +64,8 @@ EXPECTED_SKIPS = {"bad_meta": 1, "missing_file": 1, "bad_mask_map": 1, "size_mis
 def test_paired_records_skip_with_reasons(tmp_path):
     root = make_overlay_output(tmp_path / "overlay")
     tally = records_builder.Tally()
-    entries = records_builder.paired_entries(root)
-    records = list(records_builder.paired_records(root, entries, tally))
+    entries = overlay.read_entries(root)
+    records = list(overlay.read_triples(root, entries, tally))
 
     assert len(records) == len(GOOD_SOURCES) * VARIANTS
     assert {r["source"] for r in records} == set(GOOD_SOURCES)
@@ -77,9 +78,9 @@ def test_paired_records_skip_with_reasons(tmp_path):
 
 def test_paired_entries_reject_wrong_folders(tmp_path):
     with pytest.raises(records_builder.InputError, match="does not exist"):
-        records_builder.paired_entries(tmp_path / "nope")
+        overlay.read_entries(tmp_path / "nope")
     with pytest.raises(records_builder.InputError, match="meta.jsonl"):
-        records_builder.paired_entries(tmp_path)
+        overlay.read_entries(tmp_path)
 
 
 class _FakeFace:

@@ -7,10 +7,10 @@ import tensorflow as tf
 
 from tests.models.unpaired import SIZE, TINY, compiled, faces, l1, lsgan, unpaired_batch
 from tfunmask import models, pixels
-from tfunmask.serving import exporter
 from tfunmask.config import TrainConfig
 from tfunmask.models.attentiongan import AttentionGAN, attention_generator
 from tfunmask.models.layers import Composite
+from tfunmask.serving import exporter
 
 
 def force_background(generator, scheme):
@@ -78,10 +78,10 @@ def test_unknown_scheme_and_too_few_masks_are_rejected():
 
 
 def test_build_reads_the_training_config():
-    config = TrainConfig(model="aggan", image_size=SIZE, filters=8, resnet_blocks=2, aggan_scheme=1,
-                         lambda_tv=0.3, pool_size=5)
-    model = models.build(config)
-    assert isinstance(model, AttentionGAN) and model.scheme == 1 and model.lambda_tv == 0.3
+    config = TrainConfig.create(model="aggan", image_size=SIZE, filters=8, resnet_blocks=2, aggan_scheme=1,
+                                lambda_tv=0.3, pool_size=5)
+    model = models.build(config.model_name, config.model)
+    assert isinstance(model, AttentionGAN) and model.aggan_scheme == 1 and model.lambda_tv == 0.3
     assert model.pool_a.size == 5
     assert model.generator_ab.output["attention"].shape[-1] == 2
 
@@ -89,7 +89,7 @@ def test_build_reads_the_training_config():
 # ----------------------------------------------------------------------------- losses
 
 def test_loss_terms_match_numpy():
-    model = compiled(AttentionGAN, masks=3)
+    model = compiled(AttentionGAN, attention_masks=3)
     data = unpaired_batch()
     a, b = data["a"], data["b"]
     g, f = model.generator_ab(a), model.generator_ba(b)
@@ -115,7 +115,7 @@ def test_loss_terms_match_numpy():
 
 
 def test_attention_guided_discriminator_gives_no_gradient_through_the_mask():
-    model = compiled(AttentionGAN, scheme=1)
+    model = compiled(AttentionGAN, aggan_scheme=1)
     data = unpaired_batch()
     attention_head = model.generator_ab.get_layer("foreground_conv").kernel
     with tf.GradientTape() as tape:
@@ -128,7 +128,7 @@ def test_attention_guided_discriminator_gives_no_gradient_through_the_mask():
 
 @pytest.mark.parametrize("scheme", [1, 2])
 def test_training_decreases_generator_losses(scheme):
-    model = compiled(AttentionGAN, scheme=scheme, masks=3)
+    model = compiled(AttentionGAN, aggan_scheme=scheme, attention_masks=3)
     data = unpaired_batch()
     history = [model.train_on_batch(data, return_dict=True) for _ in range(4)]
     assert all(np.isfinite(v) for v in history[-1].values())
@@ -139,7 +139,7 @@ def test_training_decreases_generator_losses(scheme):
 def test_mixed_bfloat16_trains_without_nans_and_composes_in_float32():
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
-        model = compiled(AttentionGAN, masks=3)
+        model = compiled(AttentionGAN, attention_masks=3)
         data = unpaired_batch()
         for _ in range(2):
             logs = model.train_on_batch(data, return_dict=True)
@@ -154,7 +154,7 @@ def test_mixed_bfloat16_trains_without_nans_and_composes_in_float32():
 # ----------------------------------------------------------------------------- export and TensorBoard
 
 def test_export_serves_the_composed_image(tmp_path):
-    model = compiled(AttentionGAN, masks=3)
+    model = compiled(AttentionGAN, attention_masks=3)
     masked = unpaired_batch()["a"]
     path = exporter.export_saved_model(model.export_generator(), tmp_path / "saved_model")
     images = pixels.to_uint8(masked)
@@ -164,7 +164,7 @@ def test_export_serves_the_composed_image(tmp_path):
 
 
 def test_samples_show_masks_and_content_images_in_range():
-    model = compiled(AttentionGAN, masks=3)
+    model = compiled(AttentionGAN, attention_masks=3)
     grids = model.sample_images(unpaired_batch())
     parts = ("", "_attention", "_content")
     assert set(grids) == {f"{d}{part}" for d in ("a_to_b", "b_to_a") for part in parts}

@@ -12,11 +12,11 @@ import tensorflow as tf
 
 from tests.models.unpaired import SIZE, TINY, compiled, faces, l1, lsgan, unpaired_batch
 from tests.training_helpers import Crash, CrashAfterFirstEpoch
-from tfunmask.training import trainer
-from tfunmask.config import ConfigError, TrainConfig
+from tfunmask.config import TrainConfig
 from tfunmask.models.cyclegan import CycleGAN
 from tfunmask.models.image_pool import ImagePool
 from tfunmask.models.layers import ReflectionPad2D, resnet_generator
+from tfunmask.training import trainer
 
 # ----------------------------------------------------------------------------- networks
 
@@ -42,7 +42,7 @@ def test_generator_output_shape_range_and_float32_under_bfloat16():
 
 
 def test_discriminators_are_70px_patchgans_and_optimizers_cover_both_of_each():
-    model = CycleGAN(256, filters=4, blocks=1, pool_size=0)
+    model = CycleGAN(256, filters=4, resnet_blocks=1, pool_size=0)
     assert model.discriminator_a.output_shape == model.discriminator_b.output_shape == (None, 32, 32, 1)
     assert len(model.generator_variables) == 2 * len(model.generator_ab.trainable_variables)
     assert len(model.discriminator_variables) == 2 * len(model.discriminator_a.trainable_variables)
@@ -160,11 +160,15 @@ def test_training_decreases_generator_losses_and_fills_the_pools():
     assert int(model.pool_a.count.numpy()) == int(model.pool_b.count.numpy()) == 3
 
 
-def test_config_rejects_bad_unpaired_options():
-    with pytest.raises(ConfigError, match="pool_size"):
-        TrainConfig(pool_size=-1).validate()
-    with pytest.raises(ConfigError, match="aggan_scheme"):
-        TrainConfig(aggan_scheme=3).validate()
+def test_constructors_reject_bad_unpaired_options():
+    from tfunmask.models import AttentionGAN
+
+    with pytest.raises(ValueError, match="pool_size must not be negative"):
+        CycleGAN(SIZE, filters=4, pool_size=-1)
+    with pytest.raises(ValueError, match="aggan_scheme must be one of 1, 2 .got 3."):
+        AttentionGAN(SIZE, filters=4, aggan_scheme=3)
+    with pytest.raises(ValueError, match="image_size must be a multiple of 16"):
+        CycleGAN(24)
 
 
 # ----------------------------------------------------------------------------- resume
@@ -177,8 +181,8 @@ def test_resume_equals_an_uninterrupted_run(tiny_unpaired_data, tmp_path):
                   image_every=1000)
     tf.config.run_functions_eagerly(True)
     try:
-        straight, _ = trainer.train(TrainConfig(model_dir=str(tmp_path / "straight"), **config), verbose=0)
-        split = TrainConfig(model_dir=str(tmp_path / "split"), **config)
+        straight, _ = trainer.train(TrainConfig.create(model_dir=str(tmp_path / "straight"), **config), verbose=0)
+        split = TrainConfig.create(model_dir=str(tmp_path / "split"), **config)
         with pytest.raises(Crash):
             trainer.train(split, verbose=0, callbacks=[CrashAfterFirstEpoch()])
         resumed, summary = trainer.train(split, resume=True, verbose=0)

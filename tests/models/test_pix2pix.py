@@ -76,7 +76,7 @@ def test_metrics_cover_every_loss_term():
 
 
 def test_unknown_loss_is_rejected():
-    with pytest.raises(ValueError, match="unknown loss 'l2'"):
+    with pytest.raises(ValueError, match="loss must be one of l1, cosine_mean, cosine_sum \(got 'l2'\)"):
         Pix2Pix(SIZE, loss="l2")
 
 

@@ -30,13 +30,13 @@ SCRIPT = textwrap.dedent("""
     target = rng.uniform(-1, 1, (4, size, size, 3)).astype("float32")
     paired = {"masked": np.clip(target + rng.normal(0, .3, target.shape), -1, 1).astype("float32"),
               "target": target, "mask_map": np.ones((4, size, size, 1), "float32")}
-    tiny = dict(filters=8, blocks=2, pool_size=2)  # pools of 2 under a batch of 4: they fill and swap
+    tiny = dict(filters=8, resnet_blocks=2, pool_size=2)  # pools of 2 under a batch of 4: they fill and swap
     builds = {
         "pix2pix_l1": (lambda: Pix2Pix(size, filters=8, dropout=0.0, loss="l1"), paired, {}),
         "pix2pix_cosine_sum": (lambda: Pix2Pix(size, filters=8, dropout=0.0, loss="cosine_sum"), paired, {}),
         "cyclegan": (lambda: CycleGAN(size, **tiny), unpaired, dict(run_eagerly=True)),
-        "aggan_scheme1": (lambda: AttentionGAN(size, scheme=1, **tiny), unpaired, dict(run_eagerly=True)),
-        "aggan_scheme2": (lambda: AttentionGAN(size, scheme=2, masks=4, **tiny), unpaired, dict(run_eagerly=True)),
+        "aggan_scheme1": (lambda: AttentionGAN(size, aggan_scheme=1, **tiny), unpaired, dict(run_eagerly=True)),
+        "aggan_scheme2": (lambda: AttentionGAN(size, aggan_scheme=2, attention_masks=4, **tiny), unpaired, dict(run_eagerly=True)),
     }
     mutant = sys.argv[2] if len(sys.argv) > 2 else None
     if mutant == "local_pool":  # every replica runs its own pool on its own two images

@@ -5,7 +5,8 @@ import numpy as np
 import tensorflow as tf
 
 SIZE = 32
-TINY = dict(filters=8, blocks=2)
+TINY = dict(filters=8, blocks=2)  # for the generator builders
+TINY_MODEL = dict(filters=8, resnet_blocks=2)  # the same, as model constructor arguments
 
 
 def faces(n, seed):
@@ -25,7 +26,7 @@ def compiled(cls, **kwargs):
     """A tiny model that runs eagerly: at 32 px tracing a step of these models costs
     tens of seconds on two cores, an eager step about a second."""
     keras.utils.set_random_seed(0)
-    model = cls(SIZE, **{**TINY, **kwargs})
+    model = cls(SIZE, **{**TINY_MODEL, **kwargs})
     model.compile(keras.optimizers.Adam(2e-3, beta_1=0.5), keras.optimizers.Adam(2e-4, beta_1=0.5),
                   run_eagerly=True)
     return model

@@ -18,7 +18,6 @@ Metrics (one row per method; `tfunmask.evaluation` holds the definitions):
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections import Counter
 from collections.abc import Callable
 from itertools import islice
@@ -29,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfunmask.data import images, records_builder, splits, tfrecords
+from tfunmask.data.tally import InputError, Tally
 from tfunmask.evaluation import detection, features, report
 from tfunmask.evaluation.scoring import (
     Described,
@@ -38,6 +38,7 @@ from tfunmask.evaluation.scoring import (
 )
 from tfunmask.inference import photos
 from tfunmask.inference.generators import ModelError
+from tfunmask.synth import overlay
 
 SPLITS = ("train", "val", "test", "all")
 
@@ -70,29 +71,16 @@ def _resized(images: list[np.ndarray], size: int, nearest: bool = False) -> np.n
     return np.stack([one(np.asarray(a)) for a in images])
 
 
-def _json_or_none(line: str) -> dict | None:
-    try:
-        meta = json.loads(line)
-    except json.JSONDecodeError:
-        return None
-    return meta if isinstance(meta, dict) else None
-
-
 def _overlay_records(folder: Path, split: str, limit: int | None) -> tuple[list[dict], int]:
     """The overlay folder's triples in `split` (by `splits.split_of` of the source photo, the rule
     make_tfrecords uses with its default fractions) with their meta "landmarks"; and the total."""
     try:
-        entries = records_builder.paired_entries(folder)
-    except records_builder.InputError as error:
+        entries = overlay.read_entries(folder)
+    except InputError as error:
         raise EvaluationError(str(error)) from None
-    metas = [_json_or_none(line) for line in entries]
-    chosen = [line for line, meta in zip(entries, metas) if split == "all" or (
-        meta and isinstance(meta.get("source"), str) and splits.split_of(meta["source"]) == split)]
-    records = list(records_builder.paired_records(folder, chosen[:limit], records_builder.Tally()))
-    landmarks = {meta["id"]: meta.get("landmarks") for meta in metas if meta and "id" in meta}
-    for record in records:
-        record["landmarks"] = landmarks.get(record["id"])
-    return records, len(entries)
+    chosen = [line for line in entries if split == "all" or (
+        (source := overlay.entry_source(line)) is not None and splits.split_of(source) == split)]
+    return list(overlay.read_triples(folder, chosen[:limit], Tally())), len(entries)
 
 
 def _tfrecord_records(folder: Path, split: str, limit: int | None) -> tuple[list[dict], int]:
@@ -145,7 +133,7 @@ def _aligned_crops(folder: Path, limit: int | None) -> tuple[list[np.ndarray], d
 
 def _photo_crops(folder: Path, size: int, limit: int | None) -> tuple[list[np.ndarray], dict]:
     """The largest face of each photo of `folder` (up to `limit` faces), aligned as training data is."""
-    tally = records_builder.Tally()
+    tally = Tally()
     found = records_builder.unpaired_records({"A": folder}, {"A": tally}, size=size, max_faces=1)
     crops = [record["image"] for record in islice(found, limit)]
     return crops, {"seen": tally.seen, "faces": len(crops), "skipped": dict(tally.skipped)}

@@ -1,5 +1,8 @@
 """Mask overlay over a folder of face photos: the paired (masked, target, mask_map) training data.
 
+This module owns the overlay folder's format: ``overlay_folder`` writes it, ``read_entries`` and
+``read_triples`` read it back (for make_tfrecords and the evaluation), checking every file.
+
 Every file under the faces folder is read strictly (greyscale photos are skipped, CMYK and
 transparent ones converted as inference converts them), every face in it is found and aligned to
 a square crop, and `per_face` synthetic masks (`masks.render`) are drawn on each crop.
@@ -23,14 +26,16 @@ import os
 import re
 import shutil
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from tfunmask.data import faces, images
+from tfunmask.data.tally import InputError, Skipped, Tally
 from tfunmask.synth import masks
 
 OUTPUT_FOLDERS = ("masked", "target", "mask_map")
@@ -285,3 +290,92 @@ def overlay_folder(faces_dir: str | Path, out_dir: str | Path, *, size: int = 25
               **tally.as_dict()}
     (out_dir / REPORT).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return report
+
+
+# ----------------------------------------------------------------------------- reading
+
+def read_entries(input_dir: str | Path) -> list[str]:
+    """The non-blank lines of the overlay output's meta.jsonl (one per triple).
+
+    Raises InputError when the folder, its meta.jsonl or its image folders are missing, or when
+    meta.jsonl lists nothing.
+    """
+    input_dir = Path(input_dir)
+    if not input_dir.is_dir():
+        raise InputError(f"input folder {input_dir} does not exist or is not a folder")
+    missing = [name for name in (META, *OUTPUT_FOLDERS) if not (input_dir / name).exists()]
+    if missing:
+        raise InputError(f"{input_dir} lacks {', '.join(missing)} (expected the overlay tool's output)")
+    entries = [line for line in (input_dir / META).read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not entries:
+        raise InputError(f"{input_dir / META} lists no triples")
+    return entries
+
+
+def _read_png(path: Path, mode: str) -> np.ndarray:
+    """Read one of the overlay tool's PNGs, insisting on its PIL mode ("RGB" or "L")."""
+    try:
+        with Image.open(path) as image:
+            if image.mode != mode:
+                raise Skipped("bad_mode", f"{path.parent.name}/{path.name} is {image.mode}, not {mode}")
+            return np.array(image)
+    except FileNotFoundError:
+        raise Skipped("missing_file", f"{path.parent.name}/{path.name} is missing") from None
+    except OSError as error:
+        raise Skipped("unreadable", f"{path.parent.name}/{path.name}: {error}") from None
+
+
+def _triple(input_dir: Path, meta: dict) -> dict:
+    """Load and check the (masked, target, mask_map) triple of one meta.jsonl entry."""
+    masked, target = (_read_png(input_dir / name / f"{meta['id']}.png", "RGB") for name in ("masked", "target"))
+    mask_map = _read_png(input_dir / "mask_map" / f"{meta['id']}.png", "L")
+    if not masked.shape == target.shape == (*mask_map.shape, 3):
+        raise Skipped("size_mismatch", f"sizes differ: masked {masked.shape[:2]}, target "
+                                        f"{target.shape[:2]}, mask_map {mask_map.shape}")
+    if not np.isin(mask_map, (0, 255)).all():
+        raise Skipped("bad_mask_map", "mask_map holds values other than 0 and 255")
+    return {"masked": masked, "target": target, "mask_map": mask_map, "source": meta["source"],
+            "face_index": int(meta.get("face_index", 0)), "style": str(meta.get("style", "")),
+            "id": meta["id"], "landmarks": meta.get("landmarks")}
+
+
+def _meta(line: str) -> dict:
+    """Parse one meta.jsonl line, which must name at least the triple's id and source photo."""
+    try:
+        meta = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise Skipped("bad_meta", f"not JSON: {error}") from None
+    if not isinstance(meta, dict) or not all(isinstance(meta.get(k), str) and meta[k] for k in ("id", "source")):
+        raise Skipped("bad_meta", "entry lacks a string 'id' or 'source'")
+    return meta
+
+
+def read_triples(input_dir: str | Path, entries: list[str], tally: Tally,
+                   progress: Callable[[], None] | None = None) -> Iterator[dict]:
+    """Yield a paired record per usable meta.jsonl entry; skips go to `tally`.
+
+    `progress` is called after each entry. Records follow meta.jsonl order, so output is
+    deterministic.
+    """
+    input_dir = Path(input_dir)
+    for number, line in enumerate(entries, 1):
+        record, item = None, {"line": number}
+        try:
+            meta = _meta(line)
+            item.update(id=meta["id"], source=meta["source"])
+            record = _triple(input_dir, meta)
+            tally.keep(1)
+        except Skipped as skipped:
+            tally.skip(item, skipped.reason, str(skipped))
+        if progress:
+            progress()
+        if record is not None:
+            yield record
+
+
+def entry_source(line: str) -> str | None:
+    """The source photo a meta.jsonl line names, or None for a line ``read_triples`` would skip."""
+    try:
+        return _meta(line)["source"]
+    except Skipped:
+        return None

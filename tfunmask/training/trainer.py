@@ -46,22 +46,29 @@ def count_steps(config, data_dir, kind):
 
 
 def _check_resumable(config, saved):
-    """Raises ConfigError naming every model argument or resolved precision that differs from the
-    saved run's; returns ``config`` with the saved precision where it had none resolved."""
-    diffs = [f"{name}={config.model.get(name)!r} (checkpoint has {saved.model.get(name)!r})"
-             for name in sorted(set(config.model) | set(saved.model))
-             if config.model.get(name) != saved.model.get(name)]
+    """Raises ConfigError where ``config`` would make another run than the saved one: another
+    model or precision; fills in the saved precision where ``config`` has none resolved."""
     if config.model_name != saved.model_name:
-        diffs.insert(0, f"model={config.model_name!r} (checkpoint has {saved.model_name!r})")
-    if diffs:
-        raise ConfigError("cannot resume: the model's configuration differs from the checkpoint's: "
-                          + "; ".join(diffs))
+        raise ConfigError(f"cannot resume: --model={config.model_name} (checkpoint has {saved.model_name!r})")
+    if config.runtime.mixed_precision != saved.runtime.mixed_precision:
+        raise ConfigError(f"cannot resume: the run trained with --mixed_precision={saved.runtime.mixed_precision}, "
+                          f"not {config.runtime.mixed_precision}")
     if config.runtime.precision is None:
         config.runtime.precision = saved.runtime.precision
     if saved.runtime.precision not in (None, config.runtime.precision):
         raise ConfigError(f"cannot resume: the run trained in {saved.runtime.precision}, not "
                           f"{config.runtime.precision}")
     return config
+
+
+def _check_same_model(arguments, saved):
+    """Raises ConfigError naming every constructor argument (defaults resolved) that differs from
+    the saved run's."""
+    diffs = [f"{name}={arguments.get(name)!r} (checkpoint has {saved.get(name)!r})"
+             for name in sorted(set(arguments) | set(saved)) if arguments.get(name) != saved.get(name)]
+    if diffs:
+        raise ConfigError("cannot resume: the model's configuration differs from the checkpoint's: "
+                          + "; ".join(diffs))
 
 
 def prepare_run(config, resume):
@@ -114,6 +121,8 @@ def train(config: TrainConfig, *, resume=False, verbose=1, callbacks=()):
                                          d_optimizer=model.d_optimizer, epoch=epoch,
                                          random_state=model.random_state)
     config.model = models.constructor_arguments(model)  # defaults resolved (e.g. resnet_blocks)
+    if resume:
+        _check_same_model(config.model, TrainConfig.load(run.root).model)
     config.save()
     manager = tf.train.CheckpointManager(checkpoint, run.checkpoints, max_to_keep=3)
     if resume:

@@ -1,0 +1,119 @@
+"""The contract every model keeps, checked by one harness for all of ``models.REGISTRY``:
+
+* its constructor arguments are its configuration: ``get_config`` returns exactly them (plus
+  Keras' name/trainable/dtype), and ``from_config`` rebuilds the same networks;
+* it survives a ``.keras`` round trip with every weight;
+* one ``train_step`` runs in float32 and in mixed bfloat16 (the mixed precision Keras runs on any
+  CPU) with the precision as the model's own policy, leaving the global policy alone;
+* its generator exports as a SavedModel that serves uint8 faces like the Keras generator.
+"""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfunmask import models
+from tfunmask.serving import exporter
+
+SIZE = 32
+# Tiny but complete: every optional part on where a model has one.
+TINY = {
+    "pix2pix": dict(image_size=SIZE, filters=4, max_filters=16, composite=True, mask_weight=2.0),
+    "cyclegan": dict(image_size=SIZE, filters=4, resnet_blocks=1, pool_size=2),
+    "aggan": dict(image_size=SIZE, filters=4, resnet_blocks=1, pool_size=2, attention_masks=3),
+}
+NAMES = sorted(models.REGISTRY)
+
+
+def batch(kind):
+    rng = np.random.default_rng(0)
+
+    def images():
+        return rng.uniform(-1, 1, (2, SIZE, SIZE, 3)).astype(np.float32)
+
+    if kind == "paired":
+        mask = np.zeros((2, SIZE, SIZE, 1), np.float32)
+        mask[:, SIZE // 2:] = 1.0
+        return {"masked": images(), "target": images(), "mask_map": mask}
+    return {"a": images(), "b": images()}
+
+
+def outputs(model, images):
+    return keras.ops.convert_to_numpy(model.export_generator()(images, training=False))
+
+
+def test_the_harness_covers_every_model():
+    assert sorted(TINY) == NAMES
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_config_is_the_constructor_arguments_and_round_trips(name):
+    keras.utils.set_random_seed(0)
+    model = models.build(name, TINY[name])
+    arguments = models.constructor_arguments(model)
+    assert sorted(arguments) == sorted(models.parameters(name))  # no more, no less
+    assert {k: arguments[k] for k in TINY[name]} == TINY[name]
+    rebuilt = type(model).from_config(model.get_config())
+    assert rebuilt.get_config() == model.get_config()
+    rebuilt.set_weights(model.get_weights())
+    images = batch("paired")["masked"]
+    np.testing.assert_array_equal(outputs(rebuilt, images), outputs(model, images))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_constructor_checks_its_arguments_up_front(name):
+    with pytest.raises(ValueError, match="image_size must be a multiple of 16"):
+        models.build(name, {**TINY[name], "image_size": 40})
+    with pytest.raises(ValueError, match="filters must be positive"):
+        models.build(name, {**TINY[name], "filters": 0})
+    with pytest.raises((TypeError, ValueError), match="no_such_argument"):
+        models.build(name, {**TINY[name], "no_such_argument": 1})
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_keras_file_round_trip(name, tmp_path):
+    model = models.build(name, TINY[name])
+    model.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    assert type(loaded) is type(model) and loaded.get_config() == model.get_config()
+    assert len(loaded.weights) == len(model.weights)
+    for a, b in zip(model.weights, loaded.weights):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b), err_msg=a.path)
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+@pytest.mark.parametrize("name", NAMES)
+def test_one_train_step_in_each_precision(name, policy):
+    before = keras.mixed_precision.global_policy().name
+    keras.utils.set_random_seed(0)
+    model = models.build(name, TINY[name], dtype=policy)
+    assert keras.mixed_precision.global_policy().name == before  # the model's own, not global
+    compute = "bfloat16" if policy == "mixed_bfloat16" else "float32"
+    convolutions = [layer for network in (model.export_generator(),) for layer in network.layers
+                    if isinstance(layer, keras.layers.Conv2D)]
+    assert convolutions and all(layer.compute_dtype == compute for layer in convolutions)
+    assert all(v.dtype == "float32" for v in model.generator_variables)  # weights stay float32
+    model.compile(keras.optimizers.Adam(1e-3, beta_1=0.5), keras.optimizers.Adam(1e-3, beta_1=0.5),
+                  run_eagerly=True)  # tracing these models costs more than the step
+    start = [v.numpy().copy() for v in model.generator_variables + model.discriminator_variables]
+    logs = model.train_on_batch(batch(model.DATA), return_dict=True)
+    assert set(logs) == set(model.trackers) and all(np.isfinite(v) for v in logs.values()), logs
+    after = [v.numpy() for v in model.generator_variables + model.discriminator_variables]
+    changed = [not np.array_equal(a, b) for a, b in zip(start, after)]
+    generators = len(model.generator_variables)
+    assert any(changed[:generators]) and any(changed[generators:])  # both players stepped
+    assert int(model.g_optimizer.iterations) == int(model.d_optimizer.iterations) == 1
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_generator_exports_and_serves_like_keras(name, tmp_path):
+    model = models.build(name, TINY[name])
+    path = exporter.export_saved_model(model.export_generator(), tmp_path / "saved_model")
+    serve = tf.saved_model.load(str(path)).signatures["serving_default"]
+    faces = np.random.default_rng(1).integers(0, 256, (2, SIZE, SIZE, 3), dtype=np.uint8)
+    served = serve(images=tf.constant(faces))["unmasked"].numpy()
+    assert served.dtype == np.uint8 and served.shape == faces.shape
+    # uint8 in, uint8 out: the same float generator, so at most one level apart after rounding
+    expected = np.clip(np.rint((outputs(model, faces / 127.5 - 1.0) + 1.0) * 127.5), 0, 255)
+    assert np.abs(served.astype(int) - expected).max() <= 1
