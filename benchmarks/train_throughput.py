@@ -1,18 +1,26 @@
-"""Training throughput (images/s) of one model at one size, per precision.
+"""Training throughput (images/s) of one model at one size, per precision and upsampling form,
+against the PyTorch reference.
 
-    python benchmarks/train_throughput.py --model=pix2pix --image_size=256
+    python benchmarks/train_throughput.py --model=pix2pix --image_size=256 --reference
+    python benchmarks/train_throughput.py --model=cyclegan --image_size=128 --batch_size=1 --reference
 
-Times ``fit`` steps on one in-memory batch (no input
-pipeline, which benchmarks/data_throughput.py measures), after warm-up steps
-that absorb tracing. Each precision runs in the same process, one after the
-other, and the ratio to float32 is printed from this one run. The precisions are
+Times training steps on one in-memory batch (no input pipeline, which
+benchmarks/data_throughput.py measures), after warm-up steps that absorb tracing, and reports
+the batch over the median step: ``fit`` over a few steps gave bimodal figures here (0.24 or 0.47
+images/s for the same Pix2Pix), which single steps showed to be the timing, not the steps. Every variant
+(precision x decoder upsampling, and with ``--reference`` the PyTorch implementation of the same
+step in ``torch_reference.py``, from the ``bench`` extra) runs in the same process, and the
+ratios are printed from this one run. It then counts the FLOPs of one step and prints the share
+of the CPU's FMA peak that float32 reached. The variants are
 timed in ``--rounds`` alternating rounds and the best round of each is reported:
 single timings on the 2-core development machine varied up to 2x between runs
 (Pix2Pix float32 at 256 px: 0.98 images/s in two processes, 1.87 and 1.91 in
 another), which one round per precision turned into a wrong ratio.
 """
 
+import functools
 import os
+import subprocess
 import time
 
 from tfunmask import startup  # noqa: E402
@@ -27,17 +35,23 @@ from absl import app, flags  # noqa: E402
 from tfunmask import models  # noqa: E402
 from tfunmask.training.hardware import PRECISIONS  # noqa: E402
 
+
 def define_flags():
     """Defines the program's flags (only when it runs as a program)."""
     flags.DEFINE_enum("model", "pix2pix", ["pix2pix", "cyclegan", "aggan"], "Model to time.")
     flags.DEFINE_integer("image_size", 256, "Image size.")
     flags.DEFINE_integer("batch_size", 4, "Batch size.")
-    flags.DEFINE_integer("steps", 10, "Timed steps per precision.")
+    flags.DEFINE_integer("steps", 10, "Timed steps per variant and round.")
     flags.DEFINE_integer("warmup", 3, "Untimed steps first.")
     flags.DEFINE_list("precisions", ["float32", "bfloat16"], "Precisions to time (float32, bfloat16, float16).")
+    flags.DEFINE_list("upsampling", ["fused", "plain"], "Decoder upsampling forms to time (fused, plain).")
     flags.DEFINE_integer("aggan_scheme", 2, "AttentionGAN scheme.")
     flags.DEFINE_integer("resnet_blocks", 9, "CycleGAN/AttentionGAN residual blocks (9: the reference's ResNet-9).")
-    flags.DEFINE_integer("rounds", 2, "Rounds over the precisions; the best of each is reported.", lower_bound=1)
+    flags.DEFINE_integer("rounds", 2, "Rounds over the variants; the best of each is reported.", lower_bound=1)
+    flags.DEFINE_bool("reference", False, "Also time the PyTorch reference (benchmarks/torch_reference.py, "
+                      "the bench extra) in every round, and print each variant's ratio to it.")
+    flags.DEFINE_bool("flops", True, "Count the step's FLOPs (TensorFlow's profiler) and print the "
+                      "fraction of the CPU's FMA peak reached.")
 
 
 FLAGS = flags.FLAGS
@@ -52,35 +66,92 @@ def fake_batch(kind, size, batch):
     return {"a": image(), "b": image()}
 
 
-def images_per_second(precision):
-    arguments = {"image_size": FLAGS.image_size}
+def build(precision, upsampling):
+    arguments = {"image_size": FLAGS.image_size, "upsampling": upsampling}
     if FLAGS.model != "pix2pix":
         arguments["resnet_blocks"] = FLAGS.resnet_blocks
     if FLAGS.model == "aggan":
         arguments["aggan_scheme"] = FLAGS.aggan_scheme
     model = models.build(FLAGS.model, arguments, dtype=PRECISIONS[precision])
     model.compile(keras.optimizers.Adam(2e-4, beta_1=0.5), keras.optimizers.Adam(2e-4, beta_1=0.5))
+    return model
+
+
+def images_per_second(precision, upsampling):
+    """Batch size over the median time of ``--steps`` training steps (``train_on_batch`` on one
+    in-memory batch) after ``--warmup`` untimed ones."""
+    model = build(precision, upsampling)
     batch = fake_batch(model.DATA, FLAGS.image_size, FLAGS.batch_size)
-    data = tf.data.Dataset.from_tensors(batch).repeat()
-    model.fit(data, steps_per_epoch=FLAGS.warmup, epochs=1, verbose=0)
-    start = time.perf_counter()
-    model.fit(data, steps_per_epoch=FLAGS.steps, epochs=1, verbose=0)
-    return FLAGS.steps * FLAGS.batch_size / (time.perf_counter() - start)
+    for _ in range(FLAGS.warmup):
+        model.train_on_batch(batch)
+    times = []
+    for _ in range(FLAGS.steps):
+        start = time.perf_counter()
+        model.train_on_batch(batch)
+        times.append(time.perf_counter() - start)
+    return FLAGS.batch_size / float(np.median(times))
+
+
+def step_flops(upsampling):
+    """Floating-point operations of one training step, from the traced graph (TensorFlow's
+    profiler counts convolutions forward and backward, matrix products and element-wise ops)."""
+    model = build("float32", upsampling)
+    batch = {k: tf.constant(v) for k, v in fake_batch(model.DATA, FLAGS.image_size, FLAGS.batch_size).items()}
+    graph = tf.function(model.train_step).get_concrete_function(batch).graph
+    options = tf.compat.v1.profiler.ProfileOptionBuilder(
+        tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()).with_empty_output().build()
+    return tf.compat.v1.profiler.profile(graph, options=options).total_float_ops
+
+
+def fma_peak():
+    """(FLOP/s, how it was reckoned): cores x clock x FMA lanes x 2 FMA units x 2 FLOPs."""
+    from tfunmask import cpu
+
+    lanes = 16 if "avx512f" in cpu.flags() else 8 if "fma" in cpu.flags() else 4
+    text = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+    if "CPU max MHz" in fields:
+        ghz, source = float(fields["CPU max MHz"]) / 1000, "lscpu max MHz"
+    else:
+        ghz, source = float(fields.get("BogoMIPS", "0")) / 2000, "BogoMIPS / 2"
+    cores = os.cpu_count()
+    return cores * ghz * 1e9 * lanes * 2 * 2, (f"{cores} cores x {ghz:.2f} GHz ({source}) x {lanes} fp32 lanes "
+                                               "x 2 FMA units x 2")
 
 
 def main(_):
     print(f"{FLAGS.model} {FLAGS.image_size}px batch {FLAGS.batch_size}, {FLAGS.steps} steps, "
           f"{os.cpu_count()} CPUs, TF {tf.__version__}")
+    variants = {f"tfunmask {precision} {form}": functools.partial(images_per_second, precision, form)
+                for precision in FLAGS.precisions for form in FLAGS.upsampling}
+    if FLAGS.reference:
+        import torch
+
+        import torch_reference  # beside this script
+
+        step = torch_reference.make_step(FLAGS.model if FLAGS.model == "pix2pix" else "cyclegan",
+                                         FLAGS.image_size, blocks=FLAGS.resnet_blocks)
+        variants[f"pytorch {torch.__version__} float32"] = functools.partial(
+            torch_reference.images_per_second, step, FLAGS.image_size, FLAGS.batch_size, FLAGS.steps, FLAGS.warmup)
     best = {}
     for round_ in range(1, FLAGS.rounds + 1):
-        for precision in FLAGS.precisions:
-            rate = images_per_second(precision)
-            best[precision] = max(rate, best.get(precision, 0.0))
-            print(f"round {round_} {precision:>9}: {rate:7.3g} images/s", flush=True)
+        for name, run in variants.items():
+            rate = run()
+            best[name] = max(rate, best.get(name, 0.0))
+            print(f"round {round_} {name:>34}: {rate:7.3g} images/s", flush=True)
+    reference = next((rate for name, rate in best.items() if name.startswith("pytorch")), None)
     print(f"best of {FLAGS.rounds} round(s):")
-    for precision, rate in best.items():
-        ratio = f" ({rate / best['float32']:.2f}x float32)" if "float32" in best else ""
-        print(f"{precision:>9}: {rate:7.3g} images/s{ratio}", flush=True)
+    for name, rate in best.items():
+        ratio = f" ({rate / reference:.2f}x PyTorch)" if reference else ""
+        print(f"{name:>34}: {rate:7.3g} images/s{ratio}", flush=True)
+    if FLAGS.flops:
+        peak, how = fma_peak()
+        print(f"FMA peak {peak / 1e9:.0f} GFLOP/s: {how}")
+        for form in FLAGS.upsampling:
+            flops = step_flops(form)
+            rate = best.get(f"tfunmask float32 {form}")
+            share = f", {flops * rate / FLAGS.batch_size / peak:.1%} of peak at float32" if rate else ""
+            print(f"{form}: {flops / 1e9:.1f} GFLOP per step (batch {FLAGS.batch_size}){share}")
 
 
 if __name__ == "__main__":

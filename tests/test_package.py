@@ -12,7 +12,8 @@ import tfunmask
 REPO = Path(__file__).resolve().parents[1]
 PROGRAMS = ["tfunmask.train", "tfunmask.export", "tfunmask.unmask", "tfunmask.evaluate"]
 TOOLS = sorted(str(p) for p in (REPO / "tools").glob("*.py")) + sorted(
-    str(p) for p in (REPO / "benchmarks").glob("*.py"))
+    str(p) for p in (REPO / "benchmarks").glob("*.py")
+    if p.name != "torch_reference.py")  # a library of the bench extra (PyTorch), not a program
 
 
 def package_modules():

@@ -11,6 +11,9 @@ stay visible. ``TF_CPP_MIN_LOG_LEVEL`` defaults to 1 (TensorFlow's INFO lines of
 LiteRT prints a line of its own whenever it builds an interpreter ("Created TensorFlow Lite
 XNNPACK delegate for CPU"); ``filtered_stderr`` hides it the same way where the package builds one.
 
+It also turns on TensorFlow's oneDNN kernels on AVX2 CPUs that TensorFlow leaves them off for
+(``tfunmask.cpu.use_onednn``; ``TF_ENABLE_ONEDNN_OPTS=0`` keeps them off).
+
 ``--verbosity``/``-v`` on the command line (or ``TFUNMASK_VERBOSE=1``) turns all of this off.
 """
 
@@ -58,6 +61,9 @@ def load_tensorflow(verbose=None):
         verbose = verbose_requested()
     if not verbose:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+    from tfunmask import cpu
+
+    cpu.use_onednn()
     with filtered_stderr(verbose):
         import tensorflow as tf
 

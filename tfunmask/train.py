@@ -58,9 +58,12 @@ MODEL_FLAGS = {
     "lambda_tv": (AGGAN, 0.05, "AttentionGAN weight of the attention masks' total variation "
                   "(a per-pixel mean)."),
     "lambda_attention_gan": (AGGAN, 1.0, "AttentionGAN weight of the attention-guided adversarial loss."),
+    "upsampling": (MODELS, "auto", "Decoder upsampling: fused (computed at the input resolution, 2.25x fewer "
+                   "multiply-adds), plain (resize, then a 3x3 conv) or auto (fused, except on CPUs with "
+                   "AMX). The same function, weights and checkpoints either way."),
 }
 CHOICES = {"loss": ["l1", "cosine_mean", "cosine_sum"], "normalization": ["batch", "instance", "none"],
-           "aggan_scheme": ["1", "2"]}
+           "aggan_scheme": ["1", "2"], "upsampling": ["auto", "fused", "plain"]}
 OPTIMIZER, DATA, RUNTIME = OptimizerConfig(), DataConfig(), RuntimeConfig()
 
 

@@ -4,7 +4,8 @@
   Keras' name/trainable/dtype), and ``from_config`` rebuilds the same networks;
 * it survives a ``.keras`` round trip with every weight;
 * one ``train_step`` runs in float32 and in mixed bfloat16 (the mixed precision Keras runs on any
-  CPU) with the precision as the model's own policy, leaving the global policy alone;
+  CPU), with either decoder upsampling, the precision being the model's own policy (the global
+  policy is left alone);
 * its generator exports as a SavedModel that serves uint8 faces like the Keras generator.
 """
 
@@ -82,12 +83,13 @@ def test_keras_file_round_trip(name, tmp_path):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b), err_msg=a.path)
 
 
+@pytest.mark.parametrize("upsampling", ["fused", "plain"])
 @pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
 @pytest.mark.parametrize("name", NAMES)
-def test_one_train_step_in_each_precision(name, policy):
+def test_one_train_step_in_each_precision(name, policy, upsampling):
     before = keras.mixed_precision.global_policy().name
     keras.utils.set_random_seed(0)
-    model = models.build(name, TINY[name], dtype=policy)
+    model = models.build(name, {**TINY[name], "upsampling": upsampling}, dtype=policy)
     assert keras.mixed_precision.global_policy().name == before  # the model's own, not global
     compute = "bfloat16" if policy == "mixed_bfloat16" else "float32"
     convolutions = [layer for network in (model.export_generator(),) for layer in network.layers

@@ -53,7 +53,13 @@ from keras import layers, ops
 from tfunmask.models import losses
 from tfunmask.models.cyclegan import CycleGAN
 from tfunmask.models.gan import check_choice
-from tfunmask.models.layers import Composite, head, resnet_decoder, resnet_encoder
+from tfunmask.models.layers import (
+    Composite,
+    fused_upsampling,
+    head,
+    resnet_decoder,
+    resnet_encoder,
+)
 
 SCHEMES = (1, 2)
 
@@ -72,7 +78,7 @@ class WithBackground(layers.Layer):
         return (*shape[:-1], shape[-1] + 1)
 
 
-def attention_generator(image_size, *, scheme=2, masks=10, filters=64, blocks=9, name="generator"):
+def attention_generator(image_size, *, scheme=2, masks=10, filters=64, blocks=9, fused=False, name="generator"):
     """A generator with outputs {"image", "attention" (n masks), "content" (3 (n - 1) channels)}."""
     if scheme not in SCHEMES:
         raise ValueError(f"unknown AttentionGAN scheme {scheme!r}; use 1 or 2")
@@ -80,12 +86,12 @@ def attention_generator(image_size, *, scheme=2, masks=10, filters=64, blocks=9,
         raise ValueError(f"scheme II needs at least 2 attention masks (got {masks})")
     inputs = keras.Input((image_size, image_size, 3), name="images")
     features = resnet_encoder(inputs, filters=filters, blocks=blocks)
-    content_features = resnet_decoder(features, filters=filters, name="content_decoder")
+    content_features = resnet_decoder(features, filters=filters, fused=fused, name="content_decoder")
     if scheme == 1:
         mask = head(content_features, 1, kernel=1, activation="sigmoid", name="foreground")
         attention = WithBackground(name="attention")(mask)
     else:
-        attention_features = resnet_decoder(features, filters=filters, name="attention_decoder")
+        attention_features = resnet_decoder(features, filters=filters, fused=fused, name="attention_decoder")
         attention = head(attention_features, masks, kernel=1, activation="softmax", name="attention")
     content = head(content_features, 3 * (attention.shape[-1] - 1), kernel=7, reflect=True, name="content")
     image = Composite(name="image")([content, attention[..., :-1], inputs])
@@ -132,7 +138,8 @@ class AttentionGAN(CycleGAN):
 
     def _generator(self, name):
         return attention_generator(self.image_size, scheme=self.aggan_scheme, masks=self.attention_masks,
-                                   filters=self.filters, blocks=self.resnet_blocks, name=name)
+                                   filters=self.filters, blocks=self.resnet_blocks,
+                                   fused=fused_upsampling(self.upsampling), name=name)
 
     @property
     def discriminators(self):

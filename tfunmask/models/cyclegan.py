@@ -26,7 +26,11 @@ import keras
 from tfunmask.models import losses
 from tfunmask.models.gan import GAN, check_positive, check_size
 from tfunmask.models.image_pool import ImagePool
-from tfunmask.models.layers import patch_discriminator, resnet_generator
+from tfunmask.models.layers import (
+    fused_upsampling,
+    patch_discriminator,
+    resnet_generator,
+)
 
 
 def default_blocks(image_size):
@@ -45,10 +49,11 @@ class CycleGAN(GAN):
     DATA = "unpaired"
 
     def __init__(self, image_size, *, filters=64, resnet_blocks=None, pool_size=50, lambda_cycle=10.0,
-                 lambda_identity=0.5, seed=0, **kwargs):
+                 lambda_identity=0.5, seed=0, upsampling="auto", **kwargs):
         check_size(image_size)
         check_positive(filters=filters)
         resnet_blocks = default_blocks(image_size) if resnet_blocks is None else resnet_blocks
+        fused_upsampling(upsampling)  # checks the value
         if resnet_blocks < 0 or pool_size < 0:
             raise ValueError(f"resnet_blocks and pool_size must not be negative (got {resnet_blocks}, {pool_size})")
         super().__init__(**kwargs)
@@ -59,6 +64,7 @@ class CycleGAN(GAN):
         self.lambda_cycle = lambda_cycle
         self.lambda_identity = lambda_identity
         self.seed = seed
+        self.upsampling = upsampling
         with self.policy_scope():
             self.generator_ab = self._generator("generator_ab")
             self.generator_ba = self._generator("generator_ba")
@@ -71,11 +77,13 @@ class CycleGAN(GAN):
     def get_config(self):
         return {**super().get_config(), "image_size": self.image_size, "filters": self.filters,
                 "resnet_blocks": self.resnet_blocks, "pool_size": self.pool_size,
-                "lambda_cycle": self.lambda_cycle, "lambda_identity": self.lambda_identity, "seed": self.seed}
+                "lambda_cycle": self.lambda_cycle, "lambda_identity": self.lambda_identity, "seed": self.seed,
+                "upsampling": self.upsampling}
 
     def _generator(self, name):
         """One A -> B or B -> A network (a subclass builds another kind)."""
-        return resnet_generator(self.image_size, filters=self.filters, blocks=self.resnet_blocks, name=name)
+        return resnet_generator(self.image_size, filters=self.filters, blocks=self.resnet_blocks,
+                                fused=fused_upsampling(self.upsampling), name=name)
 
     def _discriminator(self, name):
         return patch_discriminator(self.image_size, 3, filters=self.filters, normalization="instance", name=name)

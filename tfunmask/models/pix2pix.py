@@ -30,6 +30,7 @@ from tfunmask.models.layers import (
     Composite,
     NearestUpsample2x,
     down,
+    fused_upsampling,
     patch_discriminator,
     to_image,
     up,
@@ -54,7 +55,7 @@ def unet_depth(image_size, max_depth=8):
 
 
 def unet_generator(image_size, *, filters=64, max_filters=512, dropout=0.5, normalization="batch",
-                   composite=False, name="generator"):
+                   composite=False, fused=False, name="generator"):
     """U-Net: ``depth`` encoder steps, mirrored decoder with skip connections.
 
     Encoder widths are ``filters * 2**i`` capped at ``max_filters``; the three
@@ -70,7 +71,7 @@ def unet_generator(image_size, *, filters=64, max_filters=512, dropout=0.5, norm
         x = down(x, width, normalization="none" if i == 0 else normalization, name=f"down{i}")
         skips.append(x)
     for i in reversed(range(depth - 1)):
-        x = up(x, widths[i], normalization=normalization,
+        x = up(x, widths[i], normalization=normalization, fused=fused,
                dropout=dropout if i >= depth - 4 else 0.0, name=f"up{i}")
         x = layers.Concatenate(name=f"skip{i}")([x, skips[i]])
     x = NearestUpsample2x(name="out_resize")(x)
@@ -91,10 +92,12 @@ class Pix2Pix(GAN):
     DATA = "paired"
 
     def __init__(self, image_size, *, filters=64, max_filters=512, dropout=0.5, normalization="batch",
-                 loss="l1", lambda_l1=100.0, mask_weight=1.0, composite=False, lambda_mask=10.0, **kwargs):
+                 loss="l1", lambda_l1=100.0, mask_weight=1.0, composite=False, lambda_mask=10.0,
+                 upsampling="auto", **kwargs):
         check_size(image_size)
         check_choice("loss", loss, RECONSTRUCTION)
         check_choice("normalization", normalization, NORMALIZATIONS)
+        fused = fused_upsampling(upsampling)
         check_positive(filters=filters, max_filters=max_filters)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1) (got {dropout})")
@@ -109,9 +112,10 @@ class Pix2Pix(GAN):
         self.mask_weight = mask_weight
         self.composite = composite
         self.lambda_mask = lambda_mask
+        self.upsampling = upsampling
         with self.policy_scope():
             self.generator = unet_generator(image_size, filters=filters, max_filters=max_filters, dropout=dropout,
-                                            normalization=normalization, composite=composite)
+                                            normalization=normalization, composite=composite, fused=fused)
             self.discriminator = patch_discriminator(image_size, 6, filters=filters,
                                                      normalization=normalization, name="discriminator")
 
@@ -119,7 +123,8 @@ class Pix2Pix(GAN):
         return {**super().get_config(), "image_size": self.image_size, "filters": self.filters,
                 "max_filters": self.max_filters, "dropout": self.dropout, "normalization": self.normalization,
                 "loss": self.reconstruction, "lambda_l1": self.lambda_l1, "mask_weight": self.mask_weight,
-                "composite": self.composite, "lambda_mask": self.lambda_mask}
+                "composite": self.composite, "lambda_mask": self.lambda_mask,
+                "upsampling": self.upsampling}
 
     @property
     def generator_variables(self):

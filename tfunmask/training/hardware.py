@@ -1,22 +1,12 @@
 """What the machine decides for a run: its precision and its distribution strategy."""
 
-from pathlib import Path
-
 import tensorflow as tf
 
+from tfunmask import cpu
 from tfunmask.config import ConfigError
 
 PRECISIONS = {"none": "float32", "float32": "float32", "bfloat16": "mixed_bfloat16",
               "float16": "mixed_float16"}
-
-
-def cpu_has_bf16():
-    """True when the CPU has bfloat16 matrix instructions (AMX or AVX512-BF16)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
 def precision_policy(name):
@@ -25,7 +15,7 @@ def precision_policy(name):
     if name == "auto":
         if tf.config.list_physical_devices("GPU"):
             return "mixed_float16"
-        return "mixed_bfloat16" if cpu_has_bf16() else "float32"
+        return "mixed_bfloat16" if cpu.has_bf16() else "float32"
     if name not in PRECISIONS:
         raise ConfigError(f"--mixed_precision must be auto, none, bfloat16 or float16 (got {name!r})")
     return PRECISIONS[name]

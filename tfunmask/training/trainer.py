@@ -17,6 +17,7 @@ import tensorflow as tf
 from tfunmask import models, runs
 from tfunmask.config import ConfigError, TrainConfig
 from tfunmask.data import pipeline
+from tfunmask.models.layers import fused_upsampling
 from tfunmask.training.callbacks import (
     EpochCheckpoint,
     RunProgbar,
@@ -63,9 +64,10 @@ def _check_resumable(config, saved):
 
 def _check_same_model(arguments, saved):
     """Raises ConfigError naming every constructor argument (defaults resolved) that differs from
-    the saved run's."""
-    diffs = [f"{name}={arguments.get(name)!r} (checkpoint has {saved.get(name)!r})"
-             for name in sorted(set(arguments) | set(saved)) if arguments.get(name) != saved.get(name)]
+    the saved run's. An argument the saved run does not list (one added since it was made) keeps
+    its default."""
+    diffs = [f"{name}={arguments.get(name)!r} (checkpoint has {saved[name]!r})"
+             for name in sorted(saved) if arguments.get(name) != saved[name]]
     if diffs:
         raise ConfigError("cannot resume: the model's configuration differs from the checkpoint's: "
                           + "; ".join(diffs))
@@ -157,6 +159,7 @@ def train(config: TrainConfig, *, resume=False, verbose=1, callbacks=()):
     summary = {"model_dir": str(run.root), "epochs": epochs, "start_epoch": start,
                "steps_per_epoch": steps_per_epoch, "images_per_s": throughput.rate,
                "precision": policy, "replicas": strategy.num_replicas_in_sync,
+               "upsampling": "fused" if fused_upsampling(config.model.get("upsampling", "auto")) else "plain",
                "metrics": history}
     run.summary.write_text(json.dumps(summary, indent=2, default=float) + "\n")
     return model, summary
