@@ -11,7 +11,7 @@ import pytest
 import tfunmask
 from tfunmask.inference import generators
 from tfunmask.data import images
-from tfunmask.models.layers import NearestUpsample2x
+from tfunmask.models.layers import NearestUpsample2x, UpsampleConv2D, fused_upsampling
 
 REPO = Path(__file__).resolve().parents[1]
 # The README's API example; until the deployment section is merged into README.md it lives in
@@ -114,4 +114,6 @@ def test_readme_api_example_runs(two_face_photo, tmp_path, monkeypatch):
     assert not misleading, misleading  # Keras' warnings that read like bugs to a user
     result = images.read_image(tmp_path / "photo_unmasked.jpg")
     assert result.shape == two_face_photo.shape
-    assert isinstance(tfunmask.load("unmasker.keras").generator.model.get_layer("up0_resize"), NearestUpsample2x)
+    loaded = tfunmask.load("unmasker.keras").generator.model  # the custom layers deserialise
+    assert isinstance(loaded.get_layer("out_resize"), NearestUpsample2x)
+    assert isinstance(loaded.get_layer("up0_conv"), UpsampleConv2D) == fused_upsampling("auto")
