@@ -91,8 +91,10 @@ class UpsampleConv2D(layers.Conv2D):
 
     def call(self, padded):
         kernel = ops.cast(self.kernel, self.compute_dtype)
-        phases = [tf.einsum("ai,bj,ijco->abco", TAPS[row], TAPS[col], kernel) for row in (0, 1) for col in (0, 1)]
-        y = tf.nn.conv2d(padded, tf.concat(phases, axis=-1), 1, "VALID")  # (H + 1, W + 1, 4 * filters)
+        # the four phases' 2x2 kernels side by side: output channel (2 * row + col) * filters + o
+        phases = tf.einsum("pai,qbj,ijco->abcpqo", TAPS, TAPS, kernel)
+        phases = tf.reshape(phases, (2, 2, kernel.shape[2], 4 * self.filters))
+        y = tf.nn.conv2d(padded, phases, 1, "VALID")  # (H + 1, W + 1, 4 * filters)
         height, width, f = padded.shape[1] - 2, padded.shape[2] - 2, self.filters
         parts = [y[:, row:row + height, col:col + width, (2 * row + col) * f:(2 * row + col + 1) * f]
                  for row in (0, 1) for col in (0, 1)]

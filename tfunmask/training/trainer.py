@@ -74,7 +74,8 @@ def _check_same_model(arguments, saved):
 
 
 def prepare_run(config, resume):
-    """Checks the run folder against ``resume``; resolves the precision (a resumed run keeps its own)."""
+    """Checks the run folder against ``resume``; resolves the precision (a resumed run keeps its
+    own). Returns the Run and, when resuming, the saved TrainConfig (else None)."""
     run = runs.Run(config.model_dir)
     has_checkpoint = run.latest_checkpoint() is not None
     if resume and not has_checkpoint:
@@ -82,11 +83,12 @@ def prepare_run(config, resume):
     if has_checkpoint and not resume:
         raise ConfigError(f"{run.root} already holds a run: pass --resume to continue it "
                           "or choose another --model_dir")
-    if resume:
-        _check_resumable(config, TrainConfig.load(run.root))
+    saved = TrainConfig.load(run.root) if resume else None
+    if saved:
+        _check_resumable(config, saved)
     if config.runtime.precision is None:
         config.runtime.precision = precision_policy(config.runtime.mixed_precision)
-    return run
+    return run, saved
 
 
 def train(config: TrainConfig, *, resume=False, verbose=1, callbacks=()):
@@ -96,7 +98,7 @@ def train(config: TrainConfig, *, resume=False, verbose=1, callbacks=()):
     Keras dtype policy is left as it was: the precision is the model's own.
     """
     config.validate()
-    run = prepare_run(config, resume)
+    run, saved = prepare_run(config, resume)
     policy = config.runtime.precision
     keras.utils.set_random_seed(config.runtime.seed)
     strategy = make_strategy(config.runtime.strategy)
@@ -123,8 +125,8 @@ def train(config: TrainConfig, *, resume=False, verbose=1, callbacks=()):
                                          d_optimizer=model.d_optimizer, epoch=epoch,
                                          random_state=model.random_state)
     config.model = models.constructor_arguments(model)  # defaults resolved (e.g. resnet_blocks)
-    if resume:
-        _check_same_model(config.model, TrainConfig.load(run.root).model)
+    if saved:
+        _check_same_model(config.model, saved.model)
     config.save()
     manager = tf.train.CheckpointManager(checkpoint, run.checkpoints, max_to_keep=3)
     if resume:
