@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 
 import tfunmask
+from tfunmask import models
 from tfunmask.inference import generators
+from tfunmask.inference.photos import Unmasker
+from tfunmask.serving import exporter
 from tfunmask.data import images
 from tfunmask.models.layers import NearestUpsample2x, UpsampleConv2D, fused_upsampling
 
@@ -89,6 +92,65 @@ def test_assume_cropped_unmasks_the_whole_image(tiny_exports):
     (face,) = result.faces
     assert face.box == (0, 0, 60, 80) and face.landmarks is None
     assert np.array_equal(face.output, unmasker.generate(face.crop[None])[0])
+
+
+class GreyLowerHalf:
+    """A generator that paints its crops grey and, ``with_mask``, says it wrote only from row
+    ``MASK_TOP`` down (like a composite model's mask map over a mask)."""
+
+    size = 32
+    MASK_TOP = 20
+
+    def __init__(self, with_mask):
+        self.with_mask = with_mask
+
+    def __call__(self, crops):
+        return self.predict(crops)[0]
+
+    def predict(self, crops):
+        output = np.full_like(crops, 128)
+        if not self.with_mask:
+            return output, None
+        mask = np.zeros(crops.shape[:3], np.float32)
+        mask[:, self.MASK_TOP:] = 1.0
+        return output, mask
+
+
+def test_a_cropped_face_is_blended_only_where_the_mask_map_says(tiny_exports):
+    photo = crops(1, size=96, seed=4)[0]
+    result = Unmasker(GreyLowerHalf(with_mask=True)).unmask(photo, assume_cropped=True)
+    # crop rows 20.. are photo rows 60..; the region grows 1 crop pixel (3 photo rows) and its
+    # feather ramp is 5 % of the side (about 5 photo rows) beyond that
+    assert np.array_equal(result.image[:50], photo[:50])
+    assert (result.image[60:] == 128).all()
+    assert result.faces[0].region[GreyLowerHalf.MASK_TOP - 1:].all() and not result.faces[0].region[:18].any()
+    without = Unmasker(GreyLowerHalf(with_mask=False)).unmask(photo, assume_cropped=True)
+    assert (without.image == 128).all()  # no map: the whole face is the generator's
+
+
+def test_a_mask_map_keeps_the_eyes_of_a_photo(two_face_photo):
+    photo = two_face_photo
+    with_map = Unmasker(GreyLowerHalf(with_mask=True), use_cnn=False).unmask(photo)
+    assert len(with_map.faces) == 2
+    changed = np.any(with_map.image != photo, axis=-1)
+    for face in with_map.faces:
+        eyes = np.rint(face.landmarks[36:48]).astype(int)
+        assert not changed[eyes[:, 1], eyes[:, 0]].any()
+        lower_lip = np.rint(face.landmarks[56:59]).astype(int)  # about 3/4 down the aligned crop
+        assert (with_map.image[lower_lip[:, 1], lower_lip[:, 0]] == 128).all()
+
+
+def test_every_format_exports_the_mask_map(tmp_path):
+    model = models.build("pix2pix", dict(image_size=32, filters=4, max_filters=16, composite=True))
+    faces = crops(4, seed=5)
+    keras_images, keras_masks = generators.KerasGenerator(model.export_generator()).predict(faces)
+    assert keras_masks.shape == (4, 32, 32) and keras_masks.dtype == np.float32
+    formats = ("saved_model", "float32", "int8")
+    for fmt, path in exporter.export_generator(model.export_generator(), tmp_path, formats, calibration=faces):
+        _, masks = generators.open_generator(path, num_threads=1).predict(faces)
+        # uint8 outputs: rounding (half a level) in float; int8 adds its quantisation steps
+        tolerance = 0.5 / 255 + 1e-6 if fmt != "int8" else 8 / 255
+        assert masks.shape == (4, 32, 32) and np.abs(masks - keras_masks).max() <= tolerance, fmt
 
 
 def readme_example():

@@ -6,7 +6,8 @@
 * one ``train_step`` runs in float32 and in mixed bfloat16 (the mixed precision Keras runs on any
   CPU), with either decoder upsampling, the precision being the model's own policy (the global
   policy is left alone);
-* its generator exports as a SavedModel that serves uint8 faces like the Keras generator.
+* its generator exports as a SavedModel that serves uint8 faces like the Keras generator, with
+  the map of where it writes as "mask" where the model has one (composite Pix2Pix, AttentionGAN).
 """
 
 import keras
@@ -15,6 +16,7 @@ import pytest
 import tensorflow as tf
 
 from tfunmask import models
+from tfunmask.models.gan import generator_outputs
 from tfunmask.serving import exporter
 
 SIZE = 32
@@ -25,6 +27,7 @@ TINY = {
     "aggan": dict(image_size=SIZE, filters=4, resnet_blocks=1, pool_size=2, attention_masks=3),
 }
 NAMES = sorted(models.REGISTRY)
+HAS_MASK = {"pix2pix": True, "cyclegan": False, "aggan": True}
 
 
 def batch(kind):
@@ -41,7 +44,9 @@ def batch(kind):
 
 
 def outputs(model, images):
-    return keras.ops.convert_to_numpy(model.export_generator()(images, training=False))
+    """(image, mask map or None) of the exported generator, as numpy."""
+    image, mask = generator_outputs(model.export_generator()(images, training=False))
+    return keras.ops.convert_to_numpy(image), None if mask is None else keras.ops.convert_to_numpy(mask)
 
 
 def test_the_harness_covers_every_model():
@@ -59,7 +64,7 @@ def test_config_is_the_constructor_arguments_and_round_trips(name):
     assert rebuilt.get_config() == model.get_config()
     rebuilt.set_weights(model.get_weights())
     images = batch("paired")["masked"]
-    np.testing.assert_array_equal(outputs(rebuilt, images), outputs(model, images))
+    np.testing.assert_array_equal(outputs(rebuilt, images)[0], outputs(model, images)[0])
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -114,8 +119,13 @@ def test_generator_exports_and_serves_like_keras(name, tmp_path):
     path = exporter.export_saved_model(model.export_generator(), tmp_path / "saved_model")
     serve = tf.saved_model.load(str(path)).signatures["serving_default"]
     faces = np.random.default_rng(1).integers(0, 256, (2, SIZE, SIZE, 3), dtype=np.uint8)
-    served = serve(images=tf.constant(faces))["unmasked"].numpy()
-    assert served.dtype == np.uint8 and served.shape == faces.shape
+    served = serve(images=tf.constant(faces))
+    assert served["unmasked"].dtype == tf.uint8 and served["unmasked"].shape == faces.shape
     # uint8 in, uint8 out: the same float generator, so at most one level apart after rounding
-    expected = np.clip(np.rint((outputs(model, faces / 127.5 - 1.0) + 1.0) * 127.5), 0, 255)
-    assert np.abs(served.astype(int) - expected).max() <= 1
+    image, mask = outputs(model, faces / 127.5 - 1.0)
+    expected = np.clip(np.rint((image + 1.0) * 127.5), 0, 255)
+    assert np.abs(served["unmasked"].numpy().astype(int) - expected).max() <= 1
+    assert ("mask" in served) == HAS_MASK[name] == (mask is not None)
+    if mask is not None:  # the map in [0, 1] as uint8 [0, 255]
+        assert served["mask"].dtype == tf.uint8 and served["mask"].shape == (*faces.shape[:3], 1)
+        assert np.abs(served["mask"].numpy().astype(int) - np.rint(mask * 255)).max() <= 1

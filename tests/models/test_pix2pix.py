@@ -76,7 +76,7 @@ def test_metrics_cover_every_loss_term():
 
 
 def test_unknown_loss_is_rejected():
-    with pytest.raises(ValueError, match="loss must be one of l1, cosine_mean, cosine_sum \(got 'l2'\)"):
+    with pytest.raises(ValueError, match=r"loss must be one of l1, cosine_mean, cosine_sum \(got 'l2'\)"):
         Pix2Pix(SIZE, loss="l2")
 
 
@@ -112,8 +112,10 @@ def test_composite_generator_keeps_input_where_mask_is_zero():
     expected = content * mask + data["masked"] * (1 - mask)
     np.testing.assert_allclose(out["unmasked"].numpy(), expected, atol=1e-6)
     assert mask.shape == (4, SIZE, SIZE, 1) and np.all((mask >= 0) & (mask <= 1))
-    exported = model.export_generator()
-    np.testing.assert_allclose(exported(data["masked"]).numpy(), out["unmasked"].numpy(), atol=1e-6)
+    exported = model.export_generator()(data["masked"])  # serving keeps the image and its mask
+    assert sorted(exported) == ["mask", "unmasked"]
+    np.testing.assert_allclose(exported["unmasked"].numpy(), out["unmasked"].numpy(), atol=1e-6)
+    np.testing.assert_array_equal(exported["mask"].numpy(), mask)
 
 
 def test_composite_learns_the_mask_map():

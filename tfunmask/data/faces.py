@@ -424,7 +424,8 @@ def paste_back(image: np.ndarray, crop: np.ndarray, alignment: Alignment, region
 
 
 def _blend_alpha(size: int, region_mask, feather: float) -> np.ndarray:
-    """float32 (size, size) weights in [0, 1]: 1 on the region, smooth ramps of `feather` width."""
+    """float32 (size, size) weights in [0, 1]: 1 on the region, smooth ramps of `feather` width,
+    also inside the crop's edges (beyond them the photo is not the crop's)."""
     width = max(1.0, feather * size)
     inside = _smoothstep(_distance_to_zero(np.ones((size, size), np.uint8), edge_is_zero=True) / width)
     if region_mask is None:
@@ -432,8 +433,15 @@ def _blend_alpha(size: int, region_mask, feather: float) -> np.ndarray:
     region = np.asarray(region_mask)
     if region.shape != (size, size):
         raise ValueError(f"region_mask is {region.shape}, expected ({size}, {size})")
-    outside = _distance_to_zero((region <= 127).astype(np.uint8), edge_is_zero=False)
-    return inside * (1.0 - _smoothstep(outside / width))
+    return inside * region_alpha(region, feather)
+
+
+def region_alpha(region_mask: np.ndarray, feather: float) -> np.ndarray:
+    """float32 weights in [0, 1] of a square uint8 `region_mask`: 1 where it is nonzero, falling
+    smoothly to 0 over `feather` (a fraction of the side) outside it."""
+    width = max(1.0, feather * region_mask.shape[0])
+    outside = _distance_to_zero((np.asarray(region_mask) <= 127).astype(np.uint8), edge_is_zero=False)
+    return (1.0 - _smoothstep(outside / width)).astype(np.float32)
 
 
 def _distance_to_zero(binary: np.ndarray, *, edge_is_zero: bool) -> np.ndarray:

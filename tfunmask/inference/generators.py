@@ -1,10 +1,11 @@
 """The three exported generator formats behind one interface: SavedModel, TFLite and ``.keras``.
 
 A *generator* here is anything that maps a batch of uint8 RGB face crops (N, S, S, 3) to uint8
-RGB crops of the same shape at its own size ``S``; the backends below wrap the three export
-formats, so a photo gives the same result whichever file it runs through (up to the format's
-precision, which ``python -m tfunmask.export`` checks). ``open_generator(path)`` picks the backend
-from the path.
+RGB crops of the same shape at its own size ``S`` (``generator(crops)``); ``predict(crops)`` also
+returns the float32 (N, S, S) map in [0, 1] of where it wrote, for generators that export one
+(composite Pix2Pix, AttentionGAN), else None. The backends below wrap the three export formats, so
+a photo gives the same result whichever file it runs through (up to the format's precision, which
+``python -m tfunmask.export`` checks). ``open_generator(path)`` picks the backend from the path.
 """
 
 from __future__ import annotations
@@ -20,21 +21,35 @@ class ModelError(ValueError):
     """A model path that cannot be used (one-line message)."""
 
 
-def _batched(run, crops, batch):
-    """``run`` over ``crops`` in slices of ``batch``, concatenated (an empty input stays empty)."""
-    if not len(crops):
-        return crops
-    return np.concatenate([run(crops[i:i + batch]) for i in range(0, len(crops), batch)])
+def _mask_map(mask_uint8):
+    """A uint8 (n, S, S, 1) "mask" output as float32 (n, S, S) in [0, 1]."""
+    return np.asarray(mask_uint8, np.float32)[..., 0] / 255.0
 
 
-def _check_crops(crops, size):
-    crops = np.asarray(crops)
-    if crops.dtype != np.uint8 or crops.shape[1:] != (size, size, 3):
-        raise ValueError(f"expected uint8 crops (N, {size}, {size}, 3), got {crops.dtype} {crops.shape}")
-    return crops
+class _Generator:
+    """Batching and the two calls; a backend sets ``size`` and ``batch`` and defines ``_run``:
+    uint8 crops (n, S, S, 3) -> (uint8 crops, float32 (n, S, S) mask map or None)."""
+
+    batch = BATCH
+
+    def __call__(self, crops):
+        return self.predict(crops)[0]
+
+    def predict(self, crops):
+        """``(unmasked uint8 crops, mask maps or None)`` for uint8 crops (N, S, S, 3)."""
+        crops = np.asarray(crops)
+        if crops.dtype != np.uint8 or crops.shape[1:] != (self.size, self.size, 3):
+            raise ValueError(f"expected uint8 crops (N, {self.size}, {self.size}, 3), "
+                             f"got {crops.dtype} {crops.shape}")
+        if not len(crops):
+            return crops, None
+        parts = [self._run(crops[i:i + self.batch]) for i in range(0, len(crops), self.batch)]
+        images = np.concatenate([image for image, _ in parts])
+        masks = None if parts[0][1] is None else np.concatenate([mask for _, mask in parts])
+        return images, masks
 
 
-class SavedModelGenerator:
+class SavedModelGenerator(_Generator):
     """The ``serving_default`` signature of a SavedModel from ``tfunmask.export`` or training."""
 
     def __init__(self, path):
@@ -44,12 +59,12 @@ class SavedModelGenerator:
         self._serve = tf.saved_model.load(str(path)).signatures["serving_default"]
         self.size = int(self._serve.structured_input_signature[1]["images"].shape[1])
 
-    def __call__(self, crops):
-        return _batched(lambda batch: self._serve(images=batch)["unmasked"].numpy(),
-                        _check_crops(crops, self.size), BATCH)
+    def _run(self, batch):
+        outputs = self._serve(images=batch)
+        return outputs["unmasked"].numpy(), _mask_map(outputs["mask"]) if "mask" in outputs else None
 
 
-class KerasGenerator:
+class KerasGenerator(_Generator):
     """A Keras generator (float [-1, 1] in and out), from memory or a ``.keras`` file."""
 
     def __init__(self, model):
@@ -64,19 +79,23 @@ class KerasGenerator:
 
         return cls(keras.saving.load_model(path, compile=False))
 
-    def __call__(self, crops):
+    def _run(self, batch):
+        from tfunmask.models.gan import generator_outputs
         from tfunmask.pixels import to_uint8, to_unit
 
-        return _batched(lambda batch: to_uint8(self.model(to_unit(batch), training=False)).numpy(),
-                        _check_crops(crops, self.size), BATCH)
+        image, mask = generator_outputs(self.model(to_unit(batch), training=False))
+        return to_uint8(image).numpy(), None if mask is None else np.asarray(mask, np.float32)[..., 0]
 
 
-class TFLiteGenerator:
-    """A ``.tflite`` generator run by LiteRT (``ai_edge_litert``), one crop at a time.
+class TFLiteGenerator(_Generator):
+    """A ``.tflite`` generator run by LiteRT (``ai_edge_litert``), one crop at a time, through
+    its one signature (outputs by name: "unmasked" and maybe "mask").
 
-    Float files take and give uint8 pixels directly; a full-integer file's uint8 input and output
+    Float files take and give uint8 pixels directly; a full-integer file's uint8 input and outputs
     carry quantisation parameters, applied here, so every file looks the same from outside.
     """
+
+    batch = 1
 
     def __init__(self, path, num_threads=None):
         from ai_edge_litert.interpreter import Interpreter
@@ -85,19 +104,17 @@ class TFLiteGenerator:
 
         self.path = Path(path)
         with filtered_stderr():  # LiteRT's "Created ... XNNPACK delegate" line
-            self._interpreter = Interpreter(model_path=str(path), num_threads=num_threads or os.cpu_count())
-            self._interpreter.allocate_tensors()
-        self._input = self._interpreter.get_input_details()[0]
-        self._output = self._interpreter.get_output_details()[0]
+            interpreter = Interpreter(model_path=str(path), num_threads=num_threads or os.cpu_count())
+            interpreter.allocate_tensors()
+            self._runner = interpreter.get_signature_runner()
+        self._input = self._runner.get_input_details()["images"]
+        self._outputs = self._runner.get_output_details()
         self.size = int(self._input["shape"][1])
 
-    def __call__(self, crops):
-        return _batched(self._run, _check_crops(crops, self.size), 1)
-
     def _run(self, crop):
-        self._interpreter.set_tensor(self._input["index"], _quantize(crop, self._input))
-        self._interpreter.invoke()
-        return _dequantize(self._interpreter.get_tensor(self._output["index"]), self._output)
+        outputs = self._runner(images=_quantize(crop, self._input))
+        pixels = {name: _dequantize(value, self._outputs[name]) for name, value in outputs.items()}
+        return pixels["unmasked"], _mask_map(pixels["mask"]) if "mask" in pixels else None
 
 
 def _quantize(pixels, details):

@@ -1,10 +1,12 @@
 """Unmasking whole photos with a generator: find every face, align, generate, warp back, blend.
 
 ``Unmasker`` puts a generator (``tfunmask.inference.generators``) into the photo path: find every
-face, align it to the generator's size, unmask the crops, warp them back and blend only the part
-of the face a mask covers (the hull of the jaw line and the nose bridge, grown a little and
-feathered) into a copy of the photo, so eyes, hair, background and other people keep their full
-resolution and stay exactly as they were.
+face, align it to the generator's size, unmask the crops, warp them back and blend only the region
+the generator changed into a copy of the photo, grown a little and feathered: its predicted mask
+map where it exports one (composite Pix2Pix, AttentionGAN), else the part of the face a mask can
+cover (the hull of the jaw line and the nose bridge, up to the lower eyelids). Everything outside
+that region (background, hair, other people, and with a mask map the eyes and most of the nose)
+keeps its full resolution and stays exactly as it was.
 
 ``load(path)`` (also ``tfunmask.load``) picks the backend from the path.
 """
@@ -23,15 +25,17 @@ from tfunmask.inference.generators import KerasGenerator, open_generator
 # Landmarks (dlib's 68) whose hull is the region a face mask can cover: the jaw line below the
 # temples (1-15) and the top of the nose bridge (27), level with the eyes' lower lids.
 REGION_POINTS = [*range(1, 16), 27]
-REGION_GROWTH = 0.04  # the hull grows by this fraction of the crop side before blending
+REGION_GROWTH = 0.04  # the region grows by this fraction of the crop side before blending
 FEATHER = 0.05        # blend ramp width outside the region, as a fraction of the crop side
+MASK_THRESHOLD = 0.5  # a predicted mask map's region: where the content outweighs the input
 
 
 @dataclass(frozen=True, eq=False)
 class FaceResult:
     """One unmasked face: where it was (``box``, ``landmarks`` in photo pixels, None with
-    ``assume_cropped``), the aligned input ``crop``, the generator's ``output`` crop, and the
-    (2, 3) ``matrix`` from photo to crop."""
+    ``assume_cropped``), the aligned input ``crop``, the generator's ``output`` crop, the (2, 3)
+    ``matrix`` from photo to crop, and the uint8 crop-space ``region`` that was blended back
+    (255 inside; the feathered ramp lies outside it)."""
 
     box: tuple[int, int, int, int]
     landmarks: np.ndarray | None
@@ -40,6 +44,7 @@ class FaceResult:
     crop: np.ndarray
     output: np.ndarray
     matrix: np.ndarray
+    region: np.ndarray
 
 
 @dataclass(frozen=True, eq=False)
@@ -84,22 +89,35 @@ class Unmasker:
         if not found:
             return UnmaskResult(image.copy(), [])
         aligned = [faces.align(image, face.landmarks, self.size) for face in found]
-        outputs = self.generate(np.stack([crop for crop, _ in aligned]))
+        outputs, masks = self.generator.predict(np.stack([crop for crop, _ in aligned]))
         result, details = image, []
-        for face, (crop, alignment), output in zip(found, aligned, outputs):
-            region = face_region(alignment.to_crop(face.landmarks[REGION_POINTS]), self.size)
+        for i, (face, (crop, alignment), output) in enumerate(zip(found, aligned, outputs)):
+            region = (mask_region(masks[i]) if masks is not None
+                      else face_region(alignment.to_crop(face.landmarks[REGION_POINTS]), self.size))
             result = faces.paste_back(result, output, alignment, region, feather=self.feather)
             details.append(FaceResult(face.box, face.landmarks, face.detector, face.score, crop, output,
-                                      alignment.matrix))
+                                      alignment.matrix, region))
         return UnmaskResult(result, details)
 
     def _unmask_cropped(self, image):
+        """The whole image is the face: resized to the generator and back; with a mask map only
+        its region is blended into the full-resolution image, else the whole output replaces it."""
         height, width = image.shape[:2]
         crop = _resized(image, self.size, self.size)
-        output = self.generate(crop[None])[0]
+        outputs, masks = self.generator.predict(crop[None])
+        output = outputs[0]
         matrix = np.array([[self.size / width, 0, 0], [0, self.size / height, 0]])
-        face = FaceResult((0, 0, width, height), None, "none", float("nan"), crop, output, matrix)
-        return UnmaskResult(_resized(output, width, height), [face])
+        if masks is None:
+            region = np.full((self.size, self.size), 255, np.uint8)
+            result = _resized(output, width, height)
+        else:
+            region = mask_region(masks[0])
+            weight = cv2.resize(faces.region_alpha(region, self.feather), (width, height),
+                                interpolation=cv2.INTER_LINEAR)[..., None]
+            blended = image * (1.0 - weight) + _resized(output, width, height) * weight
+            result = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+        face = FaceResult((0, 0, width, height), None, "none", float("nan"), crop, output, matrix, region)
+        return UnmaskResult(result, [face])
 
 
 def _resized(image, width, height):
@@ -113,6 +131,15 @@ def face_region(points, size):
     REGION_GROWTH of the side: the part of the crop that is pasted back."""
     region = np.zeros((size, size), np.uint8)
     cv2.fillConvexPoly(region, cv2.convexHull(np.rint(points).astype(np.int32)), 255)
+    grow = max(1, round(REGION_GROWTH * size))
+    return cv2.dilate(region, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
+
+
+def mask_region(mask):
+    """uint8 (S, S) mask, 255 where a predicted mask map (float, [0, 1]) reaches MASK_THRESHOLD,
+    grown by REGION_GROWTH of the side: the part of the crop the generator changed."""
+    size = mask.shape[0]
+    region = np.where(mask >= MASK_THRESHOLD, 255, 0).astype(np.uint8)
     grow = max(1, round(REGION_GROWTH * size))
     return cv2.dilate(region, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
 

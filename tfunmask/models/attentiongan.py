@@ -78,6 +78,20 @@ class WithBackground(layers.Layer):
         return (*shape[:-1], shape[-1] + 1)
 
 
+@keras.saving.register_keras_serializable("tfunmask")
+class Foreground(layers.Layer):
+    """``foreground`` as a layer, the exported generator's "mask" output."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**{**kwargs, "dtype": "float32"})
+
+    def call(self, attention):
+        return foreground(attention)
+
+    def compute_output_shape(self, shape):
+        return (*shape[:-1], 1)
+
+
 def attention_generator(image_size, *, scheme=2, masks=10, filters=64, blocks=9, fused=False, name="generator"):
     """A generator with outputs {"image", "attention" (n masks), "content" (3 (n - 1) channels)}."""
     if scheme not in SCHEMES:
@@ -146,8 +160,11 @@ class AttentionGAN(CycleGAN):
         return super().discriminators + (self.attention_discriminator_a, self.attention_discriminator_b)
 
     def export_generator(self):
-        """The A -> B generator reduced to its composed image (what serving needs)."""
-        return keras.Model(self.generator_ab.input, self.generator_ab.output["image"],
+        """The A -> B generator reduced to {"unmasked": composed image, "mask": its foreground
+        attention} (what serving needs: the photo path blends where the mask is)."""
+        outputs = self.generator_ab.output
+        return keras.Model(self.generator_ab.input,
+                           {"unmasked": outputs["image"], "mask": Foreground(name="mask")(outputs["attention"])},
                            name="generator_ab_image")
 
     def _translate(self, generator, images, training):

@@ -51,6 +51,15 @@ def check_positive(**values):
             raise ValueError(f"{name} must be positive (got {value})")
 
 
+def generator_outputs(outputs):
+    """``(image, mask or None)`` from an exported generator's output (``GAN.export_generator``):
+    the mask, in [0, 1], is where the generator writes its content; outside it the input passes
+    through."""
+    if isinstance(outputs, dict):
+        return outputs["unmasked"], outputs.get("mask")
+    return outputs, None
+
+
 class GAN(keras.Model):
     """Two-player model: generator(s) against discriminator(s)."""
 
@@ -84,7 +93,9 @@ class GAN(keras.Model):
         raise NotImplementedError
 
     def export_generator(self):
-        """The masked -> unmasked ``keras.Model`` that deployment uses."""
+        """The masked -> unmasked ``keras.Model`` that deployment uses: its output is the image,
+        or ``{"unmasked": image, "mask": map}`` where the model knows where it writes
+        (``generator_outputs`` reads either)."""
         raise NotImplementedError
 
     def loss_weights(self):

@@ -135,11 +135,12 @@ class Pix2Pix(GAN):
         return self.discriminator.trainable_variables
 
     def export_generator(self):
-        """The generator reduced to its "unmasked" output."""
+        """The generator; with ``composite``, reduced to {"unmasked", "mask"} (the content image
+        stays inside)."""
         if not self.composite:
             return self.generator
-        return keras.Model(self.generator.input, self.generator.get_layer("unmasked").output,
-                           name="generator")
+        outputs = {name: self.generator.get_layer(name).output for name in ("unmasked", "mask")}
+        return keras.Model(self.generator.input, outputs, name="generator")
 
     def generate(self, masked, training=False):
         """(unmasked image, predicted mask map or None)."""

@@ -3,7 +3,9 @@
 Every exported form takes uint8 RGB face crops (N, S, S, 3) and returns uint8 RGB crops: scaling
 to and from [-1, 1] lives inside the graph, so no caller can get the normalisation wrong.
 
-  saved_model   ``serving_default``: input "images" uint8 (None, S, S, 3), output "unmasked";
+  saved_model   ``serving_default``: input "images" uint8 (None, S, S, 3), output "unmasked"
+                and, for a generator that knows where it writes (composite Pix2Pix,
+                AttentionGAN), "mask" uint8 (None, S, S, 1), 255 where the content is written;
   keras         the float generator as a ``.keras`` file (for Keras users and fine-tuning);
   float32       TFLite, the float graph as is;
   float16       TFLite with float16 weights (half the size); LiteRT's CPU path widens them to
@@ -38,6 +40,7 @@ from tfunmask import models, runs
 from tfunmask.data import pipeline
 from tfunmask.evaluation.image import psnr
 from tfunmask.inference.generators import KerasGenerator, open_generator
+from tfunmask.models.gan import generator_outputs
 from tfunmask.pixels import to_uint8, to_unit
 from tfunmask.serving.tflite_graph import tflite_graph
 
@@ -92,16 +95,24 @@ def parse_formats(text):
 
 def _serving_function(generator):
     def serve(images):
-        return {"unmasked": to_uint8(generator(to_unit(images), training=False))}
+        image, mask = generator_outputs(generator(to_unit(images), training=False))
+        outputs = {"unmasked": to_uint8(image)}
+        if mask is not None:
+            outputs["mask"] = to_uint8(mask * 2.0 - 1.0)
+        return outputs
 
     return serve
 
 
 def _pixel_function(generator):
-    """float32 pixels [0, 255] -> float32 pixels: the graph full-integer quantisation wraps, so
-    that its uint8 input and output are pixels up to a calibrated scale."""
+    """float32 pixels [0, 255] -> float32 pixels (and the mask in [0, 255]): the graph full-integer
+    quantisation wraps, so that its uint8 input and outputs are pixels up to a calibrated scale."""
     def pixels(images):
-        return {"unmasked": (generator(to_unit(images), training=False) + 1.0) * 127.5}
+        image, mask = generator_outputs(generator(to_unit(images), training=False))
+        outputs = {"unmasked": (image + 1.0) * 127.5}
+        if mask is not None:
+            outputs["mask"] = tf.cast(mask, tf.float32) * 255.0
+        return outputs
 
     return pixels
 
