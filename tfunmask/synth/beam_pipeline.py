@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import struct
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -42,12 +43,13 @@ def _is_local(path: str) -> bool:
     return FileSystems.get_scheme(path) is None
 
 
-def _root(folder: str) -> str:
+def _root(folder: str | os.PathLike) -> str:
     """A folder as the pipeline names it: local ones absolute (as the overlay tool's messages)."""
+    folder = os.fspath(folder)
     return str(Path(folder).resolve()) if _is_local(folder) else folder.rstrip("/")
 
 
-def check_paths(faces_dir: str, out_dir: str) -> tuple[str, str]:
+def check_paths(faces_dir: str | os.PathLike, out_dir: str | os.PathLike) -> tuple[str, str]:
     """Resolved (faces, out) folders; ValueError when the faces folder holds no files or `out` is
     inside it (it would be read as photos)."""
     faces_dir, out_dir = _root(faces_dir), _root(out_dir)
@@ -219,7 +221,7 @@ def build(pipeline: beam.Pipeline, faces_dir: str, out_dir: str, job: overlay.Jo
         out_dir=out_dir, shards=shards, fractions=fractions, salt=salt, prefix=prefix)
 
 
-def synthesize_records(faces_dir: str, out_dir: str, *, size: int = 256, styles: Sequence[str] = masks.STYLES,
+def synthesize_records(faces_dir: str | os.PathLike, out_dir: str | os.PathLike, *, size: int = 256, styles: Sequence[str] = masks.STYLES,
                        seed: int = 0, per_face: int = 1, use_cnn: bool = True, detector: str = "cascade",
                        shards: int = 8, fractions: Sequence[float] = splits.DEFAULT_FRACTIONS,
                        overwrite: bool = False, beam_args: Sequence[str] = ()) -> tuple[dict, dict]:
