@@ -45,20 +45,17 @@ def subset(folder, limit, work):
     return photos
 
 
-def time_local(photos, work, workers):
-    """(faces, seconds) of the overlay tool then the paired TFRecord writer."""
-    from tfunmask.data import tfrecords
-
+def time_local(photos, work, workers, write_shards):
+    """(faces, seconds) of the overlay tool then the paired TFRecord writer (`write_shards`)."""
     start = time.perf_counter()
     report = overlay.overlay_folder(photos, work / f"overlay{workers}", size=FLAGS.size, workers=workers,
                                     use_cnn=FLAGS.cnn, progress=False)
     folder = work / f"overlay{workers}"
-    tfrecords.write_paired_shards(overlay.read_triples(folder, overlay.read_entries(folder), Tally()),
-                                  work / f"local{workers}")
+    write_shards(overlay.read_triples(folder, overlay.read_entries(folder), Tally()), work / f"local{workers}")
     return report["faces_written"], time.perf_counter() - start
 
 
-def time_beam(photos, work, workers):
+def time_beam(photos, work, workers, _):
     """(faces, seconds) of the Beam pipeline on the DirectRunner with ``workers`` processes."""
     from tfunmask.synth import beam_pipeline  # the beam extra: only when this runs
 
@@ -71,6 +68,10 @@ def time_beam(photos, work, workers):
 
 
 def main(_):
+    from tfunmask.data import (
+        tfrecords,  # TensorFlow loads here, not inside the first timing
+    )
+
     work = Path(tempfile.mkdtemp(prefix="tfunmask-synth-bench-"))
     try:
         photos = subset(FLAGS.faces, FLAGS.limit, work)
@@ -78,7 +79,7 @@ def main(_):
         runs = [(f"local tools, {w} worker(s)", time_local, w) for w in sorted({1, FLAGS.workers})]
         runs.append((f"Beam DirectRunner, {FLAGS.workers} worker(s)", time_beam, FLAGS.workers))
         for name, run, workers in runs:
-            faces, seconds = run(photos, work, workers)
+            faces, seconds = run(photos, work, workers, tfrecords.write_paired_shards)
             print(f"{name:32s} {faces:4d} faces in {seconds:6.1f} s = {faces / seconds:5.2f} faces/s", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
