@@ -68,9 +68,8 @@ def time_beam(photos, work, workers, _):
 
 
 def main(_):
-    from tfunmask.data import (
-        tfrecords,  # TensorFlow loads here, not inside the first timing
-    )
+    # TensorFlow loads here, not inside the first timing
+    from tfunmask.data import tfrecords
 
     work = Path(tempfile.mkdtemp(prefix="tfunmask-synth-bench-"))
     try:
