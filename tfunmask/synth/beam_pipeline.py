@@ -95,7 +95,7 @@ class _Synthesize(beam.DoFn):
         try:
             with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as file:
                 data = file.read()
-        except (OSError, beam.io.filesystem.BeamIOError) as error:
+        except OSError as error:  # BeamIOError is one too
             yield overlay.FileResult(source, [], ("unreadable", f"{type(error).__name__}: {error}"))
             return
         yield overlay.synthesize(path, source, self._job, data=data)
