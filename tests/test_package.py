@@ -97,6 +97,12 @@ def test_training_does_not_import_the_exporter():
         assert not {m for m in reachable(graph, module) if m.startswith("tfunmask.serving")}, module
 
 
+def test_nothing_in_the_package_imports_the_beam_pipeline():
+    graph = import_graph()  # Beam is an extra: only tools/synthesize.py loads it, when it runs
+    assert "tfunmask.synth.beam_pipeline" in graph
+    assert [m for m in graph if "tfunmask.synth.beam_pipeline" in reachable(graph, m)] == []
+
+
 def test_every_program_imports_into_one_process_without_defining_flags():
     script = f"""
 import importlib, importlib.util

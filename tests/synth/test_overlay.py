@@ -175,3 +175,9 @@ def test_tool_writes_output_and_a_summary(tmp_path, shared_faces):
     assert summary.startswith("overlay_masks: 2 files") and "not_an_image 1" in summary
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["styles"] == ["kn95", "cloth"] and report["size"] == 48
+
+
+def test_triple_stems_are_unique_and_do_not_depend_on_input_order():
+    sources = ["sub/a.jpg", "b.jpg", "a.png", "a.jpg", "x y!.jpg"]
+    expected = {"a.jpg": "a", "a.png": "a-2", "b.jpg": "b", "sub/a.jpg": "a-3", "x y!.jpg": "x_y_"}
+    assert overlay.triple_stems(sources) == overlay.triple_stems(reversed(sources)) == expected

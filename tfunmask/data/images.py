@@ -46,14 +46,15 @@ class ImageError(ValueError):
         return type(self), (str(self), self.reason)
 
 
-def read_image(path, *, strict: bool = False, min_size: int = 32) -> np.ndarray:
+def read_image(path, *, strict: bool = False, min_size: int = 32, data: bytes | None = None) -> np.ndarray:
     """The photo at `path` as uint8 RGB (H, W, 3), upright by its EXIF orientation.
 
     CMYK, palette and alpha (flattened on white) are converted to RGB; greyscale is converted
     with strict=False and raises ImageError("greyscale") with strict=True (by mode or by content).
-    A shorter side below `min_size` raises ImageError("too_small").
+    A shorter side below `min_size` raises ImageError("too_small"). `data`, when given, is the
+    file's content (read from cloud storage, say) and `path` only names it in messages.
     """
-    with _open(path) as image:
+    with _open(path, data) as image:
         _check_size(path, image.size, min_size)
         _load(path, image)
         if strict:
@@ -65,11 +66,11 @@ def read_image(path, *, strict: bool = False, min_size: int = 32) -> np.ndarray:
     return array
 
 
-def _open(path) -> Image.Image:
-    if Path(path).is_symlink() and not Path(path).exists():
+def _open(path, data: bytes | None) -> Image.Image:
+    if data is None and Path(path).is_symlink() and not Path(path).exists():
         raise ImageError(f"{path}: broken symbolic link", "unreadable")
     try:
-        return Image.open(path)
+        return Image.open(path if data is None else io.BytesIO(data))
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not an image file (format not recognised)", "not_an_image") from None
     except OSError as error:

@@ -26,8 +26,8 @@ from tfunmask.data.splits import (
 )
 
 __all__ = [
-    "SCHEMA_VERSION", "SPLITS", "DOMAINS", "MANIFEST", "split_of",
-    "write_paired_shards", "write_unpaired_shards", "parse_paired", "parse_unpaired",
+    "SCHEMA_VERSION", "SPLITS", "DOMAINS", "MANIFEST", "split_of", "paired_example", "shard_name",
+    "build_manifest", "write_paired_shards", "write_unpaired_shards", "parse_paired", "parse_unpaired",
     "paired_files", "unpaired_files", "read_manifest",
 ]
 
@@ -101,8 +101,9 @@ def _example(features: dict[str, tf.train.Feature]) -> bytes:
     return example.SerializeToString(deterministic=True)  # sorted keys: same bytes in every run
 
 
-def _paired_example(record: Mapping) -> tuple[bytes, tuple[int, int]]:
-    """Serialize one paired record; returns the Example and the triple's (H, W)."""
+def paired_example(record: Mapping) -> tuple[bytes, tuple[int, int]]:
+    """Serialize one paired record (see `write_paired_shards`); returns the Example and the
+    triple's (H, W). The same record always gives the same bytes."""
     masked, target = _rgb(record, "masked"), _rgb(record, "target")
     if masked.shape != target.shape:
         raise ValueError(f"masked {masked.shape} and target {target.shape} differ in size")
@@ -135,7 +136,8 @@ def _unpaired_example(record: Mapping) -> tuple[bytes, tuple[int, int]]:
 
 # ----------------------------------------------------------------------------- writing
 
-def _shard_name(group: str, index: int, count: int) -> str:
+def shard_name(group: str, index: int, count: int) -> str:
+    """The final name of shard `index` of the `count` shards of a group (e.g. "paired-train")."""
     return f"{group}-{index:05d}-of-{count:05d}.tfrecord"
 
 
@@ -165,7 +167,7 @@ class _ShardGroup:
     def close(self) -> list[str]:
         """Close all shards, give them their final names and return those names."""
         self._close_writers()
-        names = [_shard_name(self._group, i, len(self._writers)) for i in range(len(self._writers))]
+        names = [shard_name(self._group, i, len(self._writers)) for i in range(len(self._writers))]
         for index, name in enumerate(names):
             self._partial(index).replace(self._out_dir / name)
         return names
@@ -213,25 +215,26 @@ def _write_groups(examples: Iterable[tuple[str, bytes]], out_dir: Path, *, prefi
             {name: group.close() for name, group in groups.items()})
 
 
-def _uniform_size(sizes: set[tuple[int, int]]) -> list[int] | None:
-    """[H, W] when every image had that size, else None."""
-    return list(next(iter(sizes))) if len(sizes) == 1 else None
-
-
-def _manifest(out_dir: Path, mode: str, prefix: str, sizes: set[tuple[int, int]], shards: int,
-              fractions: tuple[float, ...], salt: str, counts: dict, files: dict) -> dict:
-    """Write `dataset.json` (what a reader needs to know about the shards) and return it."""
-    manifest = {
+def build_manifest(mode: str, prefix: str, sizes: set[tuple[int, int]], shards: int,
+                   fractions: tuple[float, ...], salt: str, counts: dict, files: dict) -> dict:
+    """The content of `dataset.json`: what a reader needs to know about the shards (image_size is
+    [H, W] when every image had that size, else None)."""
+    return {
         "schema_version": SCHEMA_VERSION,
         "mode": mode,
         "prefix": prefix,
-        "image_size": _uniform_size(sizes),
+        "image_size": list(next(iter(sizes))) if len(sizes) == 1 else None,
         "max_shards_per_split": shards,
         "split": dict(zip(SPLITS, fractions, strict=True)),
         "split_salt": salt,
         "counts": counts,
         "files": files,
     }
+
+
+def _manifest(out_dir: Path, *args, **kwargs) -> dict:
+    """Write `dataset.json` (see `build_manifest`) and return it."""
+    manifest = build_manifest(*args, **kwargs)
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
 
@@ -252,7 +255,7 @@ def write_paired_shards(records: Iterable[Mapping], out_dir: str | Path, *, shar
 
     def examples():
         for record in records:
-            example, shape = _paired_example(record)
+            example, shape = paired_example(record)
             sizes.add(shape)
             yield f"{prefix}-{split_of(record['source'], fractions, salt)}", example
 

@@ -11,9 +11,13 @@ with one line of metadata in meta.jsonl; report.json accounts for every file: ei
 produced output or it is listed as skipped with a reason (unreadable, not_an_image,
 greyscale, too_small, no_face, ...), so seen == files_with_output + skipped.
 
-Randomness per file comes from the seed and a hash of the file's relative path, and the
-parent writes results in input order, so the output is the same for any number of
-worker processes. The faces folder is only ever read.
+Randomness per file comes from the seed and a hash of the file's relative path, triple ids
+from the sorted list of relative paths, and the parent writes results in input order, so the
+output is the same for any number of worker processes. The faces folder is only ever read.
+
+The per-photo work (``synthesize``), the ids (``triple_stems``, ``FileResult.triples``) and the
+report (``overlay_report``) are public so that the Beam pipeline (``tfunmask.synth.beam_pipeline``)
+calls the very same functions: one implementation for both.
 """
 from __future__ import annotations
 
@@ -26,9 +30,9 @@ import os
 import re
 import shutil
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import partial
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import cv2
 import numpy as np
@@ -44,8 +48,8 @@ REPORT = "report.json"
 
 
 @dataclasses.dataclass(frozen=True)
-class _Job:
-    """What to do with each file (shared by all workers)."""
+class Job:
+    """What to do with each photo (shared by all workers)."""
 
     size: int
     styles: tuple[str, ...]
@@ -56,7 +60,7 @@ class _Job:
 
 
 @dataclasses.dataclass
-class _FaceOutput:
+class FaceOutput:
     """One aligned face: its target PNG, and one (masked PNG, mask map PNG, render meta) per mask."""
 
     index: int
@@ -65,13 +69,37 @@ class _FaceOutput:
     meta: dict  # landmarks (crop coords), alignment matrix, box, detector, score
 
 
+@dataclasses.dataclass(frozen=True)
+class FileSummary:
+    """What the report needs of one photo (no pixels): its faces and styles, or its skip."""
+
+    source: str
+    faces: int
+    styles: tuple[str, ...]
+    skipped: tuple[str, str] | None = None  # (reason, message)
+
+
 @dataclasses.dataclass
-class _FileResult:
+class FileResult:
     """What one photo gave: faces, or the reason it was skipped."""
 
     source: str
-    faces: list[_FaceOutput]
+    faces: list[FaceOutput]
     skipped: tuple[str, str] | None = None  # (reason, message)
+
+    def triples(self, stem: str) -> Iterator[tuple[str, bytes, bytes, bytes, dict]]:
+        """(id, masked PNG, target PNG, mask map PNG, meta.jsonl line) per triple; `stem` from
+        ``triple_stems``."""
+        for face in self.faces:
+            for k, (masked_png, map_png, render_meta) in enumerate(face.masks):
+                triple_id = f"{stem}_{face.index}_{k}"
+                line = {"id": triple_id, "source": self.source, "face_index": face.index, "variant": k,
+                        **render_meta, **face.meta}
+                yield triple_id, masked_png, face.target_png, map_png, line
+
+    def summary(self) -> FileSummary:
+        styles = tuple(render_meta["style"] for face in self.faces for _, _, render_meta in face.masks)
+        return FileSummary(self.source, len(self.faces), styles, self.skipped)
 
 
 def file_rng(seed: int, source: str) -> np.random.Generator:
@@ -88,7 +116,7 @@ def _png(array: np.ndarray) -> bytes:
     return data.tobytes()
 
 
-def _render_face(crop: np.ndarray, landmarks: np.ndarray, job: _Job, rng: np.random.Generator) -> list:
+def _render_face(crop: np.ndarray, landmarks: np.ndarray, job: Job, rng: np.random.Generator) -> list:
     """`job.per_face` masks on one crop, styles cycling through a random order of `job.styles`."""
     order = rng.permutation(len(job.styles))
     out = []
@@ -98,19 +126,22 @@ def _render_face(crop: np.ndarray, landmarks: np.ndarray, job: _Job, rng: np.ran
     return out
 
 
-def _process(task: tuple[str, str], job: _Job) -> _FileResult:
-    """Read, detect, align and mask one photo (runs in worker processes; never raises)."""
-    path, source = task
+def synthesize(path: str, source: str, job: Job, data: bytes | None = None) -> FileResult:
+    """Read, detect, align and mask one photo (runs in worker processes; never raises).
+
+    `source` is the photo's path relative to the faces folder (it seeds the masks); `data`, when
+    given, is the photo's content (read from cloud storage), and `path` then only names it.
+    """
     try:
-        image = images.read_image(path, strict=True)
+        image = images.read_image(path, strict=True, data=data)
     except images.ImageError as error:
-        return _FileResult(source, [], (error.reason, str(error)))
+        return FileResult(source, [], (error.reason, str(error)))
     except OSError as error:
-        return _FileResult(source, [], ("unreadable", f"{type(error).__name__}: {error}"))
+        return FileResult(source, [], ("unreadable", f"{type(error).__name__}: {error}"))
     try:
         found = faces.find(image, use_cnn=job.use_cnn, detector=job.detector)
         if not found:
-            return _FileResult(source, [], ("no_face", "no face found"))
+            return FileResult(source, [], ("no_face", "no face found"))
         rng = file_rng(job.seed, source)
         outputs = []
         for index, face in enumerate(found):
@@ -119,10 +150,14 @@ def _process(task: tuple[str, str], job: _Job) -> _FileResult:
             meta = {"landmarks": np.round(landmarks.astype(np.float64), 2).tolist(),
                     "alignment": np.round(np.asarray(alignment.matrix, np.float64), 6).tolist(),
                     "box": [int(b) for b in face.box], "detector": face.detector, "score": round(float(face.score), 4)}
-            outputs.append(_FaceOutput(index, _png(crop), _render_face(crop, landmarks, job, rng), meta))
-        return _FileResult(source, outputs)
+            outputs.append(FaceOutput(index, _png(crop), _render_face(crop, landmarks, job, rng), meta))
+        return FileResult(source, outputs)
     except Exception as error:  # one odd photo must not end a long run; it is reported instead
-        return _FileResult(source, [], ("error", f"{type(error).__name__}: {error}"))
+        return FileResult(source, [], ("error", f"{type(error).__name__}: {error}"))
+
+
+def _synthesize_task(task: tuple[str, str], job: Job) -> FileResult:
+    return synthesize(*task, job)
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -130,7 +165,7 @@ def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
-def _check_folders(faces_dir: str | Path, out_dir: str | Path) -> tuple[Path, Path]:
+def check_folders(faces_dir: str | Path, out_dir: str | Path) -> tuple[Path, Path]:
     """Resolve the folders; refuse a missing faces folder and any out folder that would write into it."""
     faces_dir, out_dir = Path(faces_dir).resolve(), Path(out_dir).resolve()
     if not faces_dir.is_dir():
@@ -143,7 +178,7 @@ def _check_folders(faces_dir: str | Path, out_dir: str | Path) -> tuple[Path, Pa
     return faces_dir, out_dir
 
 
-def _check_args(size: int, styles: Sequence[str], seed: int, workers: int, per_face: int) -> tuple[str, ...]:
+def check_args(size: int, styles: Sequence[str], seed: int, workers: int, per_face: int) -> tuple[str, ...]:
     """Validate the numeric arguments and style names; returns the (normalised) styles."""
     styles = masks.parse_styles(",".join(styles))
     for name, value, low in (("size", size, 32), ("seed", seed, 0), ("workers", workers, 1), ("per_face", per_face, 1)):
@@ -192,69 +227,59 @@ class _Progress:
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-class _Ids:
-    """Unique, file-system safe triple ids f"{stem}_{face_index}_{k}": a repeated stem gets "-2", "-3"..."""
+def source_order(source: str) -> PurePosixPath:
+    """Sort key of relative photo paths: the order in which a folder's photos are processed."""
+    return PurePosixPath(source)
 
-    def __init__(self):
-        self._stems: set[str] = set()
 
-    def stem(self, source: str) -> str:
-        base = _UNSAFE.sub("_", Path(source).stem) or "image"
+def triple_stems(sources: Iterable[str]) -> dict[str, str]:
+    """{source: id stem} for all photos of a run: file-system safe, unique, a repeated stem getting
+    "-2", "-3"... in `source_order`. Triple ids are f"{stem}_{face_index}_{k}"."""
+    stems, taken = {}, set()
+    for source in sorted(sources, key=source_order):
+        base = _UNSAFE.sub("_", PurePosixPath(source).stem) or "image"
         stem, n = base, 1
-        while stem in self._stems:
+        while stem in taken:
             n += 1
             stem = f"{base}-{n}"
-        self._stems.add(stem)
-        return stem
+        taken.add(stem)
+        stems[source] = stem
+    return stems
 
 
-def _write(result: _FileResult, out_dir: Path, meta_file, ids: _Ids) -> list[str]:
-    """Write one photo's triples and meta lines; returns the style of each triple written."""
-    stem, styles = ids.stem(result.source), []
-    for face in result.faces:
-        for k, (masked_png, map_png, render_meta) in enumerate(face.masks):
-            triple_id = f"{stem}_{face.index}_{k}"
-            (out_dir / "masked" / f"{triple_id}.png").write_bytes(masked_png)
-            (out_dir / "target" / f"{triple_id}.png").write_bytes(face.target_png)
-            (out_dir / "mask_map" / f"{triple_id}.png").write_bytes(map_png)
-            line = {"id": triple_id, "source": result.source, "face_index": face.index, "variant": k,
-                    **render_meta, **face.meta}
-            meta_file.write(json.dumps(line) + "\n")
-            styles.append(render_meta["style"])
-    return styles
+def _write(result: FileResult, stem: str, out_dir: Path, meta_file) -> None:
+    """Write one photo's triples and meta lines."""
+    for triple_id, masked_png, target_png, map_png, line in result.triples(stem):
+        (out_dir / "masked" / f"{triple_id}.png").write_bytes(masked_png)
+        (out_dir / "target" / f"{triple_id}.png").write_bytes(target_png)
+        (out_dir / "mask_map" / f"{triple_id}.png").write_bytes(map_png)
+        meta_file.write(json.dumps(line) + "\n")
 
 
-@dataclasses.dataclass
-class _Tally:
-    """Counts for report.json; every file is either `with_output` or in `skipped`."""
-
-    with_output: int = 0
-    faces: int = 0
-    styles: Counter = dataclasses.field(default_factory=Counter)
-    skipped: Counter = dataclasses.field(default_factory=Counter)
-    skipped_files: list = dataclasses.field(default_factory=list)
-
-    def wrote(self, result: _FileResult, styles: list[str]) -> None:
-        self.with_output += 1
-        self.faces += len(result.faces)
-        self.styles.update(styles)
-
-    def skip(self, source: str, reason: str, message: str) -> None:
-        self.skipped[reason] += 1
-        self.skipped_files.append({"source": source, "reason": reason, "message": message})
-
-    def as_dict(self) -> dict:
-        return {"files_with_output": self.with_output, "faces_written": self.faces,
-                "triples_written": sum(self.styles.values()), "skipped": dict(sorted(self.skipped.items())),
-                "skipped_files": self.skipped_files, "styles_written": dict(sorted(self.styles.items()))}
+def overlay_report(job: Job, faces_dir: str, out_dir: str, summaries: Iterable[FileSummary]) -> dict:
+    """report.json: the run's settings and counts that add up (seen == files_with_output + skipped),
+    with the skipped files listed in `source_order` whatever order `summaries` came in."""
+    summaries = sorted(summaries, key=lambda summary: source_order(summary.source))
+    styles, skipped, skipped_files = Counter(), Counter(), []
+    for summary in summaries:
+        if summary.skipped:
+            reason, message = summary.skipped
+            skipped[reason] += 1
+            skipped_files.append({"source": summary.source, "reason": reason, "message": message})
+        styles.update(summary.styles)
+    return {"faces_dir": faces_dir, "out_dir": out_dir, "size": job.size, "styles": list(job.styles),
+            "seed": job.seed, "per_face": job.per_face, "use_cnn": job.use_cnn, "detector": job.detector,
+            "seen": len(summaries), "files_with_output": sum(1 for s in summaries if not s.skipped),
+            "faces_written": sum(s.faces for s in summaries), "triples_written": sum(styles.values()),
+            "skipped": dict(sorted(skipped.items())), "skipped_files": skipped_files,
+            "styles_written": dict(sorted(styles.items()))}
 
 
-def _results(files: list[Path], faces_dir: Path, job: _Job, workers: int) -> Iterator[_FileResult]:
+def _results(tasks: list[tuple[str, str]], job: Job, workers: int) -> Iterator[FileResult]:
     """Per-file results in input order, computed by `workers` processes."""
-    tasks = [(str(path), Path(os.path.relpath(path, faces_dir)).as_posix()) for path in files]
     chunksize = max(1, min(8, len(tasks) // (4 * workers)))
     with _ordered_map(workers, chunksize) as ordered_map:
-        yield from ordered_map(partial(_process, job=job), tasks)
+        yield from ordered_map(partial(_synthesize_task, job=job), tasks)
 
 
 def overlay_folder(faces_dir: str | Path, out_dir: str | Path, *, size: int = 256,
@@ -269,25 +294,21 @@ def overlay_folder(faces_dir: str | Path, out_dir: str | Path, *, size: int = 25
     input (missing or empty faces folder, out folder inside it, bad arguments) raises
     ValueError with a one-line message.
     """
-    faces_dir, out_dir = _check_folders(faces_dir, out_dir)
-    styles = _check_args(size, styles, seed, workers, per_face)
+    faces_dir, out_dir = check_folders(faces_dir, out_dir)
+    styles = check_args(size, styles, seed, workers, per_face)
     files = images.list_images([faces_dir])
     if not files:
         raise ValueError(f"faces folder {faces_dir} holds no files")
     _prepare_out(out_dir, overwrite)
-    job = _Job(int(size), styles, int(seed), int(per_face), bool(use_cnn), faces.check_detector(detector))
-    tally, ids, bar = _Tally(), _Ids(), _Progress(len(files), progress)
+    job = Job(int(size), styles, int(seed), int(per_face), bool(use_cnn), faces.check_detector(detector))
+    tasks = [(str(path), Path(os.path.relpath(path, faces_dir)).as_posix()) for path in files]
+    stems, summaries, bar = triple_stems(source for _, source in tasks), [], _Progress(len(files), progress)
     with open(out_dir / META, "w", encoding="utf-8") as meta_file:
-        for result in _results(files, faces_dir, job, workers):
-            if result.skipped:
-                tally.skip(result.source, *result.skipped)
-            else:
-                tally.wrote(result, _write(result, out_dir, meta_file, ids))
+        for result in _results(tasks, job, workers):
+            _write(result, stems[result.source], out_dir, meta_file)
+            summaries.append(result.summary())
             bar.step()
-    report = {"faces_dir": str(faces_dir), "out_dir": str(out_dir), "size": job.size, "styles": list(styles),
-              "seed": job.seed, "per_face": job.per_face, "use_cnn": job.use_cnn, "detector": job.detector,
-              "seen": len(files),
-              **tally.as_dict()}
+    report = overlay_report(job, str(faces_dir), str(out_dir), summaries)
     (out_dir / REPORT).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return report
 
