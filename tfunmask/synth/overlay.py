@@ -5,7 +5,10 @@ This module owns the overlay folder's format: ``overlay_folder`` writes it, ``re
 
 Every file under the faces folder is read strictly (greyscale photos are skipped, CMYK and
 transparent ones converted as inference converts them), every face in it is found and aligned to
-a square crop, and `per_face` synthetic masks (`masks.render`) are drawn on each crop.
+a square crop, and `per_face` synthetic masks are drawn on each crop by one of two independent
+families (``FAMILIES``): "mesh" (``masks``: a lit surface built from the landmarks) or "image"
+(``mask_images``: flat mask pictures warped onto the landmarks). Training on one and measuring
+on the other gives the generalisation gap; each meta.jsonl line and report.json name the family.
 Each triple is written as PNGs (masked/, target/, mask_map/ named by the triple's id)
 with one line of metadata in meta.jsonl; report.json accounts for every file: either it
 produced output or it is listed as skipped with a reason (unreadable, not_an_image,
@@ -36,8 +39,9 @@ from PIL import Image
 
 from tfunmask.data import faces, images
 from tfunmask.data.tally import InputError, Skipped, Tally
-from tfunmask.synth import masks
+from tfunmask.synth import mask_images, masks
 
+FAMILIES = {"mesh": masks, "image": mask_images}  # name: module with STYLES and render()
 OUTPUT_FOLDERS = ("masked", "target", "mask_map")
 META = "meta.jsonl"
 REPORT = "report.json"
@@ -48,6 +52,7 @@ class _Job:
     """What to do with each file (shared by all workers)."""
 
     size: int
+    family: str
     styles: tuple[str, ...]
     seed: int
     per_face: int
@@ -89,12 +94,14 @@ def _png(array: np.ndarray) -> bytes:
 
 
 def _render_face(crop: np.ndarray, landmarks: np.ndarray, job: _Job, rng: np.random.Generator) -> list:
-    """`job.per_face` masks on one crop, styles cycling through a random order of `job.styles`."""
+    """`job.per_face` masks of `job.family` on one crop, styles cycling through a random order of
+    `job.styles`."""
     order = rng.permutation(len(job.styles))
+    render = FAMILIES[job.family].render
     out = []
     for k in range(job.per_face):
-        rendered = masks.render(crop, landmarks, job.styles[order[k % len(order)]], rng)
-        out.append((_png(rendered.masked), _png(rendered.mask_map), rendered.meta))
+        rendered = render(crop, landmarks, job.styles[order[k % len(order)]], rng)
+        out.append((_png(rendered.masked), _png(rendered.mask_map), {"family": job.family, **rendered.meta}))
     return out
 
 
@@ -143,9 +150,12 @@ def _check_folders(faces_dir: str | Path, out_dir: str | Path) -> tuple[Path, Pa
     return faces_dir, out_dir
 
 
-def _check_args(size: int, styles: Sequence[str], seed: int, workers: int, per_face: int) -> tuple[str, ...]:
-    """Validate the numeric arguments and style names; returns the (normalised) styles."""
-    styles = masks.parse_styles(",".join(styles))
+def _check_args(size: int, family: str, styles: Sequence[str], seed: int, workers: int,
+                per_face: int) -> tuple[str, ...]:
+    """Validate the family, the numeric arguments and the style names; returns the (normalised) styles."""
+    if family not in FAMILIES:
+        raise ValueError(f"unknown mask family {family!r}; choose from {', '.join(FAMILIES)}")
+    styles = masks.parse_styles(",".join(styles), FAMILIES[family].STYLES)
     for name, value, low in (("size", size, 32), ("seed", seed, 0), ("workers", workers, 1), ("per_face", per_face, 1)):
         if int(value) != value or value < low:
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
@@ -258,10 +268,13 @@ def _results(files: list[Path], faces_dir: Path, job: _Job, workers: int) -> Ite
 
 
 def overlay_folder(faces_dir: str | Path, out_dir: str | Path, *, size: int = 256,
-                   styles: Sequence[str] = masks.STYLES, seed: int = 0, workers: int = 1, per_face: int = 1,
-                   progress: bool = True, use_cnn: bool = True, detector: str = "cascade",
+                   family: str = "mesh", styles: Sequence[str] = ("all",), seed: int = 0, workers: int = 1,
+                   per_face: int = 1, progress: bool = True, use_cnn: bool = True, detector: str = "cascade",
                    overwrite: bool = False) -> dict:
     """Write (masked, target, mask_map) triples for every face in `faces_dir` into `out_dir`.
+
+    `family` picks the mask family ("mesh" or "image", see ``FAMILIES``) and `styles` its styles
+    ("all" or names from that family's ``STYLES``).
 
     Output: masked/, target/, mask_map/ PNGs named `<id>.png`, meta.jsonl (one line per
     triple) and report.json (returned too). `use_cnn` lets `faces.find` fall back to the
@@ -270,12 +283,12 @@ def overlay_folder(faces_dir: str | Path, out_dir: str | Path, *, size: int = 25
     ValueError with a one-line message.
     """
     faces_dir, out_dir = _check_folders(faces_dir, out_dir)
-    styles = _check_args(size, styles, seed, workers, per_face)
+    styles = _check_args(size, family, styles, seed, workers, per_face)
     files = images.list_images([faces_dir])
     if not files:
         raise ValueError(f"faces folder {faces_dir} holds no files")
     _prepare_out(out_dir, overwrite)
-    job = _Job(int(size), styles, int(seed), int(per_face), bool(use_cnn), faces.check_detector(detector))
+    job = _Job(int(size), family, styles, int(seed), int(per_face), bool(use_cnn), faces.check_detector(detector))
     tally, ids, bar = _Tally(), _Ids(), _Progress(len(files), progress)
     with open(out_dir / META, "w", encoding="utf-8") as meta_file:
         for result in _results(files, faces_dir, job, workers):
@@ -284,7 +297,8 @@ def overlay_folder(faces_dir: str | Path, out_dir: str | Path, *, size: int = 25
             else:
                 tally.wrote(result, _write(result, out_dir, meta_file, ids))
             bar.step()
-    report = {"faces_dir": str(faces_dir), "out_dir": str(out_dir), "size": job.size, "styles": list(styles),
+    report = {"faces_dir": str(faces_dir), "out_dir": str(out_dir), "size": job.size, "family": job.family,
+              "styles": list(styles),
               "seed": job.seed, "per_face": job.per_face, "use_cnn": job.use_cnn, "detector": job.detector,
               "seen": len(files),
               **tally.as_dict()}
@@ -336,6 +350,7 @@ def _triple(input_dir: Path, meta: dict) -> dict:
         raise Skipped("bad_mask_map", "mask_map holds values other than 0 and 255")
     return {"masked": masked, "target": target, "mask_map": mask_map, "source": meta["source"],
             "face_index": int(meta.get("face_index", 0)), "style": str(meta.get("style", "")),
+            "family": str(meta.get("family", "mesh")),
             "id": meta["id"], "landmarks": meta.get("landmarks")}
 
 
