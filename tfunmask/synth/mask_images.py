@@ -412,7 +412,7 @@ def render(face_rgb: np.ndarray, landmarks: np.ndarray, style: str, rng: np.rand
     where = spline(np.stack([xs, ys], axis=-1)).astype(np.float32)
     # Filtered down to the image's pixels (half a pixel, no aliasing) and a random softness of its
     # own: this family does not match the photo's focus, as a pasted picture would not.
-    blur = canvas.su / max(width, 1.0) * float(np.hypot(0.5, rng.uniform(0.0, 0.012) * width))
+    blur = canvas.su / max(width, 1.0) * float(np.hypot(0.5, rng.uniform(0.0, 0.006) * width))
     premult = cv2.GaussianBlur(canvas.rgb, (0, 0), blur)
     alpha = cv2.GaussianBlur(canvas.alpha, (0, 0), blur)
     colour = cv2.remap(premult, where[..., 0], where[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
