@@ -12,7 +12,7 @@ from tfunmask.data import splits
 from tfunmask.evaluation import features, suite
 from tfunmask.models import pix2pix
 from tfunmask.serving import exporter
-from tfunmask.synth import demo, masks
+from tfunmask.synth import demo, mask_images, masks
 
 SIZE = 32
 COLUMNS_PAIRED = {"face_fd", "fid", "kid", "kid_std", "psnr", "psnr_mask", "ssim", "ssim_mask", "l1", "l1_mask",
@@ -34,10 +34,13 @@ def _save(path, array):
 @pytest.fixture(scope="module")
 def overlay_folder(tmp_path_factory):
     """The overlay tool's layout with 8 drawn faces (known landmarks), 48 px so that resizing to
-    the model's 32 px is exercised; also a folder of their masked crops as 'real' photos."""
+    the model's 32 px is exercised; the same faces masked by the other family (held_out/, its
+    meta naming the family; overlay/'s meta names none, as before families existed); and a
+    folder of the masked crops as 'real' photos."""
     root = tmp_path_factory.mktemp("overlay")
     rng = np.random.default_rng(0)
     lines = []
+    held_lines = []
     for i in range(8):
         face, landmarks = demo.draw_face(rng, 48)
         rendered = masks.render(face, landmarks, masks.STYLES[i % len(masks.STYLES)], rng)
@@ -47,7 +50,14 @@ def overlay_folder(tmp_path_factory):
         _save(root / "overlay" / "mask_map" / f"{item_id}.png", rendered.mask_map)
         _save(root / "real" / f"{item_id}.png", rendered.masked)
         lines.append(json.dumps({"id": item_id, "source": f"photo{i}.jpg", "landmarks": landmarks.tolist()}))
+        picture = mask_images.render(face, landmarks, mask_images.STYLES[i % len(mask_images.STYLES)], rng)
+        _save(root / "held_out" / "masked" / f"{item_id}.png", picture.masked)
+        _save(root / "held_out" / "target" / f"{item_id}.png", face)
+        _save(root / "held_out" / "mask_map" / f"{item_id}.png", picture.mask_map)
+        held_lines.append(json.dumps({"id": item_id, "source": f"photo{i}.jpg", "family": "image",
+                                      "landmarks": landmarks.tolist()}))
     (root / "overlay" / "meta.jsonl").write_text("\n".join(lines) + "\n")
+    (root / "held_out" / "meta.jsonl").write_text("\n".join(held_lines) + "\n")
     return root
 
 
@@ -73,6 +83,27 @@ def test_whole_evaluation_on_an_overlay_folder(saved_model, overlay_folder, tmp_
     assert "| method | FID ↓ | KID ↓ |" in text and "| inpaint_telea |" in text and "Real masked photos" in text
     for name in ("contact_sheet.png", "contact_sheet_real.png", "metrics.png", "metrics_real.png"):
         assert Image.open(out / name).size[0] > 100
+
+
+def test_held_out_family_is_scored_beside_with_the_gap(saved_model, overlay_folder, tmp_path):
+    out = tmp_path / "eval"
+    metrics = suite.evaluate(saved_model, overlay_folder / "overlay", out, split="all", limit=4,
+                             held_out=overlay_folder / "held_out", image_features=features.random_features())
+    paired, held = metrics["paired"], metrics["held_out"]
+    assert paired["families"] == ["mesh"] and held["families"] == ["image"] and held["count"] == 4
+    assert set(held["methods"]["model"]) == COLUMNS_PAIRED
+    gap = metrics["gap"]
+    assert set(gap) == {"input", "inpaint_telea", "model", "target"} and "kid_std" not in gap["model"]
+    for name in ("input", "model"):
+        for key in ("psnr", "ssim_mask", "face_fd"):
+            assert gap[name][key] == pytest.approx(held["methods"][name][key] - paired["methods"][name][key])
+    assert gap["input"]["psnr_mask"] != 0  # other masks on the same faces
+    text = (out / "report.md").read_text()
+    assert "## Held-out mask family" in text and "mask family image, kept out of training" in text
+    assert "Generalisation gap" in text and "mask family mesh" in text
+    assert Image.open(out / "contact_sheet_held_out.png").size[0] > 100
+    with pytest.raises(suite.EvaluationError, match="is not a folder"):
+        suite.evaluate(saved_model, overlay_folder / "overlay", out, split="all", held_out=tmp_path / "missing")
 
 
 def test_overlay_split_follows_make_tfrecords(saved_model, overlay_folder):

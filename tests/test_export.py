@@ -1,6 +1,7 @@
 """Export: every format round-trips with parity, signatures, the parity gate and the CLI."""
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -67,6 +68,18 @@ def test_restore_and_export_fail_clearly(tmp_path, tiny_run):
     with pytest.raises(exporter.ExportError, match="unknown format.*tflite"):
         exporter.parse_formats("float32,tflite")
     assert exporter.parse_formats("int8, float32") == ("float32", "int8")
+
+
+def test_restore_names_what_a_checkpoint_of_other_networks_lacks(tmp_path, tiny_run):
+    """A checkpoint written for other networks (as old Pix2Pix ones are, issue #16) is one clear
+    ConfigError, not an AssertionError."""
+    shutil.copytree(tiny_run, tmp_path / "run")
+    config_file = tmp_path / "run" / "config.json"
+    config = json.loads(config_file.read_text())
+    config["model"]["normalization"] = "none"  # every conv gets a bias the checkpoint lacks
+    config_file.write_text(json.dumps(config))
+    with pytest.raises(ConfigError, match=r"does not fit .*lacks .*down1_conv/bias.*issue #16"):
+        runs.restore(tmp_path / "run")
 
 
 def run_cli(*args):

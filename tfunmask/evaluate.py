@@ -2,7 +2,8 @@
 
 Scores the model, the masked input itself and OpenCV Telea inpainting on paired test faces
 (FID/KID, dlib face-embedding Fréchet distance, PSNR/SSIM/L1 whole and in the mask, identity
-similarity, HOG detection rate), optionally also on real masked photos (``--masked_real``), and
+similarity, HOG detection rate), optionally also on faces masked by the mask family kept out of
+training (``--held_out``, with the gap) and on real masked photos (``--masked_real``), and
 writes metrics.json, report.md, contact sheets and bar charts into ``--out``. Thin wrapper over
 ``tfunmask.evaluation.suite.evaluate``.
 """
@@ -23,6 +24,9 @@ def define_flags():
                       "Which pairs of --data to score (overlay folders: the split make_tfrecords gives them "
                       "with its default fractions).")
     flags.DEFINE_integer("limit", None, "Score at most this many pairs (and real masked faces).", lower_bound=2)
+    flags.DEFINE_string("held_out", None, "Paired data masked by the mask family kept out of training (e.g. "
+                        "tools/overlay_masks.py --family=image over the same photos): scored like --data, with "
+                        "the generalisation gap (held-out minus in-family).")
     flags.DEFINE_string("masked_real", None, "Folder of real photos of masked faces (no ground truth) to score too.")
     flags.DEFINE_bool("masked_real_aligned", False, "--masked_real holds aligned face crops, not photos.")
     flags.DEFINE_string("inception_weights", None, "InceptionV3 'notop' weights file for FID/KID (default: the "
@@ -41,12 +45,15 @@ def main(argv):
 
     try:
         metrics = suite.evaluate(
-            FLAGS.model, FLAGS.data, FLAGS.out, split=FLAGS.split, limit=FLAGS.limit,
+            FLAGS.model, FLAGS.data, FLAGS.out, split=FLAGS.split, limit=FLAGS.limit, held_out=FLAGS.held_out,
             masked_real=FLAGS.masked_real, masked_real_aligned=FLAGS.masked_real_aligned,
             inception_weights=FLAGS.inception_weights, batch_size=FLAGS.batch_size, log=print)
     except suite.EvaluationError as error:
         fail(str(error))
     print(report.table(metrics["paired"]["methods"]))
+    if "held_out" in metrics:
+        print(f"held-out mask family:\n{report.table(metrics['held_out']['methods'])}")
+        print(f"generalisation gap (held-out minus in-family):\n{report.table(metrics['gap'])}")
     if "real" in metrics:
         print(report.table(metrics["real"]["methods"]))
     print(f"wrote {FLAGS.out}/metrics.json, report.md and PNGs")

@@ -13,6 +13,7 @@ rebuilt from ``config.json`` and their weights restored from the newest checkpoi
 """
 
 import dataclasses
+import re
 from pathlib import Path
 
 from tfunmask.config import ConfigError, TrainConfig
@@ -71,5 +72,25 @@ def restore(model_dir):
     if checkpoint_path is None:
         raise ConfigError(f"no checkpoint in {run.checkpoints}: has the run trained an epoch?")
     model = models.build(config.model_name, config.model, dtype="float32")
-    tf.train.Checkpoint(model=model).restore(checkpoint_path).expect_partial().assert_existing_objects_matched()
+    restore_checkpoint(tf.train.Checkpoint(model=model), checkpoint_path, partial=True)
     return model, config
+
+
+def restore_checkpoint(checkpoint, path, *, partial=False):
+    """Restores ``checkpoint`` (a ``tf.train.Checkpoint``) from ``path``; ConfigError naming the
+    variables the checkpoint lacks where the networks have changed since it was written.
+
+    ``partial`` ignores values the checkpoint has and the program does not (optimizer slots when
+    only the model is restored). Pix2Pix checkpoints written before its U-Net stopped normalising
+    the innermost encoder step (issue #16) lack that step's bias and cannot be used.
+    """
+    status = checkpoint.restore(path)
+    if partial:
+        status = status.expect_partial()
+    try:
+        status.assert_existing_objects_matched()
+    except AssertionError as error:
+        missing = ", ".join(sorted(set(re.findall(r"path=([^,\s]+)", str(error))))) or str(error).splitlines()[0]
+        raise ConfigError(f"{path} does not fit the networks built from config.json (it lacks {missing}): "
+                          "it was written by an older tfunmask (Pix2Pix checkpoints from before the "
+                          "U-Net bottleneck fix, issue #16, cannot be loaded); retrain or use its export") from None

@@ -1,6 +1,7 @@
 """Draw synthetic masks on every face in a folder of photos (a thin command line over tfunmask.synth.overlay).
 
-  python tools/overlay_masks.py --faces DIR --out DIR [--size 256] [--styles all|surgical,n95,...]
+  python tools/overlay_masks.py --faces DIR --out DIR [--size 256] [--family mesh|image]
+      [--styles all|surgical,n95,...]
       [--seed 0] [--workers N] [--per_face K] [--detector cascade|blazeface|dlib] [--nocnn] [--overwrite]
       [--noprogress]
 
@@ -15,7 +16,7 @@ import functools
 from absl import app, flags
 
 from tfunmask.cli import fail, flags_parser
-from tfunmask.synth import masks, overlay
+from tfunmask.synth import overlay
 
 FLAGS = flags.FLAGS
 def define_flags():
@@ -23,7 +24,12 @@ def define_flags():
     flags.DEFINE_string("faces", None, "Folder of face photos (searched recursively; only read).")
     flags.DEFINE_string("out", None, "Output folder (must not be inside --faces).")
     flags.DEFINE_integer("size", 256, "Side of the aligned square face crops in pixels.", lower_bound=32)
-    flags.DEFINE_string("styles", "all", f"Mask styles to draw from: 'all' or a comma list of {', '.join(masks.STYLES)}.")
+    flags.DEFINE_enum("family", "mesh", list(overlay.FAMILIES),
+                      "Mask family: mesh (a lit surface built from the landmarks) or image (flat mask pictures "
+                      "warped onto them); keep one out of training to measure generalisation.")
+    flags.DEFINE_string("styles", "all", "Mask styles to draw from: 'all' or a comma list of the family's styles ("
+                        + "; ".join(f"{name}: {', '.join(module.STYLES)}" for name, module in overlay.FAMILIES.items())
+                        + ").")
     flags.DEFINE_integer("seed", 0, "Random seed (with each file's relative path it fixes that file's masks).",
                          lower_bound=0)
     flags.DEFINE_integer("workers", 1, "Worker processes for detection and rendering.", lower_bound=1)
@@ -48,7 +54,7 @@ def main(argv: list[str]) -> None:
         _fail(f"unexpected arguments: {' '.join(argv[1:])}")
     try:
         report = overlay.overlay_folder(
-            FLAGS.faces, FLAGS.out, size=FLAGS.size, styles=masks.parse_styles(FLAGS.styles), seed=FLAGS.seed,
+            FLAGS.faces, FLAGS.out, size=FLAGS.size, family=FLAGS.family, styles=(FLAGS.styles,), seed=FLAGS.seed,
             workers=FLAGS.workers, per_face=FLAGS.per_face, progress=FLAGS.progress, use_cnn=FLAGS.cnn,
             detector=FLAGS.detector,
             overwrite=FLAGS.overwrite)
@@ -57,7 +63,8 @@ def main(argv: list[str]) -> None:
     except KeyboardInterrupt:
         _fail("interrupted; the output folder is incomplete")
     skipped = ", ".join(f"{reason} {n}" for reason, n in report["skipped"].items()) or "none"
-    print(f"{PROG}: {report['seen']} files, {report['faces_written']} faces, {report['triples_written']} triples "
+    print(f"{PROG}: {report['seen']} files, {report['faces_written']} faces, {report['triples_written']} "
+          f"{report['family']} triples "
           f"-> {FLAGS.out}; skipped: {skipped}")
 
 

@@ -1,7 +1,7 @@
 """Photos -> masked triples -> paired TFRecords as an Apache Beam pipeline (a thin command line over
 tfunmask.synth.beam_pipeline; needs the beam extra: pip install "tfunmask[beam]").
 
-  python tools/synthesize.py --faces DIR_OR_URL --out DIR_OR_URL [--size 256] [--styles all] [--seed 0]
+  python tools/synthesize.py --faces DIR_OR_URL --out DIR_OR_URL [--size 256] [--family mesh|image] [--styles all] [--seed 0]
       [--per_face K] [--detector cascade] [--nocnn] [--shards 8] [--split 0.9,0.05,0.05] [--overwrite]
       [--runner DirectRunner] [--workers N] [-- BEAM_OPTIONS...]
 
@@ -20,7 +20,7 @@ from absl import app, flags
 
 from tfunmask.cli import fail, flags_parser
 from tfunmask.data import splits
-from tfunmask.synth import masks
+from tfunmask.synth import overlay
 
 FLAGS = flags.FLAGS
 PROG = "synthesize"
@@ -32,7 +32,10 @@ def define_flags():
     flags.DEFINE_string("faces", None, "Folder of face photos, local or a file system URL such as gs://bucket/faces.")
     flags.DEFINE_string("out", None, "Output folder (local or URL; must not be inside --faces).")
     flags.DEFINE_integer("size", 256, "Side of the aligned square face crops in pixels.", lower_bound=32)
-    flags.DEFINE_string("styles", "all", f"Mask styles to draw from: 'all' or a comma list of {', '.join(masks.STYLES)}.")
+    flags.DEFINE_enum("family", "mesh", list(overlay.FAMILIES), "Mask family: mesh or image (see tools/overlay_masks.py).")
+    flags.DEFINE_string("styles", "all", "Mask styles to draw from: 'all' or a comma list of the family's styles ("
+                        + "; ".join(f"{name}: {', '.join(module.STYLES)}" for name, module in overlay.FAMILIES.items())
+                        + ").")
     flags.DEFINE_integer("seed", 0, "Random seed (with each file's relative path it fixes that file's masks).",
                          lower_bound=0)
     flags.DEFINE_integer("per_face", 1, "Masked variants per face (styles cycle through a random order).", lower_bound=1)
@@ -65,7 +68,7 @@ def main(argv: list[str]) -> None:
         _fail(f"{error}; install the beam extra: pip install \"tfunmask[beam]\"")
     try:
         manifest, report = beam_pipeline.synthesize_records(
-            FLAGS.faces, FLAGS.out, size=FLAGS.size, styles=masks.parse_styles(FLAGS.styles), seed=FLAGS.seed,
+            FLAGS.faces, FLAGS.out, size=FLAGS.size, family=FLAGS.family, styles=(FLAGS.styles,), seed=FLAGS.seed,
             per_face=FLAGS.per_face, use_cnn=FLAGS.cnn, detector=FLAGS.detector, shards=FLAGS.shards,
             fractions=splits.parse_fractions(FLAGS.split), overwrite=FLAGS.overwrite,
             beam_args=beam_args(FLAGS.runner, FLAGS.workers, argv[1:]))

@@ -50,6 +50,19 @@ def test_generator_shape_range_and_deterministic_inference():
     assert not np.array_equal(generator(images, training=True), generator(images, training=True))
 
 
+@pytest.mark.parametrize("normalization", ["instance", "batch"])
+def test_bottleneck_carries_the_input_at_batch_1(normalization):
+    """The 1x1 bottleneck is not normalised: instance norm (or batch norm over a batch of 1)
+    of a 1x1 map would make it the same constant for every input."""
+    generator = unet_generator(SIZE, filters=8, dropout=0.0, normalization=normalization)
+    inner = generator.get_layer(f"down{unet_depth(SIZE) - 1}_act").output
+    bottleneck = keras.Model(generator.input, inner)
+    assert bottleneck.output_shape == (None, 1, 1, 8 * 2 ** (unet_depth(SIZE) - 1))
+    a, b = (batch(n=1, seed=seed)["masked"] for seed in (1, 2))
+    first, second = (bottleneck(x, training=True).numpy() for x in (a, b))
+    assert np.abs(first - second).max() > 1e-3
+
+
 def test_generator_has_no_transposed_convolutions():
     generator = unet_generator(64, filters=8)
     assert not [layer for layer in generator.layers if isinstance(layer, keras.layers.Conv2DTranspose)]

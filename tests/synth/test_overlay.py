@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tfunmask.synth import overlay
+from tfunmask.synth import masks, overlay
 
 REPO = Path(__file__).resolve().parents[2]
 TOOL = REPO / "tools" / "overlay_masks.py"
@@ -86,6 +86,7 @@ def test_report_accounts_for_every_file(runs):
     assert report["files_with_output"] >= REAL_FACES + len(CONVERTED) - 1  # a face in nearly all
     assert report["triples_written"] == 2 * report["faces_written"] > 0
     assert json.loads((runs["outs"][0] / "report.json").read_text()) == report
+    assert report["family"] == "mesh" and report["styles"] == list(masks.STYLES)
 
 
 def test_outputs_are_consistent_triples(runs):
@@ -97,6 +98,7 @@ def test_outputs_are_consistent_triples(runs):
     for line in lines:
         assert np.asarray(line["landmarks"]).shape == (68, 2) and np.asarray(line["alignment"]).shape == (2, 3)
         assert line["style"] and "colour" in line and (Path(runs["faces"]) / line["source"]).is_file()
+        assert line["family"] == "mesh"
         with Image.open(out / "masked" / f"{line['id']}.png") as masked, \
                 Image.open(out / "target" / f"{line['id']}.png") as target, \
                 Image.open(out / "mask_map" / f"{line['id']}.png") as mask_map:
@@ -138,6 +140,10 @@ def test_refuses_out_dir_inside_faces_dir_and_earlier_output(runs, tmp_path):
         overlay.overlay_folder(tmp_path / "empty", tmp_path / "out", progress=False)
     with pytest.raises(ValueError, match="unknown mask style"):
         overlay.overlay_folder(faces_dir, tmp_path / "out", styles=("bandana",), progress=False)
+    with pytest.raises(ValueError, match="unknown mask style.*n95"):  # a mesh style, not a picture one
+        overlay.overlay_folder(faces_dir, tmp_path / "out", family="image", styles=("n95",), progress=False)
+    with pytest.raises(ValueError, match="unknown mask family 'paint'"):
+        overlay.overlay_folder(faces_dir, tmp_path / "out", family="paint", progress=False)
 
 
 def _tool(*args: str) -> subprocess.CompletedProcess:
@@ -148,6 +154,8 @@ def _tool(*args: str) -> subprocess.CompletedProcess:
     ("--faces", "{tmp}/missing", "--out", "{tmp}/out"),
     ("--faces", "{tmp}/empty", "--out", "{tmp}/out"),
     ("--faces", "{tmp}/empty", "--out", "{tmp}/out", "--styles", "surgical,bandana"),
+    ("--faces", "{tmp}/empty", "--out", "{tmp}/out", "--family", "image", "--styles", "n95"),
+    ("--faces", "{tmp}/empty", "--out", "{tmp}/out", "--family", "paint"),
     ("--faces", "{tmp}/empty", "--out", "{tmp}/out", "--size", "-3"),
     ("--faces", "{tmp}/empty", "--out", "{tmp}/out", "--no_such_flag"),
     ("--out", "{tmp}/out"),
@@ -169,12 +177,14 @@ def test_tool_writes_output_and_a_summary(tmp_path, shared_faces):
     (faces_dir / "notes.txt").write_text("x")
     flagfile = tmp_path / "flags.txt"
     flagfile.write_text(f"--faces={faces_dir}\n--out={tmp_path / 'out'}\n--size=48\n--styles=kn95,cloth\n")
-    result = _tool(f"--flagfile={flagfile}", "--noprogress", "--nocnn")
+    result = _tool(f"--flagfile={flagfile}", "--family=image", "--noprogress", "--nocnn")
     assert result.returncode == 0, result.stderr
     summary = result.stdout.strip().splitlines()[-1]
-    assert summary.startswith("overlay_masks: 2 files") and "not_an_image 1" in summary
+    assert summary.startswith("overlay_masks: 2 files") and "image triples" in summary and "not_an_image 1" in summary
     report = json.loads((tmp_path / "out" / "report.json").read_text())
-    assert report["styles"] == ["kn95", "cloth"] and report["size"] == 48
+    assert report["styles"] == ["kn95", "cloth"] and report["size"] == 48 and report["family"] == "image"
+    lines = [json.loads(line) for line in (tmp_path / "out" / "meta.jsonl").read_text().splitlines()]
+    assert lines and all(line["family"] == "image" and line["look"] in ("flat", "photo") for line in lines)
 
 
 def test_triple_stems_are_unique_and_do_not_depend_on_input_order():

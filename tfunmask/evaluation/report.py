@@ -2,7 +2,8 @@
 
 The pictures are drawn with OpenCV and NumPy (already dependencies), not matplotlib, which the
 package does not otherwise need. Results come in as the dict `suite.evaluate` builds:
-a "paired" section and optionally a "real" one, each with "methods": {method: {metric: value}}.
+a "paired" section, optionally "held_out" (another mask family) with its "gap", and optionally a
+"real" one, each with "methods": {method: {metric: value}}.
 """
 from __future__ import annotations
 
@@ -62,6 +63,10 @@ def _cell(key: str, scores: dict) -> str:
     return f"{text} ± {scores['kid_std']:.4f}" if key == "kid" and "kid_std" in scores else text
 
 
+def _families(section: dict) -> str:
+    return "+".join(section.get("families", ())) or "unknown"
+
+
 def table(methods: dict[str, dict]) -> str:
     """Markdown table: a row per method, a column per metric any method has."""
     keys = [key for key in COLUMNS if any(key in scores for scores in methods.values())]
@@ -76,9 +81,18 @@ def markdown(metrics: dict) -> str:
     paired = metrics["paired"]
     parts = [f"# Evaluation of `{metrics['model']}`", "",
              f"Paired data: `{metrics['data']}`, split {metrics['split']}, {paired['count']} faces at "
-             f"{metrics['image_size']} px; image features: {metrics['image_features'] or 'none'}.", "",
+             f"{metrics['image_size']} px, mask family {_families(paired)}; image features: "
+             f"{metrics['image_features'] or 'none'}.", "",
              "## Paired test faces", "", table(paired["methods"]), "", "![contact sheet](contact_sheet.png)", "",
              "![metrics](metrics.png)", ""]
+    if "held_out" in metrics:
+        held = metrics["held_out"]
+        parts += ["## Held-out mask family", "",
+                  (f"`{held['data']}`, split {metrics['split']}: {held['count']} faces masked by the mask "
+                   f"family {_families(held)}, kept out of training."), "", table(held["methods"]), "",
+                  "![held-out contact sheet](contact_sheet_held_out.png)", "",
+                  "### Generalisation gap (held-out minus in-family; arrows say which way is better)", "",
+                  table(metrics["gap"]), ""]
     if "real" in metrics:
         real = metrics["real"]
         parts += ["## Real masked photos (no ground truth)", "",

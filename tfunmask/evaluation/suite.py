@@ -7,6 +7,10 @@ method needing no training), and the model. Real masked photos have no ground tr
 faces are found and aligned, unmasked by the model, and scored by what needs none (detection
 rate, distance of their distribution to the real unmasked test faces).
 
+Synthetic masks come in two independent families (``tfunmask.synth.overlay.FAMILIES``). Paired
+data masked by the family kept out of training (``held_out``) is scored the same way beside the
+in-family data; the difference of every metric is the generalisation gap.
+
 Metrics (one row per method; `tfunmask.evaluation` holds the definitions):
   fid, kid, kid_std  InceptionV3 Fréchet / kernel distance to the true faces (need the weights);
   face_fd            Fréchet distance in dlib's 128-d face-embedding space (always available);
@@ -50,13 +54,15 @@ class EvaluationError(ValueError):
 @dataclasses.dataclass
 class Pairs:
     """Paired test crops at the model's size: uint8 RGB (N, S, S, 3), mask maps (N, S, S) in
-    {0, 255}, their ids, and their landmarks (N, 68, 2) when the data has them."""
+    {0, 255}, their ids, their landmarks (N, 68, 2) when the data has them, and the mask
+    families that drew them ("mesh", "image"; "" where the data does not say)."""
 
     masked: np.ndarray
     target: np.ndarray
     mask_map: np.ndarray
     ids: list[str]
     landmarks: np.ndarray | None = None
+    families: tuple[str, ...] = ()
 
 
 # ----------------------------------------------------------------------------- data
@@ -88,7 +94,7 @@ def _tfrecord_records(folder: Path, split: str, limit: int | None) -> tuple[list
     files = [f for s in (tfrecords.SPLITS if split == "all" else (split,)) for f in tfrecords.paired_files(folder, s)]
     dataset = tf.data.TFRecordDataset(files).map(tfrecords.parse_paired)
     records = [{"masked": e["masked"].numpy(), "target": e["target"].numpy(), "mask_map": e["mask_map"].numpy()[..., 0],
-                "id": e["id"].numpy().decode(), "landmarks": None}
+                "id": e["id"].numpy().decode(), "landmarks": None, "family": ""}
                for e in islice(dataset, limit)] if files else []
     return records, len(files)
 
@@ -114,7 +120,8 @@ def load_pairs(data: str | Path, size: int, *, split: str = "test", limit: int |
     return Pairs(masked=_resized([r["masked"] for r in records], size),
                  target=_resized([r["target"] for r in records], size),
                  mask_map=_resized([r["mask_map"] for r in records], size, nearest=True),
-                 ids=[r["id"] for r in records], landmarks=landmarks)
+                 ids=[r["id"] for r in records], landmarks=landmarks,
+                 families=tuple(sorted({r["family"] for r in records} - {""})))
 
 
 def _aligned_crops(folder: Path, limit: int | None) -> tuple[list[np.ndarray], dict]:
@@ -191,26 +198,36 @@ def _image_features(given, weights, notes: list[str], log) -> features.ImageFeat
 
 
 def evaluate(model: str | Path, data: str | Path, out: str | Path, *, split: str = "test",
-             limit: int | None = None, masked_real: str | Path | None = None, masked_real_aligned: bool = False,
-             inception_weights: str | Path | None = None, image_features: features.ImageFeatures | None = None,
-             batch_size: int = 16, log: Callable[[str], None] = lambda message: None) -> dict:
+             limit: int | None = None, held_out: str | Path | None = None, masked_real: str | Path | None = None,
+             masked_real_aligned: bool = False, inception_weights: str | Path | None = None,
+             image_features: features.ImageFeatures | None = None, batch_size: int = 16,
+             log: Callable[[str], None] = lambda message: None) -> dict:
     """Score the model and the baselines; write metrics.json, report.md and PNGs into `out`.
 
-    `image_features` replaces InceptionV3 (tests pass `features.random_features()`). Returns
-    the metrics as written to metrics.json. Bad input raises EvaluationError.
+    `held_out` is paired data masked by the mask family kept out of training: it is scored like
+    `data` (its `split`, at most `limit` pairs) and "gap" holds, per method and metric, its score
+    minus the in-family one. `image_features` replaces InceptionV3 (tests pass
+    `features.random_features()`). Returns the metrics as written to metrics.json. Bad input
+    raises EvaluationError.
     """
     if split not in SPLITS:
         raise EvaluationError(f"--split must be one of {', '.join(SPLITS)} (got {split!r})")
     unmasker = load_model(model)
     pairs = load_pairs(data, unmasker.size, split=split, limit=limit)
+    held_pairs = None if held_out is None else load_pairs(held_out, unmasker.size, split=split, limit=limit)
     notes: list[str] = []
     extractor = _image_features(image_features, inception_weights, notes, log)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     log(f"{len(pairs.ids)} pairs at {unmasker.size} px (dlib face embeddings take ~0.25 s a face on a CPU)")
-    paired, target = _evaluate_paired(pairs, unmasker, extractor, batch_size, out)
+    paired, target = _evaluate_paired(pairs, unmasker, extractor, batch_size, out / "contact_sheet.png")
     metrics = {"model": str(model), "data": str(data), "split": split, "image_size": unmasker.size,
                "image_features": extractor.name if extractor else None, "notes": notes, "paired": paired}
+    if held_pairs is not None:
+        log(f"{len(held_pairs.ids)} pairs of the held-out mask family")
+        metrics["held_out"] = {"data": str(held_out), **_evaluate_paired(
+            held_pairs, unmasker, extractor, batch_size, out / "contact_sheet_held_out.png")[0]}
+        metrics["gap"] = generalisation_gap(paired["methods"], metrics["held_out"]["methods"])
     if masked_real is not None:
         metrics["real"] = _evaluate_real(masked_real, masked_real_aligned, unmasker, target, extractor,
                                          limit, batch_size, out, log)
@@ -218,18 +235,26 @@ def evaluate(model: str | Path, data: str | Path, out: str | Path, *, split: str
     return metrics
 
 
-def _evaluate_paired(pairs: Pairs, unmasker, extractor, batch_size: int, out: Path) -> tuple[dict, Described]:
+def generalisation_gap(in_family: dict[str, dict], held_out: dict[str, dict]) -> dict[str, dict]:
+    """Per method and metric that both sets have: the held-out score minus the in-family one
+    (KID's spread over subsets is not a score and is left out)."""
+    return {name: {key: held_out[name][key] - value for key, value in scores.items()
+                   if key in held_out[name] and key != "kid_std"}
+            for name, scores in in_family.items() if name in held_out}
+
+
+def _evaluate_paired(pairs: Pairs, unmasker, extractor, batch_size: int, sheet: Path) -> tuple[dict, Described]:
     """Scores of the model and the baselines against the true faces (also returned, described)."""
     crops = {"input": pairs.masked, "inpaint_telea": inpaint_telea(pairs.masked, pairs.mask_map),
              "model": unmasker.generate(pairs.masked)}
     report.contact_sheet({"input": pairs.masked, "inpaint (Telea)": crops["inpaint_telea"],
-                          "output": crops["model"], "target": pairs.target}, out / "contact_sheet.png")
+                          "output": crops["model"], "target": pairs.target}, sheet)
     target = describe(pairs.target, extractor, landmarks=pairs.landmarks, batch_size=batch_size)
     methods = {name: paired_scores(describe(images, extractor, landmarks=target.landmarks, batch_size=batch_size),
                                    target, pairs.mask_map)
                for name, images in crops.items()}
     methods["target"] = {"detection_rate": detection.detection_rate(target.boxes)}
-    return {"count": len(pairs.ids), "methods": methods}, target
+    return {"count": len(pairs.ids), "families": list(pairs.families), "methods": methods}, target
 
 
 def _evaluate_real(folder, aligned, unmasker, reference, extractor, limit, batch_size, out, log) -> dict:

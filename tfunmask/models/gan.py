@@ -13,8 +13,13 @@ It holds what every GAN here shares and gets wrong easily:
 * One ``keras.metrics.Mean`` per loss term, reset every epoch by ``fit``.
 * One ``train_step`` for every model: a single forward pass gives per-example
   loss terms; each player's objective is a weighted sum of them, and both
-  players are updated from the same pass (as the official Pix2Pix and CycleGAN
-  code do: the discriminator step sees the fakes of the generator step).
+  players are updated from the same pass. That is the official CycleGAN order
+  (the generators step against the discriminators as they were, and the
+  discriminators then see the fakes of that same pass). The official Pix2Pix
+  code differs: it steps the discriminator first and then computes the
+  generator's adversarial loss against the *updated* discriminator, a second
+  discriminator pass per step. Here Pix2Pix's generator sees the discriminator
+  from before this step's update (one step stale), which saves that pass.
 
 * Configuration as constructor arguments (keras-hub's rule): a subclass checks
   its arguments up front, stores them, and ``get_config`` returns exactly them,

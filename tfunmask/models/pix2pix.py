@@ -60,6 +60,10 @@ def unet_generator(image_size, *, filters=64, max_filters=512, dropout=0.5, norm
 
     Encoder widths are ``filters * 2**i`` capped at ``max_filters``; the three
     innermost decoder steps use dropout during training, as in Pix2Pix. The
+    outermost and the innermost encoder steps are not normalised, as in the
+    reference ``UnetSkipConnectionBlock``: the innermost map is 1x1 up to 256 px,
+    and instance norm (or batch norm at batch 1) over a 1x1 map makes it a
+    constant, so a normalised bottleneck would pass nothing on. The
     output layer is named "unmasked"; with ``composite`` the model returns a
     dict {"unmasked", "content", "mask"}.
     """
@@ -68,7 +72,8 @@ def unet_generator(image_size, *, filters=64, max_filters=512, dropout=0.5, norm
     inputs = keras.Input((image_size, image_size, 3), name="masked")
     x, skips = inputs, []
     for i, width in enumerate(widths):
-        x = down(x, width, normalization="none" if i == 0 else normalization, name=f"down{i}")
+        outer_or_inner = i in (0, depth - 1)
+        x = down(x, width, normalization="none" if outer_or_inner else normalization, name=f"down{i}")
         skips.append(x)
     for i in reversed(range(depth - 1)):
         x = up(x, widths[i], normalization=normalization, fused=fused,

@@ -221,8 +221,8 @@ def build(pipeline: beam.Pipeline, faces_dir: str, out_dir: str, job: overlay.Jo
         out_dir=out_dir, shards=shards, fractions=fractions, salt=salt, prefix=prefix)
 
 
-def synthesize_records(faces_dir: str | os.PathLike, out_dir: str | os.PathLike, *, size: int = 256, styles: Sequence[str] = masks.STYLES,
-                       seed: int = 0, per_face: int = 1, use_cnn: bool = True, detector: str = "cascade",
+def synthesize_records(faces_dir: str | os.PathLike, out_dir: str | os.PathLike, *, size: int = 256,
+                       family: str = "mesh", styles: Sequence[str] = ("all",), seed: int = 0, per_face: int = 1, use_cnn: bool = True, detector: str = "cascade",
                        shards: int = 8, fractions: Sequence[float] = splits.DEFAULT_FRACTIONS,
                        overwrite: bool = False, beam_args: Sequence[str] = ()) -> tuple[dict, dict]:
     """Run the pipeline with `beam_args` (runner and its options) and wait for it.
@@ -230,11 +230,11 @@ def synthesize_records(faces_dir: str | os.PathLike, out_dir: str | os.PathLike,
     Writes `out_dir/paired-{split}-*.tfrecord`, dataset.json and report.json; returns (manifest,
     report). Bad arguments or folders raise ValueError with a one-line message.
     """
-    styles = overlay.check_args(size, styles, seed, 1, per_face)
+    styles = overlay.check_args(size, family, styles, seed, 1, per_face)
     fractions = splits.check_fractions(fractions)
     if int(shards) != shards or shards < 1:
         raise ValueError(f"shards must be an integer >= 1, got {shards!r}")
-    job = overlay.Job(int(size), styles, int(seed), int(per_face), bool(use_cnn), faces.check_detector(detector))
+    job = overlay.Job(int(size), family, styles, int(seed), int(per_face), bool(use_cnn), faces.check_detector(detector))
     faces_dir, out_dir = check_paths(faces_dir, out_dir)
     _clear_out(out_dir, "paired", overwrite)
     if _is_local(out_dir):

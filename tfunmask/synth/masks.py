@@ -36,16 +36,17 @@ class RenderedMask:
     meta: dict  # JSON-serialisable: style, colour, rgb, pattern, straps
 
 
-def parse_styles(text: str) -> tuple[str, ...]:
-    """Parse "all" or a comma-separated list of style names; unknown names raise ValueError."""
+def parse_styles(text: str, choices: tuple[str, ...] = STYLES) -> tuple[str, ...]:
+    """Parse "all" or a comma-separated list of style names from ``choices`` (this family's
+    styles unless another family's are given); unknown names raise ValueError."""
     names = [name.strip().lower() for name in str(text).split(",") if name.strip()]
     if names == ["all"]:
-        return STYLES
+        return tuple(choices)
     if not names:
-        raise ValueError(f"no mask style given; choose from {', '.join(STYLES)} or 'all'")
-    unknown = [name for name in names if name not in STYLES]
+        raise ValueError(f"no mask style given; choose from {', '.join(choices)} or 'all'")
+    unknown = [name for name in names if name not in choices]
     if unknown:
-        raise ValueError(f"unknown mask style(s) {', '.join(unknown)}; choose from {', '.join(STYLES)} or 'all'")
+        raise ValueError(f"unknown mask style(s) {', '.join(unknown)}; choose from {', '.join(choices)} or 'all'")
     return tuple(dict.fromkeys(names))
 
 

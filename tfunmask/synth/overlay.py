@@ -5,7 +5,10 @@ This module owns the overlay folder's format: ``overlay_folder`` writes it, ``re
 
 Every file under the faces folder is read strictly (greyscale photos are skipped, CMYK and
 transparent ones converted as inference converts them), every face in it is found and aligned to
-a square crop, and `per_face` synthetic masks (`masks.render`) are drawn on each crop.
+a square crop, and `per_face` synthetic masks are drawn on each crop by one of two independent
+families (``FAMILIES``): "mesh" (``masks``: a lit surface built from the landmarks) or "image"
+(``mask_images``: flat mask pictures warped onto the landmarks). Training on one and measuring
+on the other gives the generalisation gap; each meta.jsonl line and report.json name the family.
 Each triple is written as PNGs (masked/, target/, mask_map/ named by the triple's id)
 with one line of metadata in meta.jsonl; report.json accounts for every file: either it
 produced output or it is listed as skipped with a reason (unreadable, not_an_image,
@@ -40,8 +43,9 @@ from PIL import Image
 
 from tfunmask.data import faces, images
 from tfunmask.data.tally import InputError, Skipped, Tally
-from tfunmask.synth import masks
+from tfunmask.synth import mask_images, masks
 
+FAMILIES = {"mesh": masks, "image": mask_images}  # name: module with STYLES and render()
 OUTPUT_FOLDERS = ("masked", "target", "mask_map")
 META = "meta.jsonl"
 REPORT = "report.json"
@@ -52,6 +56,7 @@ class Job:
     """What to do with each photo (shared by all workers)."""
 
     size: int
+    family: str
     styles: tuple[str, ...]
     seed: int
     per_face: int
@@ -117,12 +122,14 @@ def _png(array: np.ndarray) -> bytes:
 
 
 def _render_face(crop: np.ndarray, landmarks: np.ndarray, job: Job, rng: np.random.Generator) -> list:
-    """`job.per_face` masks on one crop, styles cycling through a random order of `job.styles`."""
+    """`job.per_face` masks of `job.family` on one crop, styles cycling through a random order of
+    `job.styles`."""
     order = rng.permutation(len(job.styles))
+    render = FAMILIES[job.family].render
     out = []
     for k in range(job.per_face):
-        rendered = masks.render(crop, landmarks, job.styles[order[k % len(order)]], rng)
-        out.append((_png(rendered.masked), _png(rendered.mask_map), rendered.meta))
+        rendered = render(crop, landmarks, job.styles[order[k % len(order)]], rng)
+        out.append((_png(rendered.masked), _png(rendered.mask_map), {"family": job.family, **rendered.meta}))
     return out
 
 
@@ -178,9 +185,12 @@ def check_folders(faces_dir: str | Path, out_dir: str | Path) -> tuple[Path, Pat
     return faces_dir, out_dir
 
 
-def check_args(size: int, styles: Sequence[str], seed: int, workers: int, per_face: int) -> tuple[str, ...]:
-    """Validate the numeric arguments and style names; returns the (normalised) styles."""
-    styles = masks.parse_styles(",".join(styles))
+def check_args(size: int, family: str, styles: Sequence[str], seed: int, workers: int,
+               per_face: int) -> tuple[str, ...]:
+    """Validate the family, the numeric arguments and the style names; returns the (normalised) styles."""
+    if family not in FAMILIES:
+        raise ValueError(f"unknown mask family {family!r}; choose from {', '.join(FAMILIES)}")
+    styles = masks.parse_styles(",".join(styles), FAMILIES[family].STYLES)
     for name, value, low in (("size", size, 32), ("seed", seed, 0), ("workers", workers, 1), ("per_face", per_face, 1)):
         if int(value) != value or value < low:
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
@@ -267,7 +277,8 @@ def overlay_report(job: Job, faces_dir: str, out_dir: str, summaries: Iterable[F
             skipped[reason] += 1
             skipped_files.append({"source": summary.source, "reason": reason, "message": message})
         styles.update(summary.styles)
-    return {"faces_dir": faces_dir, "out_dir": out_dir, "size": job.size, "styles": list(job.styles),
+    return {"faces_dir": faces_dir, "out_dir": out_dir, "size": job.size, "family": job.family,
+            "styles": list(job.styles),
             "seed": job.seed, "per_face": job.per_face, "use_cnn": job.use_cnn, "detector": job.detector,
             "seen": len(summaries), "files_with_output": sum(1 for s in summaries if not s.skipped),
             "faces_written": sum(s.faces for s in summaries), "triples_written": sum(styles.values()),
@@ -283,10 +294,13 @@ def _results(tasks: list[tuple[str, str]], job: Job, workers: int) -> Iterator[F
 
 
 def overlay_folder(faces_dir: str | Path, out_dir: str | Path, *, size: int = 256,
-                   styles: Sequence[str] = masks.STYLES, seed: int = 0, workers: int = 1, per_face: int = 1,
-                   progress: bool = True, use_cnn: bool = True, detector: str = "cascade",
+                   family: str = "mesh", styles: Sequence[str] = ("all",), seed: int = 0, workers: int = 1,
+                   per_face: int = 1, progress: bool = True, use_cnn: bool = True, detector: str = "cascade",
                    overwrite: bool = False) -> dict:
     """Write (masked, target, mask_map) triples for every face in `faces_dir` into `out_dir`.
+
+    `family` picks the mask family ("mesh" or "image", see ``FAMILIES``) and `styles` its styles
+    ("all" or names from that family's ``STYLES``).
 
     Output: masked/, target/, mask_map/ PNGs named `<id>.png`, meta.jsonl (one line per
     triple) and report.json (returned too). `use_cnn` lets `faces.find` fall back to the
@@ -295,12 +309,12 @@ def overlay_folder(faces_dir: str | Path, out_dir: str | Path, *, size: int = 25
     ValueError with a one-line message.
     """
     faces_dir, out_dir = check_folders(faces_dir, out_dir)
-    styles = check_args(size, styles, seed, workers, per_face)
+    styles = check_args(size, family, styles, seed, workers, per_face)
     files = images.list_images([faces_dir])
     if not files:
         raise ValueError(f"faces folder {faces_dir} holds no files")
     _prepare_out(out_dir, overwrite)
-    job = Job(int(size), styles, int(seed), int(per_face), bool(use_cnn), faces.check_detector(detector))
+    job = Job(int(size), family, styles, int(seed), int(per_face), bool(use_cnn), faces.check_detector(detector))
     tasks = [(str(path), Path(os.path.relpath(path, faces_dir)).as_posix()) for path in files]
     stems, summaries, bar = triple_stems(source for _, source in tasks), [], _Progress(len(files), progress)
     with open(out_dir / META, "w", encoding="utf-8") as meta_file:
@@ -357,6 +371,7 @@ def _triple(input_dir: Path, meta: dict) -> dict:
         raise Skipped("bad_mask_map", "mask_map holds values other than 0 and 255")
     return {"masked": masked, "target": target, "mask_map": mask_map, "source": meta["source"],
             "face_index": int(meta.get("face_index", 0)), "style": str(meta.get("style", "")),
+            "family": str(meta.get("family", "mesh")),
             "id": meta["id"], "landmarks": meta.get("landmarks")}
 
 

@@ -130,7 +130,7 @@ def train(config: TrainConfig, *, resume=False, verbose=1, callbacks=()):
     config.save()
     manager = tf.train.CheckpointManager(checkpoint, run.checkpoints, max_to_keep=3)
     if resume:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        runs.restore_checkpoint(checkpoint, manager.latest_checkpoint)
 
     sample_files = val_files if all(val_files) else train_files
     samples = next(iter(_dataset(config, kind, sample_files, training=False, seed=config.runtime.seed)))
