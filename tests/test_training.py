@@ -154,3 +154,42 @@ def test_linear_decay_schedule():
     schedule = LinearDecay(1.0, total_steps=100, decay_steps=50)
     assert [float(schedule(s)) for s in (0, 50, 75, 100, 120)] == [1.0, 1.0, 0.5, 0.0, 0.0]
     assert float(LinearDecay(0.5, 100, 0)(99)) == 0.5
+
+
+class WeightsAtEpochEnd(tf.keras.callbacks.Callback):
+    """The generator's weights after each epoch, by epoch number (1-based)."""
+
+    def __init__(self):
+        super().__init__()
+        self.weights = {}
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.weights[epoch + 1] = [w.copy() for w in self.model.generator.get_weights()]
+
+
+def test_every_nth_checkpoint_is_kept_and_can_be_chosen(tiny_paired_data, tmp_path):
+    from tfunmask import runs
+    from tfunmask.evaluation import suite
+    from tfunmask.serving import exporter
+
+    config = tiny_config(tiny_paired_data, tmp_path / "run", epochs=4, decay_epochs=0, steps_per_epoch=1,
+                         keep_every=2)
+    seen = WeightsAtEpochEnd()
+    trainer.train(config, verbose=0, callbacks=[seen])
+    run = runs.Run(tmp_path / "run")
+    saved = run.saved_epochs()
+    assert sorted(saved) == [2, 3, 4]  # the newest three (epoch 1 deleted) ...
+    assert sorted(p.name for p in run.kept.glob("*.index")) == ["ckpt-2.index", "ckpt-4.index"]  # ... + kept
+    for epoch in (2, None):
+        model, _ = runs.restore(run.root, epoch)
+        for restored, expected in zip(model.generator.get_weights(), seen.weights[epoch or 4]):
+            np.testing.assert_array_equal(restored, expected)
+    with pytest.raises(ConfigError, match=r"no checkpoint of epoch 1 in .*: it has epochs 2, 3, 4$"):
+        runs.restore(run.root, 1)
+    (result,) = exporter.export(run.root, tmp_path / "export2", ("saved_model",), epoch=2, parity_samples=2)
+    assert result.parity.passed
+    summary = json.loads((tmp_path / "export2" / exporter.SUMMARY_FILE).read_text())
+    assert summary["checkpoint"] == saved[2]
+    assert suite.load_model(run.root, epoch=2).size == 32
+    with pytest.raises(suite.EvaluationError, match="no checkpoint of epoch 9"):
+        suite.load_model(run.root, epoch=9)

@@ -24,7 +24,7 @@ CONFIG_FILE = "config.json"
 
 # What a resumed run may change: how long and on what it trains, what it logs; never the networks,
 # the optimiser or the batches' making (those would silently make it another run).
-RESUMABLE_CHANGES = ("epochs", "data", "summary_every", "image_every", "export")
+RESUMABLE_CHANGES = ("epochs", "data", "summary_every", "image_every", "export", "keep_every")
 
 
 class ConfigError(ValueError):
@@ -62,6 +62,7 @@ class RuntimeConfig:
     summary_every: int = 100
     image_every: int = 500
     export: bool = True
+    keep_every: int = 0  # also keep every N-th epoch's checkpoint (0: only the newest three)
 
 
 SECTIONS = {"optimizer": OptimizerConfig, "data": DataConfig, "runtime": RuntimeConfig}

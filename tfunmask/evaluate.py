@@ -17,6 +17,8 @@ def define_flags():
     """Defines the program's flags (only when it runs as a program)."""
     flags.DEFINE_string("model", None, "Exported generator: a SavedModel folder, a training run folder "
                         "holding saved_model/, a .tflite or a .keras file.")
+    flags.DEFINE_integer("epoch", None, "Score the checkpoint of this epoch of the training run folder --model "
+                         "(default: the exported generator).", lower_bound=1)
     flags.DEFINE_string("data", None, "Paired test data: the overlay tool's output folder, or a folder of "
                         "paired-<split>-*.tfrecord shards.")
     flags.DEFINE_string("out", None, "Folder for metrics.json, report.md and the PNGs.")
@@ -45,7 +47,7 @@ def main(argv):
 
     try:
         metrics = suite.evaluate(
-            FLAGS.model, FLAGS.data, FLAGS.out, split=FLAGS.split, limit=FLAGS.limit, held_out=FLAGS.held_out,
+            FLAGS.model, FLAGS.data, FLAGS.out, epoch=FLAGS.epoch, split=FLAGS.split, limit=FLAGS.limit, held_out=FLAGS.held_out,
             masked_real=FLAGS.masked_real, masked_real_aligned=FLAGS.masked_real_aligned,
             inception_weights=FLAGS.inception_weights, batch_size=FLAGS.batch_size, log=print)
     except suite.EvaluationError as error:

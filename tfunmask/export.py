@@ -15,6 +15,8 @@ FLAGS = flags.FLAGS
 def define_flags():
     """Defines the program's flags (only when it runs as a program)."""
     flags.DEFINE_string("model_dir", None, "Training run folder (config.json and checkpoints/).")
+    flags.DEFINE_integer("epoch", None, "Export the checkpoint of this epoch (the newest three and every "
+                         "--keep_every-th are on disk; default: the newest).", lower_bound=1)
     flags.DEFINE_string("out", None, "Output folder (default MODEL_DIR/export).")
     flags.DEFINE_string("formats", "all", "Comma-separated: saved_model, keras, float32, float16, dynamic_int8, "
                         "int8; or all.")
@@ -51,7 +53,7 @@ def main(argv):
     try:
         formats = exporter.parse_formats(FLAGS.formats)
         print(HEADER, flush=True)
-        results = exporter.export(FLAGS.model_dir, FLAGS.out, formats, data=FLAGS.data,
+        results = exporter.export(FLAGS.model_dir, FLAGS.out, formats, epoch=FLAGS.epoch, data=FLAGS.data,
                                     calibration_samples=FLAGS.calibration_samples,
                                     parity_samples=FLAGS.parity_samples, num_threads=FLAGS.num_threads,
                                     on_exported=lambda result: print(row(result), flush=True))

@@ -1,7 +1,8 @@
 """The run folder: the one place that knows what a training run writes where.
 
     RUN/config.json      the resolved configuration (``tfunmask.config``)
-    RUN/checkpoints/     epoch checkpoints: networks, optimizers, epoch counter, random state
+    RUN/checkpoints/     epoch checkpoints (the newest three): networks, optimizers, epoch counter,
+                         random state; ``kept/`` holds every ``--keep_every``-th epoch's for good
     RUN/logs/            TensorBoard scalars and sample grids
     RUN/samples/         the sample grids of each epoch's end as PNGs
     RUN/summary.json     the finished run's figures (images/s, precision, last metrics)
@@ -9,7 +10,8 @@
     RUN/export/          what ``python -m tfunmask.export`` writes by default
 
 Exporting and evaluating start from a run folder, not from flags typed again: the networks are
-rebuilt from ``config.json`` and their weights restored from the newest checkpoint.
+rebuilt from ``config.json`` and their weights restored from the newest checkpoint or the one of a
+chosen epoch.
 """
 
 import dataclasses
@@ -31,6 +33,7 @@ class Run:
         object.__setattr__(self, "root", Path(self.root))
 
     checkpoints = property(lambda self: self.root / "checkpoints")
+    kept = property(lambda self: self.root / "checkpoints" / "kept")
     logs = property(lambda self: self.root / "logs")
     samples = property(lambda self: self.root / "samples")
     summary = property(lambda self: self.root / "summary.json")
@@ -42,6 +45,22 @@ class Run:
         import tensorflow as tf
 
         return tf.train.latest_checkpoint(self.checkpoints)
+
+    def saved_epochs(self):
+        """{epoch: checkpoint path prefix} of every checkpoint on disk (newest three and kept)."""
+        return {int(index.name[len("ckpt-"):-len(".index")]): str(index.with_suffix(""))
+                for folder in (self.kept, self.checkpoints) for index in folder.glob("ckpt-*.index")}
+
+    def checkpoint(self, epoch=None):
+        """Path prefix of the checkpoint of ``epoch`` (None: the newest); ConfigError naming the
+        epochs there are when it has none."""
+        path = self.latest_checkpoint() if epoch is None else self.saved_epochs().get(epoch)
+        if path is None:
+            there = sorted(self.saved_epochs())
+            have = f"it has epochs {', '.join(map(str, there))}" if there else "has the run trained an epoch?"
+            what = "no checkpoint" if epoch is None else f"no checkpoint of epoch {epoch}"
+            raise ConfigError(f"{what} in {self.checkpoints}: {have}")
+        return path
 
 
 def data_dir(config):
@@ -55,8 +74,9 @@ def data_dir(config):
                       kind=models.model_class(config.model_name).DATA)
 
 
-def restore(model_dir):
-    """The trained model of the run in ``model_dir`` and its TrainConfig; ConfigError if there is none.
+def restore(model_dir, epoch=None):
+    """The trained model of the run in ``model_dir`` after ``epoch`` (None: its newest checkpoint)
+    and its TrainConfig; ConfigError if there is no such checkpoint.
 
     Only the model is restored (optimizer slots and counters are left alone), and it is built in
     float32 whatever precision it was trained in: mixed-precision runs keep float32 weights, and
@@ -67,10 +87,7 @@ def restore(model_dir):
     from tfunmask import models
 
     config = TrainConfig.load(model_dir)
-    run = Run(model_dir)
-    checkpoint_path = run.latest_checkpoint()
-    if checkpoint_path is None:
-        raise ConfigError(f"no checkpoint in {run.checkpoints}: has the run trained an epoch?")
+    checkpoint_path = Run(model_dir).checkpoint(epoch)
     model = models.build(config.model_name, config.model, dtype="float32")
     restore_checkpoint(tf.train.Checkpoint(model=model), checkpoint_path, partial=True)
     return model, config

@@ -111,13 +111,16 @@ def define_flags():
     flags.DEFINE_integer("image_every", RUNTIME.image_every, "Steps between TensorBoard image grids.")
     flags.DEFINE_bool("resume", False, "Continue the run in --model_dir from its last checkpoint.")
     flags.DEFINE_bool("export", RUNTIME.export, "Export the generator as a SavedModel at the end.")
+    flags.DEFINE_integer("keep_every", RUNTIME.keep_every, "Also keep every N-th epoch's checkpoint in "
+                         "checkpoints/kept/ (never deleted; export and evaluate take --epoch=N); 0: only the "
+                         "newest three are kept.", lower_bound=0)
     flags.DEFINE_enum("progress", "auto", ["auto", "bar", "epoch", "none"],
                       "auto: a progress bar on a terminal, one plain line per epoch otherwise (logs, nohup, CI).")
 
 
 CONFIG_FLAGS = ("model", "data", "model_dir", "load_size", "batch_size", "steps_per_epoch", "epochs",
                 "decay_epochs", "lr", "beta_1", "mixed_precision", "strategy", "seed", "summary_every",
-                "image_every", "export")
+                "image_every", "export", "keep_every")
 
 
 def config_from_flags():

@@ -31,6 +31,8 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
+from tfunmask import runs
+from tfunmask.config import ConfigError
 from tfunmask.data import images, records_builder, splits, tfrecords
 from tfunmask.data.tally import InputError, Tally
 from tfunmask.evaluation import detection, features, report
@@ -165,11 +167,14 @@ def load_real_masked(folder: str | Path, size: int, *, aligned: bool = False,
 
 # ----------------------------------------------------------------------------- methods
 
-def load_model(path: str | Path):
-    """The model as an `photos.Unmasker` (SavedModel or training run folder, .tflite, .keras)."""
+def load_model(path: str | Path, epoch: int | None = None):
+    """The model as an `photos.Unmasker` (SavedModel or training run folder, .tflite, .keras); with
+    `epoch`, the generator of that epoch's checkpoint of the training run folder `path`."""
     try:
-        return photos.load(path)
-    except ModelError as error:
+        if epoch is None:
+            return photos.load(path)
+        return photos.load(runs.restore(path, epoch)[0].export_generator())
+    except (ModelError, ConfigError) as error:
         raise EvaluationError(f"--model {error}") from None
 
 
@@ -197,12 +202,13 @@ def _image_features(given, weights, notes: list[str], log) -> features.ImageFeat
         return None
 
 
-def evaluate(model: str | Path, data: str | Path, out: str | Path, *, split: str = "test",
-             limit: int | None = None, held_out: str | Path | None = None, masked_real: str | Path | None = None,
+def evaluate(model: str | Path, data: str | Path, out: str | Path, *, epoch: int | None = None,
+             split: str = "test", limit: int | None = None, held_out: str | Path | None = None, masked_real: str | Path | None = None,
              masked_real_aligned: bool = False, inception_weights: str | Path | None = None,
              image_features: features.ImageFeatures | None = None, batch_size: int = 16,
              log: Callable[[str], None] = lambda message: None) -> dict:
-    """Score the model and the baselines; write metrics.json, report.md and PNGs into `out`.
+    """Score the model (with `epoch`: that checkpoint of the run folder `model`) and the baselines;
+    write metrics.json, report.md and PNGs into `out`.
 
     `held_out` is paired data masked by the mask family kept out of training: it is scored like
     `data` (its `split`, at most `limit` pairs) and "gap" holds, per method and metric, its score
@@ -212,7 +218,7 @@ def evaluate(model: str | Path, data: str | Path, out: str | Path, *, split: str
     """
     if split not in SPLITS:
         raise EvaluationError(f"--split must be one of {', '.join(SPLITS)} (got {split!r})")
-    unmasker = load_model(model)
+    unmasker = load_model(model, epoch)
     pairs = load_pairs(data, unmasker.size, split=split, limit=limit)
     held_pairs = None if held_out is None else load_pairs(held_out, unmasker.size, split=split, limit=limit)
     notes: list[str] = []
@@ -221,7 +227,7 @@ def evaluate(model: str | Path, data: str | Path, out: str | Path, *, split: str
     out.mkdir(parents=True, exist_ok=True)
     log(f"{len(pairs.ids)} pairs at {unmasker.size} px (dlib face embeddings take ~0.25 s a face on a CPU)")
     paired, target = _evaluate_paired(pairs, unmasker, extractor, batch_size, out / "contact_sheet.png")
-    metrics = {"model": str(model), "data": str(data), "split": split, "image_size": unmasker.size,
+    metrics = {"model": str(model), "epoch": epoch, "data": str(data), "split": split, "image_size": unmasker.size,
                "image_features": extractor.name if extractor else None, "notes": notes, "paired": paired}
     if held_pairs is not None:
         log(f"{len(held_pairs.ids)} pairs of the held-out mask family")

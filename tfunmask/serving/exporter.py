@@ -223,16 +223,17 @@ def _summary_entry(result):
     return entry
 
 
-def export(model_dir, out_dir=None, formats=FORMATS, *, data=None, calibration_samples=32,
+def export(model_dir, out_dir=None, formats=FORMATS, *, epoch=None, data=None, calibration_samples=32,
            parity_samples=8, num_threads=None, on_exported=None):
-    """Exports the run in ``model_dir`` in ``formats`` to ``out_dir`` (default ``model_dir/export``).
+    """Exports the run in ``model_dir`` after ``epoch`` (default: its newest checkpoint) in ``formats``
+    to ``out_dir`` (default ``model_dir/export``).
 
     ``data`` overrides the run's TFRecord folder (needed where the run's data is not, e.g. on
     another machine). Each format is checked and reported to ``on_exported(Exported)`` as soon as
     it is written. Returns the Exported list; ``export.json`` beside the files records it. Formats
     failing parity are still written; check ``.parity.passed``.
     """
-    model, config = runs.restore(model_dir)
+    model, config = runs.restore(model_dir, epoch)
     generator = model.export_generator()
     data_dir = Path(data) if data else runs.data_dir(config)
     out_dir = Path(out_dir) if out_dir else runs.Run(model_dir).export
@@ -251,7 +252,7 @@ def export(model_dir, out_dir=None, formats=FORMATS, *, data=None, calibration_s
         results.append(Exported(fmt, path, disk_size(path), parity(reference, output, MIN_PSNR_DB[fmt])))
         if on_exported:
             on_exported(results[-1])
-    summary = {"model_dir": str(model_dir), "parity_split": split, "parity_samples": len(held_back),
+    summary = {"model_dir": str(model_dir), "checkpoint": runs.Run(model_dir).checkpoint(epoch), "parity_split": split, "parity_samples": len(held_back),
                "calibration_samples": 0 if calibration is None else len(calibration),
                "exports": [_summary_entry(result) for result in results]}
     (out_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")

@@ -122,13 +122,18 @@ class RunProgbar(keras.callbacks.ProgbarLogger):
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
-    """Saves models, optimizers and the epoch counter after every epoch."""
+    """Saves models, optimizers and the epoch counter after every epoch through ``manager`` (which
+    keeps the newest few), and every ``keep_every``-th epoch also through ``kept`` (which keeps all)."""
 
-    def __init__(self, manager, epoch_variable):
+    def __init__(self, manager, epoch_variable, kept=None, keep_every=0):
         super().__init__()
         self.manager = manager
         self.epoch_variable = epoch_variable
+        self.kept = kept
+        self.keep_every = keep_every
 
     def on_epoch_end(self, epoch, logs=None):
         self.epoch_variable.assign(epoch + 1)
         self.manager.save(checkpoint_number=epoch + 1)
+        if self.keep_every and (epoch + 1) % self.keep_every == 0:
+            self.kept.save(checkpoint_number=epoch + 1)

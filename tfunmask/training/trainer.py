@@ -129,6 +129,7 @@ def train(config: TrainConfig, *, resume=False, verbose=1, callbacks=()):
         _check_same_model(config.model, saved.model)
     config.save()
     manager = tf.train.CheckpointManager(checkpoint, run.checkpoints, max_to_keep=3)
+    kept = tf.train.CheckpointManager(checkpoint, run.kept, max_to_keep=None)
     if resume:
         runs.restore_checkpoint(checkpoint, manager.latest_checkpoint)
 
@@ -140,7 +141,7 @@ def train(config: TrainConfig, *, resume=False, verbose=1, callbacks=()):
                                      image_every=config.runtime.image_every, throughput=throughput,
                                      samples_dir=run.samples)
     epochs = config.optimizer.epochs
-    callbacks = [throughput, summaries, EpochCheckpoint(manager, epoch), *callbacks]
+    callbacks = [throughput, summaries, EpochCheckpoint(manager, epoch, kept, config.runtime.keep_every), *callbacks]
     if verbose:
         callbacks.append(RunProgbar(epochs))  # last, so it shows images_per_s
     validation = (_dataset(config, kind, val_files, training=False, seed=config.runtime.seed)
