@@ -43,6 +43,9 @@ def test_every_model_trains_on_the_demo_set_with_epochs_alone(model, kind, tmp_p
     assert not noise, noise
     assert "ran out of data" not in result.stderr  # the validation pass states its length
     assert "\x1b[" not in result.stdout and "\b" not in result.stdout  # not a terminal: plain lines
+    progress = [line for line in result.stdout.splitlines() if "g_loss" in line]
+    assert progress and all(len(line) <= 160 for line in progress), progress  # the few losses that matter;
+    assert "d_real" not in result.stdout  # the other terms are TensorBoard's
     config = json.loads((run / "config.json").read_text())
     assert config["data"]["path"] is None and config["optimizer"]["epochs"] == 1
     assert config["optimizer"]["decay_epochs"] == 0

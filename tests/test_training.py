@@ -142,10 +142,24 @@ def test_tensorboard_logs_and_saved_model(tiny_paired_data, tmp_path):
     assert {"train/g_loss", "train/g_rec", "train/d_loss", "train/learning_rate",
             "train/images_per_s", "samples/input_output_target", "val/g_rec"} <= tags
     grid = read_image(tmp_path / "samples" / "epoch0001_input_output_target.png")
-    assert grid.shape[1] == 3 * 32 and grid.shape[0] % 32 == 0  # input | output | target, a row per sample
+    # input | output | target under a 10-pixel header of labels, then a row per sample
+    assert grid.shape[1] == 3 * 32 and grid.shape[0] % 32 == 10 and grid.shape[0] > 32
     served = tf.saved_model.load(str(saved_model)).signatures["serving_default"]
     out = served(images=tf.zeros((2, 32, 32, 3), tf.uint8))["unmasked"]
     assert out.dtype == tf.uint8 and out.shape == (2, 32, 32, 3)
+
+
+def test_image_grid_labels_its_columns():
+    from tfunmask.training.callbacks import image_grid
+
+    grey = np.zeros((2, 64, 64, 3), np.float32)
+    grid = image_grid({"input": grey, "output": grey + 1.0, "mask": grey[..., :1] - 1.0})
+    header = grid.shape[0] - 2 * 64
+    assert grid.shape[1] == 3 * 64 and 10 <= header <= 24
+    for column in range(3):
+        assert (grid[:header, column * 64:(column + 1) * 64] > 200).any()  # its label is written
+    assert (grid[header:, :64] == 128).all() and (grid[header:, 64:128] == 255).all()
+    assert (grid[header:, 128:] == 0).all()  # the one-channel map in grey
 
 
 def test_linear_decay_schedule():

@@ -31,15 +31,15 @@ FLAGS = flags.FLAGS
 
 
 def translation_columns(model, images, *, each_mask=False):
-    """Columns in [-1, 1]: input, [foreground attention, [each mask]], output."""
+    """Labelled columns in [-1, 1]: input, [foreground attention, [each mask]], output."""
     outputs = model.generator_ab(images, training=False)
     if not isinstance(outputs, dict):  # CycleGAN: the image alone
-        return [images, outputs]
+        return {"input": images, "output": outputs}
     masks = np.asarray(outputs["attention"])[..., :-1]
-    columns = [images, 2.0 * masks.sum(axis=-1, keepdims=True) - 1.0]
+    columns = {"input": images, "attention": 2.0 * masks.sum(axis=-1, keepdims=True) - 1.0}
     if each_mask:
-        columns += [2.0 * masks[..., i:i + 1] - 1.0 for i in range(masks.shape[-1])]
-    return columns + [outputs["image"]]
+        columns.update({f"mask {i + 1}": 2.0 * masks[..., i:i + 1] - 1.0 for i in range(masks.shape[-1])})
+    return {**columns, "output": outputs["image"]}
 
 
 def main(argv):

@@ -168,7 +168,9 @@ def test_samples_show_masks_and_content_images_in_range():
     grids = model.sample_images(unpaired_batch())
     parts = ("", "_attention", "_content")
     assert set(grids) == {f"{d}{part}" for d in ("a_to_b", "b_to_a") for part in parts}
-    assert len(grids["a_to_b_attention"]) == 3 and len(grids["a_to_b_content"]) == 2
-    assert grids["a_to_b_attention"][0].shape == (2, SIZE, SIZE, 1)
+    assert list(grids["a_to_b_attention"]) == ["mask 1", "mask 2", "background"]
+    assert list(grids["a_to_b_content"]) == ["content 1", "content 2"]
+    assert list(grids["a_to_b"]) == ["input", "translated", "reconstructed"]
+    assert grids["a_to_b_attention"]["mask 1"].shape == (2, SIZE, SIZE, 1)
     for columns in grids.values():
-        assert all(np.abs(np.asarray(c)).max() <= 1 for c in columns)
+        assert all(np.abs(np.asarray(c)).max() <= 1 for c in columns.values())

@@ -174,8 +174,10 @@ class AttentionGAN(CycleGAN):
         """CycleGAN's columns, plus the direction's masks (grey) and content images."""
         grids = super()._sample_grids(d, x, fake)
         name = f"{d.source}_to_{d.target}"
-        grids[f"{name}_attention"] = [2.0 * m - 1.0 for m in as_columns(fake["attention"], 1)]
-        grids[f"{name}_content"] = as_columns(fake["content"], 3)
+        masks = as_columns(fake["attention"], 1)
+        grids[f"{name}_attention"] = {("background" if i == len(masks) - 1 else f"mask {i + 1}"): 2.0 * m - 1.0
+                                      for i, m in enumerate(masks)}
+        grids[f"{name}_content"] = {f"content {i + 1}": c for i, c in enumerate(as_columns(fake["content"], 3))}
         return grids
 
     def loss_weights(self):

@@ -46,6 +46,7 @@ class CycleGAN(GAN):
     """Two generators and two discriminators trained on {"a": masked, "b": unmasked} batches."""
 
     LOSS_NAMES = ("g_loss", "g_gan", "cycle", "identity", "d_loss", "d_real", "d_fake")
+    PROGRESS_NAMES = ("g_loss", "cycle", "d_loss")
     DATA = "unpaired"
 
     def __init__(self, image_size, *, filters=64, resnet_blocks=None, pool_size=50, lambda_cycle=10.0,
@@ -125,7 +126,7 @@ class CycleGAN(GAN):
         """``{name: columns}`` of one direction from its input ``x`` and G's outputs ``fake``:
         input | translated | reconstructed."""
         back = self._translate(d.inverse, fake["image"], False)["image"]
-        return {f"{d.source}_to_{d.target}": [x, fake["image"], back]}
+        return {f"{d.source}_to_{d.target}": {"input": x, "translated": fake["image"], "reconstructed": back}}
 
     def _directions(self):
         """A -> B (G, F, D_B, pool of fake B) and B -> A (F, G, D_A, pool of fake A)."""

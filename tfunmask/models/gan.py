@@ -27,7 +27,8 @@ It holds what every GAN here shares and gets wrong easily:
   precision is the model's ``dtype`` argument: its sub-networks are built under
   that policy (``policy_scope``) and the global policy is left as it was.
 
-Subclasses define ``LOSS_NAMES``, ``DATA`` ("paired" or "unpaired"),
+Subclasses define ``LOSS_NAMES`` (and the few of them the progress line shows,
+``PROGRESS_NAMES``), ``DATA`` ("paired" or "unpaired"),
 ``generator_variables``, ``discriminator_variables``, ``loss_weights()``,
 ``_loss_terms(data, training)`` and ``get_config()``, and may override
 ``reduction(term)``.
@@ -69,6 +70,7 @@ class GAN(keras.Model):
     """Two-player model: generator(s) against discriminator(s)."""
 
     LOSS_NAMES: tuple = ()
+    PROGRESS_NAMES: tuple = ("g_loss", "d_loss")  # the few the progress line shows
 
     def __init__(self, loss_names=None, **kwargs):
         super().__init__(**kwargs)

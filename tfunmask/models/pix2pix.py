@@ -94,6 +94,7 @@ class Pix2Pix(GAN):
     """Conditional GAN trained on (masked, target, mask_map) batches."""
 
     LOSS_NAMES = ("g_loss", "g_gan", "g_rec", "d_loss", "d_real", "d_fake")
+    PROGRESS_NAMES = ("g_loss", "g_rec", "d_loss")
     DATA = "paired"
 
     def __init__(self, image_size, *, filters=64, max_filters=512, dropout=0.5, normalization="batch",
@@ -158,9 +159,9 @@ class Pix2Pix(GAN):
     def sample_images(self, batch):
         """Columns for the TensorBoard grid: input | output | target (| predicted mask)."""
         output, mask = self.generate(batch["masked"])
-        columns = [batch["masked"], output, batch["target"]]
+        columns = {"input": batch["masked"], "output": output, "target": batch["target"]}
         if mask is not None:
-            columns.append(mask * 2.0 - 1.0)
+            columns["mask"] = mask * 2.0 - 1.0
         return {"input_output_target": columns}
 
     def _pixel_weights(self, mask_map):

@@ -42,14 +42,29 @@ class Throughput(keras.callbacks.Callback):
 
 
 def image_grid(columns):
-    """One uint8 image with a row per sample and a column per entry of ``columns``.
+    """One uint8 image: a header naming each column, then a row per sample.
 
-    ``columns`` are batches (B, H, W, C) in [-1, 1]; single-channel maps are
-    shown in grey.
+    ``columns`` maps each column's label to a batch (B, H, W, C) in [-1, 1]; single-channel maps
+    are shown in grey.
     """
-    columns = [np.repeat(c, 3, axis=-1) if c.shape[-1] == 1 else c for c in map(np.asarray, columns)]
-    grid = np.concatenate([np.concatenate(list(row), axis=1) for row in zip(*columns)], axis=0)
-    return to_uint8(grid).numpy()
+    batches = [np.repeat(c, 3, axis=-1) if c.shape[-1] == 1 else c for c in map(np.asarray, columns.values())]
+    grid = to_uint8(np.concatenate([np.concatenate(list(row), axis=1) for row in zip(*batches)], axis=0)).numpy()
+    return np.concatenate([_header(list(columns), batches[0].shape[2]), grid], axis=0)
+
+
+def _header(labels, cell):
+    """A dark strip with each label, shortened to fit, over its ``cell``-pixel-wide column."""
+    import cv2
+
+    scale = min(0.5, cell / 96)
+    height = max(10, round(28 * scale))
+    strip = np.full((height, cell * len(labels), 3), 40, np.uint8)
+    for i, label in enumerate(labels):
+        while len(label) > 1 and cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] > cell - 2:
+            label = label[:-1]
+        cv2.putText(strip, label, (i * cell + 1, height - max(2, height // 4)), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                    (255, 255, 255), 1, cv2.LINE_AA)
+    return strip
 
 
 class TensorBoardSummaries(keras.callbacks.Callback):
@@ -58,9 +73,9 @@ class TensorBoardSummaries(keras.callbacks.Callback):
     of every epoch whatever the intervals (the epoch's mean losses), so a short run is
     never blind. Each epoch's grids are also written as PNGs into ``samples_dir``.
 
-    ``sample_fn(batch) -> {name: [column batches in [-1, 1]]}`` lets each model
-    choose what to show (Pix2Pix: input | output | target; the attention models
-    add their masks).
+    ``sample_fn(batch) -> {name: {column label: batch in [-1, 1]}}`` lets each model
+    choose what to show (Pix2Pix: input | output | target | mask; the attention models
+    add their masks); the labels head the grid's columns.
     """
 
     def __init__(self, log_dir, samples, sample_fn, *, summary_every=100, image_every=500,
@@ -111,14 +126,26 @@ class TensorBoardSummaries(keras.callbacks.Callback):
 
 
 class RunProgbar(keras.callbacks.ProgbarLogger):
-    """Keras' progress bar, told the run's epoch count (``fit`` runs one epoch per call)."""
+    """Keras' progress bar, told the run's epoch count (``fit`` runs one epoch per call), showing
+    only the ``shown`` losses (and their validation values) and images/s: a line a terminal holds.
+    TensorBoard gets every term."""
 
-    def __init__(self, epochs):
+    def __init__(self, epochs, shown):
         super().__init__()
         self.run_epochs = epochs
+        self.shown = {*shown, *(f"val_{name}" for name in shown), "images_per_s"}
 
     def set_params(self, params):
         super().set_params({**params, "epochs": self.run_epochs})
+
+    def _few(self, logs):
+        return {name: value for name, value in (logs or {}).items() if name in self.shown}
+
+    def on_train_batch_end(self, batch, logs=None):
+        super().on_train_batch_end(batch, self._few(logs))
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, self._few(logs))
 
 
 class EpochCheckpoint(keras.callbacks.Callback):

@@ -143,7 +143,7 @@ def train(config: TrainConfig, *, resume=False, verbose=1, callbacks=()):
     epochs = config.optimizer.epochs
     callbacks = [throughput, summaries, EpochCheckpoint(manager, epoch, kept, config.runtime.keep_every), *callbacks]
     if verbose:
-        callbacks.append(RunProgbar(epochs))  # last, so it shows images_per_s
+        callbacks.append(RunProgbar(epochs, model.PROGRESS_NAMES))  # last, so it shows images_per_s
     validation = (_dataset(config, kind, val_files, training=False, seed=config.runtime.seed)
                   if all(val_files) else None)
 
