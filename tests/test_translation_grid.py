@@ -14,6 +14,7 @@ from tfunmask.data import images, tfrecords
 from tfunmask.runs import Run
 
 SIZE = 32
+HEADER = 10  # the strip of column labels above 32-pixel columns
 
 
 def saved_run(tmp_path, model, **options):
@@ -38,9 +39,11 @@ def test_aggan_grid_rows_columns_and_attention(tiny_unpaired_data, tmp_path):
     result = run_tool("--model_dir", run, "--data", tiny_unpaired_data, "--split", "val", "--count", 3,
                       "--masks", "--out", out)
     assert result.returncode == 0, result.stderr
-    grid = images.read_image(out)
-    # input | foreground | 2 foreground masks | output, one row per face
-    assert grid.shape == (3 * SIZE, 5 * SIZE, 3)
+    labelled = images.read_image(out)
+    # input | foreground | 2 foreground masks | output, each column labelled, one row per face
+    assert labelled.shape == (HEADER + 3 * SIZE, 5 * SIZE, 3)
+    assert all((labelled[:HEADER, i * SIZE:(i + 1) * SIZE] > 200).any() for i in range(5))
+    grid = labelled[HEADER:]
     faces = tfrecords.unpaired_images(tiny_unpaired_data, "val", "A", 3)
     np.testing.assert_allclose(grid[:SIZE, :SIZE], faces[0], atol=1)
     attention = model.generator_ab(faces / 127.5 - 1.0)["attention"].numpy()
@@ -55,7 +58,7 @@ def test_cyclegan_grid_is_input_and_output(tiny_unpaired_data, tmp_path):
     result = run_tool("--model_dir", run, "--data", tiny_unpaired_data, "--split", "val", "--count", 2,
                       "--out", out)
     assert result.returncode == 0, result.stderr
-    assert images.read_image(out).shape == (2 * SIZE, 2 * SIZE, 3)
+    assert images.read_image(out).shape == (HEADER + 2 * SIZE, 2 * SIZE, 3)
 
 
 @pytest.mark.parametrize("case, message", [
