@@ -1,11 +1,14 @@
 """The pretrained model shipped in savedmodels/ loads and unmasks, with no training."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import tfunmask
+from tfunmask.data import images
 from tfunmask.synth import demo, masks
 
 MODEL = Path(__file__).resolve().parents[1] / "savedmodels" / "unmask-pix2pix-composite-128"
@@ -42,3 +45,21 @@ def test_shipped_model_card_and_size():
         assert section in card
     total = sum(f.stat().st_size for f in MODEL.rglob("*") if f.is_file())
     assert total <= 40 * 2 ** 20
+
+
+def test_readme_first_command_unmasks_the_masked_portrait(tmp_path):
+    """README's first command: the astronaut portrait, masked by the overlay renderer, through the
+    whole-photo path; example.png is original | masked | unmasked, and only the mask changed."""
+    result = subprocess.run([sys.executable, "-m", "tfunmask.unmask", f"--model={MODEL}", "--example",
+                             f"--out={tmp_path}"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "unmasked 1 of 1 photo(s), 1 face(s)" in result.stdout
+    strip = images.read_image(tmp_path / "example.png")
+    assert strip.shape == (512, 3 * 512, 3)
+    original, masked, unmasked = np.split(strip.astype(int), 3, axis=1)
+    mask = np.abs(masked - original).max(axis=-1) > 0
+    assert 0.01 < mask.mean() < 0.1  # a mask on one face of a half-length portrait
+    changed = np.abs(unmasked - masked).max(axis=-1) > 0
+    assert changed[mask].mean() > 0.9  # the mask is painted over ...
+    assert changed[~mask].mean() < 0.03  # ... and little besides (its feathered rim)
+    assert np.abs(unmasked - original)[mask].mean() < np.abs(masked - original)[mask].mean()

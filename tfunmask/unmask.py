@@ -32,8 +32,10 @@ def define_flags():
     flags.DEFINE_bool("cnn_fallback", True, "Let the finder end with dlib's CNN detector (small faces; slower).")
     flags.DEFINE_integer("num_threads", None, "TFLite threads (default: all CPUs).")
     flags.DEFINE_bool("progress", True, "Show a progress bar when there are several inputs.")
-    flags.DEFINE_bool("example", False, "Unmask a built-in example instead of INPUTs: a drawn face wearing a "
-                      "mask, written to OUT/example_masked.png (implies --assume_cropped).")
+    flags.DEFINE_bool("example", False, "Unmask a built-in example instead of INPUTs: NASA's public-domain "
+                      "astronaut portrait (shipped by scikit-image) with a surgical mask drawn by the overlay "
+                      "renderer, written to OUT/example_masked.png; OUT/example.png shows original | masked | "
+                      "unmasked.")
 
 
 def summary_line(report, out_dir):
@@ -60,35 +62,51 @@ def main(argv):
     )
     from tfunmask.inference.generators import ModelError
 
-    if FLAGS.example:
-        inputs = [write_example(FLAGS.out)]
     try:
+        if FLAGS.example:
+            example, inputs = write_example(FLAGS.out)
         folders.plan(inputs, FLAGS.out)  # bad inputs fail before the model loads
         unmasker = photos.load(FLAGS.model, num_threads=FLAGS.num_threads, max_faces=FLAGS.max_faces,
                                   use_cnn=FLAGS.cnn_fallback, detector=FLAGS.detector)
         report = folders.unmask_files(unmasker, inputs, FLAGS.out,
-                                         assume_cropped=FLAGS.assume_cropped or FLAGS.example,
+                                         assume_cropped=FLAGS.assume_cropped,
                                          compare=FLAGS.compare, save_crops=FLAGS.save_crops,
                                          on_file=progress_bar() if FLAGS.progress else None)
-    except (ModelError, folders.UnmaskError) as error:
+    except (ModelError, folders.UnmaskError, ValueError) as error:
         fail(str(error))
     for entry in report["skipped_files"]:
         print(f"skipped ({entry['reason']}) {entry['message']}", file=sys.stderr)
     print(summary_line(report, FLAGS.out))
+    if FLAGS.example and report["written"]:
+        print(f"original | masked | unmasked: {write_triptych(*example, report['outputs'][0]['output'], FLAGS.out)}")
     if set(report["skipped"]) - {"no_face"}:
         sys.exit(1)
 
 
 def write_example(out_dir):
-    """Draws the built-in masked example into ``out_dir`` and returns its path."""
+    """Writes the masked example portrait into ``out_dir``; returns ((original, masked), [its path])."""
     from pathlib import Path
 
     from tfunmask.data import images
-    from tfunmask.synth import demo
+    from tfunmask.synth import portrait
 
+    original, masked = portrait.masked_portrait()
     path = Path(out_dir) / "example_masked.png"
-    images.write_image(path, demo.masked_example()[0])
-    return str(path)
+    images.write_image(path, masked)
+    return (original, masked), [str(path)]
+
+
+def write_triptych(original, masked, unmasked_path, out_dir):
+    """OUT/example.png: the original portrait | the masked one | the unmasked one."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from tfunmask.data import images
+
+    path = Path(out_dir) / "example.png"
+    images.write_image(path, np.hstack([original, masked, images.read_image(unmasked_path)]))
+    return path
 
 
 def progress_bar():

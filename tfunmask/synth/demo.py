@@ -239,12 +239,6 @@ def draw_face(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarr
     return np.clip(np.round(image), 0, 255).astype(np.uint8), lm.astype(np.float32)
 
 
-def masked_example(size: int = 256, seed: int = 0, style: str = "surgical") -> tuple[np.ndarray, np.ndarray]:
-    """A drawn face wearing a mask, for trying a model with no photo at hand: (masked, unmasked)."""
-    face, landmarks = draw_face(np.random.default_rng(seed), size)
-    return masks.render(face, landmarks, style, np.random.default_rng(seed)).masked, face
-
-
 # Bump when drawing, rendering or the record layout changes, so stale caches are not reused.
 _DEMO_VERSION = 1
 
