@@ -27,6 +27,7 @@ import dataclasses
 import cv2
 import numpy as np
 
+from tfunmask.synth import masks
 from tfunmask.synth.masks import RenderedMask
 from tfunmask.synth.tps import ThinPlateSpline
 
@@ -387,10 +388,7 @@ def render(face_rgb: np.ndarray, landmarks: np.ndarray, style: str, rng: np.rand
     """
     if style not in _DRAW:
         raise ValueError(f"unknown mask style {style!r}; choose from {', '.join(STYLES)}")
-    face = np.asarray(face_rgb)
-    lm = np.asarray(landmarks, np.float64)
-    if face.dtype != np.uint8 or face.ndim != 3 or face.shape[2] != 3 or lm.shape != (68, 2):
-        raise ValueError("render needs a uint8 (H, W, 3) RGB face and (68, 2) landmarks")
+    face, lm = masks.checked_face(face_rgb, landmarks)
     look = LOOKS[rng.integers(len(LOOKS))]
     fit = _anchors(lm, rng)
     width = fit.width

@@ -660,6 +660,15 @@ def _quantise(alpha: np.ndarray, floor: float = 0.5 / 255) -> np.ndarray:
     return np.where(alpha < floor, 0, alpha).astype(np.float32)
 
 
+def checked_face(face_rgb, landmarks) -> tuple[np.ndarray, np.ndarray]:
+    """(face, landmarks as float64) of a renderer's inputs; ValueError unless uint8 (H, W, 3) RGB and (68, 2)."""
+    face = np.asarray(face_rgb)
+    lm = np.asarray(landmarks, np.float64)
+    if face.dtype != np.uint8 or face.ndim != 3 or face.shape[2] != 3 or lm.shape != (68, 2):
+        raise ValueError("render needs a uint8 (H, W, 3) RGB face and (68, 2) landmarks")
+    return face, lm
+
+
 def render(face_rgb: np.ndarray, landmarks: np.ndarray, style: str, rng: np.random.Generator) -> RenderedMask:
     """Draw a `style` mask on a copy of `face_rgb` fitted to its 68 `landmarks` (x, y pixels).
 
@@ -668,10 +677,7 @@ def render(face_rgb: np.ndarray, landmarks: np.ndarray, style: str, rng: np.rand
     """
     if style not in _STYLES:
         raise ValueError(f"unknown mask style {style!r}; choose from {', '.join(STYLES)}")
-    face = np.asarray(face_rgb)
-    lm = np.asarray(landmarks, np.float64)
-    if face.dtype != np.uint8 or face.ndim != 3 or face.shape[2] != 3 or lm.shape != (68, 2):
-        raise ValueError("render needs a uint8 (H, W, 3) RGB face and (68, 2) landmarks")
+    face, lm = checked_face(face_rgb, landmarks)
     spec, fr = _STYLES[style], _Frame.of(lm)
     geo = _geometry(face.shape[:2], lm, fr, spec, rng)
     if geo is None:
