@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from tfunmask.data import splits
-from tfunmask.evaluation import features, suite
+from tfunmask.evaluation import features, mask_map, suite
 from tfunmask.models import pix2pix
 from tfunmask.serving import exporter
 from tfunmask.synth import demo, mask_images, masks
@@ -71,7 +71,7 @@ def test_whole_evaluation_on_an_overlay_folder(saved_model, overlay_folder, tmp_
     methods = metrics["paired"]["methods"]
     assert list(methods) == ["input", "inpaint_telea", "model", "target"]
     for name in ("input", "inpaint_telea", "model"):
-        assert set(methods[name]) == COLUMNS_PAIRED
+        assert set(methods[name]) == COLUMNS_PAIRED | ({"unmasked_change"} if name == "model" else set())
         assert all(np.isfinite(v) for v in methods[name].values())
     assert methods["input"]["l1"] < methods["input"]["l1_mask"]  # the input is exact outside the mask
     assert methods["input"]["detection_rate"] < methods["target"]["detection_rate"]
@@ -91,7 +91,7 @@ def test_held_out_family_is_scored_beside_with_the_gap(saved_model, overlay_fold
                              held_out=overlay_folder / "held_out", image_features=features.random_features())
     paired, held = metrics["paired"], metrics["held_out"]
     assert paired["families"] == ["mesh"] and held["families"] == ["image"] and held["count"] == 4
-    assert set(held["methods"]["model"]) == COLUMNS_PAIRED
+    assert set(held["methods"]["model"]) == COLUMNS_PAIRED | {"unmasked_change"}
     gap = metrics["gap"]
     assert set(gap) == {"input", "inpaint_telea", "model", "target"} and "kid_std" not in gap["model"]
     for name in ("input", "model"):
@@ -104,6 +104,43 @@ def test_held_out_family_is_scored_beside_with_the_gap(saved_model, overlay_fold
     assert Image.open(out / "contact_sheet_held_out.png").size[0] > 100
     with pytest.raises(suite.EvaluationError, match="is not a folder"):
         suite.evaluate(saved_model, overlay_folder / "overlay", out, split="all", held_out=tmp_path / "missing")
+
+
+@pytest.fixture(scope="module")
+def half_map_model(tmp_path_factory):
+    """A generator that returns its input unchanged and says it wrote on every pixel with weight
+    0.5 (a constant map: the scores it gets are known)."""
+    import keras
+
+    images = keras.Input((SIZE, SIZE, 3))
+    half = keras.layers.Conv2D(1, 1, kernel_initializer="zeros", bias_initializer="zeros",
+                               activation="sigmoid", name="mask")(images)
+    same = keras.layers.Identity(name="unmasked")(images)
+    path = tmp_path_factory.mktemp("half") / "saved_model"
+    return exporter.export_saved_model(keras.Model(images, {"unmasked": same, "mask": half}), path)
+
+
+def test_where_a_generator_writes_is_scored_from_its_mask_map(half_map_model, overlay_folder, tmp_path):
+    metrics = suite.evaluate(half_map_model, overlay_folder / "overlay", tmp_path / "eval", split="all", limit=4,
+                             image_features=features.random_features())
+    model = metrics["paired"]["methods"]["model"]
+    pairs = suite.load_pairs(overlay_folder / "overlay", SIZE, split="all", limit=4)
+    # a map of 0.5 everywhere is "on" everywhere: IoU is the share of the crops the masks cover
+    assert model["mask_iou"] == pytest.approx((pairs.mask_map > 0).mean(), abs=1e-6)
+    assert model["map_on_unmasked"] == pytest.approx(0.5, abs=1 / 255)  # uint8 in the SavedModel
+    assert model["unmasked_change"] <= 0.5 / 255  # it returns its input
+    text = (tmp_path / "eval" / "report.md").read_text()
+    assert "map IoU ↑" in text and "Δ unmasked ↓" in text
+
+
+def test_lower_face_density_inside_and_outside():
+    face_landmarks = demo.draw_face(np.random.default_rng(0), SIZE)[1]
+    region = mask_map.lower_face(face_landmarks, SIZE)
+    assert 0.1 < region.mean() < 0.6 and region[SIZE * 3 // 4, SIZE // 2] and not region[2, 2]
+    maps = np.where(region, 0.8, 0.1)[None].astype(np.float32)
+    scores = mask_map.inside_outside(maps, face_landmarks[None])
+    assert scores["map_inside"] == pytest.approx(0.8) and scores["map_outside"] == pytest.approx(0.1)
+    assert scores["map_ratio"] == pytest.approx(8.0)
 
 
 def test_overlay_split_follows_make_tfrecords(saved_model, overlay_folder):

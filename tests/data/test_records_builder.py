@@ -94,8 +94,16 @@ def _fake_find(image, *, max_faces=None, use_cnn=True, detector="cascade"):
     return found[:max_faces]
 
 
+class _Unmoved:
+    """An alignment that leaves landmarks where they are."""
+
+    @staticmethod
+    def to_crop(points):
+        return points
+
+
 def _fake_align(image, landmarks, size):
-    return np.full((size, size, 3), int(landmarks[0, 0]), np.uint8), None
+    return np.full((size, size, 3), int(landmarks[0, 0]), np.uint8), _Unmoved()
 
 
 def test_unpaired_records_tally_every_file(tmp_path, monkeypatch):
@@ -116,7 +124,7 @@ def test_unpaired_records_tally_every_file(tmp_path, monkeypatch):
 
     assert [(r["domain"], r["source"], r["face_index"]) for r in records] == [
         ("A", "face.png", 0), ("A", "face.png", 1), ("B", "deep/face2.jpg", 0), ("B", "deep/face2.jpg", 1)]
-    assert records[0]["image"].shape == (16, 16, 3)
+    assert records[0]["image"].shape == (16, 16, 3) and records[0]["landmarks"].shape == (68, 2)
     a = tallies["A"].as_dict()
     assert a["seen"] == 4 == a["kept"] + sum(a["skipped"].values()) and a["written"] == 2
     assert a["skipped"]["no_face"] == 1 and a["skipped"]["greyscale"] == 1 and len(a["skipped_items"]) == 3

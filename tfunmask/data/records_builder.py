@@ -41,8 +41,9 @@ def domain_files(folder: str | Path) -> list[Path]:
 
 
 def _crop_job(path: Path, *, size: int, max_faces: int | None, use_cnn: bool, detector: str
-              ) -> tuple[list[np.ndarray], tuple[str, str] | None]:
-    """Aligned face crops of one photo, or ([], (reason, message)). Runs in worker processes."""
+              ) -> tuple[list[tuple[np.ndarray, np.ndarray]], tuple[str, str] | None]:
+    """(aligned crop, its landmarks in the crop) of each face of one photo, or ([], (reason,
+    message)). Runs in worker processes."""
     try:
         image = images.read_image(path, strict=True)
     except images.ImageError as error:
@@ -51,7 +52,8 @@ def _crop_job(path: Path, *, size: int, max_faces: int | None, use_cnn: bool, de
         return [], ("unreadable", str(error))
     try:
         found = faces.find(image, max_faces=max_faces, use_cnn=use_cnn, detector=detector)
-        crops = [faces.align(image, face.landmarks, size)[0] for face in found]
+        crops = [(crop, alignment.to_crop(face.landmarks))
+                 for face in found for crop, alignment in [faces.align(image, face.landmarks, size)]]
     except Exception as error:  # one odd photo must not end a long run; it is reported instead
         return [], ("error", f"{type(error).__name__}: {error}")
     return (crops, None) if crops else ([], ("no_face", "no face found"))
@@ -75,7 +77,7 @@ def unpaired_records(domains: Mapping[str, str | Path], tallies: Mapping[str, Ta
     """Yield an unpaired record per face found in the photos of each domain folder.
 
     `domains` maps "A"/"B" to folders; faces are found with `faces.find` and cropped to
-    `size` x `size` with `faces.align`. Sources are paths relative to their domain folder. Skipped
+    `size` x `size` with `faces.align` (each record also holds the face's landmarks in its crop). Sources are paths relative to their domain folder. Skipped
     files go to `tallies[domain]`; `progress` is called after each file. Output order (and so the
     dataset) does not depend on `workers`.
     """
@@ -95,5 +97,6 @@ def unpaired_records(domains: Mapping[str, str | Path], tallies: Mapping[str, Ta
                     tallies[domain].keep(len(crops))
                 if progress:
                     progress()
-                for face_index, crop in enumerate(crops):
-                    yield {"image": crop, "domain": domain, "source": source, "face_index": face_index}
+                for face_index, (crop, landmarks) in enumerate(crops):
+                    yield {"image": crop, "landmarks": landmarks, "domain": domain, "source": source,
+                           "face_index": face_index}

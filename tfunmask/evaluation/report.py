@@ -28,6 +28,12 @@ COLUMNS = {
     "identity_cosine": ("ID cosine", True, "{:.4f}"),
     "identity_match": ("ID match", True, "{:.3f}"),
     "detection_rate": ("detected", True, "{:.3f}"),
+    "mask_iou": ("map IoU", True, "{:.3f}"),
+    "unmasked_change": ("Δ unmasked", False, "{:.4f}"),
+    "map_on_unmasked": ("map unmasked", False, "{:.4f}"),
+    "map_inside": ("map lower face", True, "{:.3f}"),
+    "map_outside": ("map elsewhere", False, "{:.3f}"),
+    "map_ratio": ("map in/out", True, "{:.1f}"),
 }
 LEGEND = """\
 - FID, KID: InceptionV3 Fréchet and kernel distances to the true unmasked faces (KID ± its spread
@@ -37,6 +43,11 @@ LEGEND = """\
 - ID cosine: mean cosine similarity of dlib embeddings of the result and the true face; ID match:
   share within dlib's same-person distance 0.6.
 - detected: share of crops in which dlib's HOG detector finds a face (HOG misses most masked faces).
+- Where the model writes (`tfunmask.evaluation.mask_map`; map columns only for a generator that
+  exports its mask map): map IoU: its map (>= 0.5) against the true mask map; Δ unmasked: mean
+  |G(x) - x| (0..1) on the true, unmasked faces, and map unmasked: its map's mean there (both
+  ideally 0); on real masked faces, map lower face / map elsewhere: its map's mean inside the hull
+  of landmarks 2-14 and the nose bridge, and outside it, and their ratio.
 """
 # RGB per method, the same in every chart; other names take the spare colour
 _COLOURS = {"input": (90, 90, 90), "inpaint_telea": (60, 140, 230), "model": (230, 110, 40), "target": (60, 170, 90)}

@@ -35,7 +35,7 @@ from tfunmask import runs
 from tfunmask.config import ConfigError
 from tfunmask.data import images, records_builder, splits, tfrecords
 from tfunmask.data.tally import InputError, Tally
-from tfunmask.evaluation import detection, features, report
+from tfunmask.evaluation import detection, features, mask_map, report
 from tfunmask.evaluation.scoring import (
     Described,
     describe,
@@ -126,8 +126,8 @@ def load_pairs(data: str | Path, size: int, *, split: str = "test", limit: int |
                  families=tuple(sorted({r["family"] for r in records} - {""})))
 
 
-def _aligned_crops(folder: Path, limit: int | None) -> tuple[list[np.ndarray], dict]:
-    """Every readable image of `folder` (up to `limit`), taken as an aligned crop."""
+def _aligned_crops(folder: Path, limit: int | None) -> tuple[list[np.ndarray], None, dict]:
+    """Every readable image of `folder` (up to `limit`), taken as an aligned crop (landmarks unknown)."""
     crops, skipped, seen = [], Counter(), 0
     for path in images.list_images([folder]):
         if limit is not None and len(crops) >= limit:
@@ -137,20 +137,23 @@ def _aligned_crops(folder: Path, limit: int | None) -> tuple[list[np.ndarray], d
             crops.append(images.read_image(path))
         except images.ImageError as error:
             skipped[error.reason] += 1
-    return crops, {"seen": seen, "faces": len(crops), "skipped": dict(skipped)}
+    return crops, None, {"seen": seen, "faces": len(crops), "skipped": dict(skipped)}
 
 
-def _photo_crops(folder: Path, size: int, limit: int | None) -> tuple[list[np.ndarray], dict]:
-    """The largest face of each photo of `folder` (up to `limit` faces), aligned as training data is."""
+def _photo_crops(folder: Path, size: int, limit: int | None) -> tuple[list[np.ndarray], np.ndarray, dict]:
+    """The largest face of each photo of `folder` (up to `limit` faces), aligned as training data
+    is, with its landmarks in the crop."""
     tally = Tally()
-    found = records_builder.unpaired_records({"A": folder}, {"A": tally}, size=size, max_faces=1)
-    crops = [record["image"] for record in islice(found, limit)]
-    return crops, {"seen": tally.seen, "faces": len(crops), "skipped": dict(tally.skipped)}
+    found = list(islice(records_builder.unpaired_records({"A": folder}, {"A": tally}, size=size, max_faces=1), limit))
+    landmarks = np.array([record["landmarks"] for record in found]) if found else None
+    return [r["image"] for r in found], landmarks, {"seen": tally.seen, "faces": len(found),
+                                                     "skipped": dict(tally.skipped)}
 
 
 def load_real_masked(folder: str | Path, size: int, *, aligned: bool = False,
-                     limit: int | None = None) -> tuple[np.ndarray, dict]:
-    """Crops of real masked faces (N, size, size, 3) and counts of files seen, faces and skips.
+                     limit: int | None = None) -> tuple[np.ndarray, np.ndarray | None, dict]:
+    """Crops of real masked faces (N, size, size, 3), their landmarks in the crops (None for
+    ``aligned`` crops) and counts of files seen, faces and skips.
 
     Photos are searched with `faces.find` (its default cascade: BlazeFace, which finds masked
     faces, then dlib's detectors) and aligned with `faces.align`; `aligned=True` takes images that already are
@@ -159,10 +162,10 @@ def load_real_masked(folder: str | Path, size: int, *, aligned: bool = False,
     folder = Path(folder)
     if not folder.is_dir():
         raise EvaluationError(f"--masked_real {folder} is not a folder")
-    crops, counts = _aligned_crops(folder, limit) if aligned else _photo_crops(folder, size, limit)
+    crops, landmarks, counts = _aligned_crops(folder, limit) if aligned else _photo_crops(folder, size, limit)
     if not crops:
         raise EvaluationError(f"no faces found in --masked_real {folder} ({counts['seen']} files)")
-    return _resized(crops, size), counts
+    return _resized(crops, size), landmarks, counts
 
 
 # ----------------------------------------------------------------------------- methods
@@ -250,9 +253,11 @@ def generalisation_gap(in_family: dict[str, dict], held_out: dict[str, dict]) ->
 
 
 def _evaluate_paired(pairs: Pairs, unmasker, extractor, batch_size: int, sheet: Path) -> tuple[dict, Described]:
-    """Scores of the model and the baselines against the true faces (also returned, described)."""
+    """Scores of the model and the baselines against the true faces (also returned, described),
+    and where the model writes (``mask_map``): on these masks, and on the true faces themselves."""
+    outputs, maps = unmasker.generator.predict(pairs.masked)
     crops = {"input": pairs.masked, "inpaint_telea": inpaint_telea(pairs.masked, pairs.mask_map),
-             "model": unmasker.generate(pairs.masked)}
+             "model": outputs}
     report.contact_sheet({"input": pairs.masked, "inpaint (Telea)": crops["inpaint_telea"],
                           "output": crops["model"], "target": pairs.target}, sheet)
     target = describe(pairs.target, extractor, landmarks=pairs.landmarks, batch_size=batch_size)
@@ -260,15 +265,20 @@ def _evaluate_paired(pairs: Pairs, unmasker, extractor, batch_size: int, sheet: 
                                    target, pairs.mask_map)
                for name, images in crops.items()}
     methods["target"] = {"detection_rate": detection.detection_rate(target.boxes)}
+    if maps is not None:
+        methods["model"]["mask_iou"] = mask_map.iou(maps, pairs.mask_map)
+    methods["model"].update(mask_map.on_unmasked(pairs.target, *unmasker.generator.predict(pairs.target)))
     return {"count": len(pairs.ids), "families": list(pairs.families), "methods": methods}, target
 
 
 def _evaluate_real(folder, aligned, unmasker, reference, extractor, limit, batch_size, out, log) -> dict:
     """The unpaired part: real masked crops and their unmasked outputs against `reference`."""
-    crops, counts = load_real_masked(folder, unmasker.size, aligned=aligned, limit=limit)
+    crops, landmarks, counts = load_real_masked(folder, unmasker.size, aligned=aligned, limit=limit)
     log(f"{counts['faces']} real masked faces from {counts['seen']} files")
-    outputs = unmasker.generate(crops)
+    outputs, maps = unmasker.generator.predict(crops)
     report.contact_sheet({"input": crops, "output": outputs}, out / "contact_sheet_real.png")
     scores = {name: distribution_scores(describe(images, extractor, batch_size=batch_size), reference)
               for name, images in (("input", crops), ("model", outputs))}
+    if maps is not None and landmarks is not None:
+        scores["model"].update(mask_map.inside_outside(maps, landmarks))
     return {"folder": str(folder), **counts, "methods": scores}

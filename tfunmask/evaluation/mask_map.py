@@ -1,0 +1,48 @@
+"""Where a generator writes: scores of the mask map an exported generator returns beside its image
+(composite Pix2Pix: its predicted mask; AttentionGAN: its foreground attention).
+
+* synthetic pairs: IoU of the map (at THRESHOLD) with the true mask map;
+* real masked faces: the map's mean inside the lower face (the hull of dlib landmarks 2-14 and of
+  the nose bridge 27-30, where a medical mask sits) and outside it, and their ratio: a map that
+  covers the mask and little else has a high ratio;
+* unmasked faces (the pairs' true faces): the map's mean, ideally 0; and, for any generator, how
+  much it changes a face that wears no mask (mean |G(x) - x| on a 0..1 scale), ideally 0 too.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+LOWER_FACE = [*range(2, 15), *range(27, 31)]
+THRESHOLD = 0.5
+
+
+def lower_face(landmarks: np.ndarray, size: int) -> np.ndarray:
+    """bool (size, size): the convex hull of one face's LOWER_FACE landmarks (crop pixels)."""
+    region = np.zeros((size, size), np.uint8)
+    hull = cv2.convexHull(np.rint(np.asarray(landmarks)[LOWER_FACE]).astype(np.int32))
+    cv2.fillConvexPoly(region, hull, 1)
+    return region.astype(bool)
+
+
+def iou(maps: np.ndarray, mask_maps: np.ndarray) -> float:
+    """Intersection over union, over all crops, of maps >= THRESHOLD and the true maps (> 0)."""
+    predicted, truth = maps >= THRESHOLD, np.asarray(mask_maps) > 0
+    union = np.logical_or(predicted, truth).sum()
+    return float(np.logical_and(predicted, truth).sum() / union) if union else float("nan")
+
+
+def inside_outside(maps: np.ndarray, landmarks: np.ndarray) -> dict[str, float]:
+    """The maps' mean inside and outside each face's lower face, and inside / outside."""
+    regions = np.stack([lower_face(points, maps.shape[1]) for points in landmarks])
+    inside, outside = float(maps[regions].mean()), float(maps[~regions].mean())
+    return {"map_inside": inside, "map_outside": outside,
+            "map_ratio": inside / outside if outside > 0 else float("inf")}
+
+
+def on_unmasked(faces: np.ndarray, outputs: np.ndarray, maps: np.ndarray | None) -> dict[str, float]:
+    """What a generator does to faces without a mask: its mean change and, with maps, their mean."""
+    scores = {"unmasked_change": float(np.abs(outputs.astype(np.float32) - faces).mean() / 255.0)}
+    if maps is not None:
+        scores["map_on_unmasked"] = float(maps.mean())
+    return scores
