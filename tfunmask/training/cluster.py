@@ -1,0 +1,90 @@
+"""Multi-host training: ``TF_CONFIG`` read and checked, the cluster joined within a bounded time,
+and the one question the run's writers ask (``is_chief``).
+
+``MultiWorkerMirroredStrategy`` takes the cluster from the ``TF_CONFIG`` environment variable, e.g.
+``{"cluster": {"chief": ["10.0.0.1:2222"], "worker": ["10.0.0.2:2222"]}, "task": {"type": "chief",
+"index": 0}}`` (the same cluster on every host, each its own task). Left to itself it reports a
+misdescribed cluster as a gRPC error deep inside TensorFlow, and waits an hour (the coordination
+service's default registration timeout) for a worker that never starts. Here a bad ``TF_CONFIG`` is
+a one-line ConfigError before anything starts, and joining waits at most ``timeout`` seconds.
+"""
+
+import json
+import os
+
+from tfunmask.config import ConfigError
+
+JOBS = ("chief", "worker")
+
+
+def _address(job, address):
+    host, _, port = str(address).rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"TF_CONFIG: {job} address {address!r} is not host:port")
+    return address
+
+
+def read_tf_config(text=None):
+    """The cluster and task ``TF_CONFIG`` (or ``text``) describes, checked: ``(cluster, task)``
+    with ``cluster = {job: [host:port]}`` and ``task = (type, index)``; None where it is unset or
+    names no cluster. ConfigError (one line) for anything the strategy could not use."""
+    text = os.environ.get("TF_CONFIG", "") if text is None else text
+    if not text.strip():
+        return None
+    try:
+        values = json.loads(text)
+    except ValueError as error:
+        raise ConfigError(f"TF_CONFIG is not JSON ({error})") from None
+    if not isinstance(values, dict) or not values.get("cluster"):
+        return None
+    cluster = values["cluster"]
+    if not isinstance(cluster, dict) or set(cluster) - set(JOBS):
+        raise ConfigError(f"TF_CONFIG: the cluster may name only chief and worker jobs (got {cluster!r})")
+    cluster = {job: [_address(job, a) for a in addresses] for job, addresses in cluster.items()
+               if isinstance(addresses, list)}
+    if len(cluster.get("chief", [])) > 1:
+        raise ConfigError("TF_CONFIG: a cluster has at most one chief")
+    every = [a for addresses in cluster.values() for a in addresses]
+    if not every or len(set(every)) < len(every):
+        raise ConfigError(f"TF_CONFIG: the cluster needs distinct addresses, one per task (got {every})")
+    task = values.get("task")
+    if not isinstance(task, dict) or task.get("type") not in cluster:
+        raise ConfigError(f'TF_CONFIG: "task" must name this process\'s job, one of '
+                          f"{', '.join(cluster)} (got {task!r})")
+    index = task.get("index", 0)
+    if not isinstance(index, int) or not 0 <= index < len(cluster[task["type"]]):
+        raise ConfigError(f"TF_CONFIG: task index {index!r} is out of range: the cluster has "
+                          f"{len(cluster[task['type']])} {task['type']} task(s)")
+    return cluster, (task["type"], index)
+
+
+def join(cluster, timeout):
+    """Makes the ``MultiWorkerMirroredStrategy`` of ``cluster`` (from ``read_tf_config``) once
+    every task has registered, or raises ConfigError after ``timeout`` seconds.
+
+    The strategy configures TensorFlow's coordination service itself, without a registration
+    timeout; configured first, the service keeps these settings (there is no public API for it).
+    """
+    import tensorflow as tf
+    from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
+    from tensorflow.python.eager import context
+
+    leader = "chief" if "chief" in cluster else "worker"
+    context.context().configure_coordination_service(
+        "standalone", service_leader=f"/job:{leader}/replica:0/task:0",
+        cluster_register_timeout_in_ms=int(timeout * 1000),
+        coordinated_jobs=[coordination_config_pb2.CoordinatedJob(name=job, num_tasks=len(cluster[job]))
+                          for job in JOBS if job in cluster])
+    try:
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    except tf.errors.OpError as error:
+        addresses = ", ".join(a for addresses in cluster.values() for a in addresses)
+        raise ConfigError(f"the cluster in TF_CONFIG did not come together within {timeout:g} s: is a "
+                          f"task at each of {addresses} started? ({type(error).__name__}: "
+                          f"{str(error).splitlines()[0] if str(error) else ''})") from None
+
+
+def is_chief(strategy):
+    """Whether this process writes the run's files (TensorBoard, config, samples, summary,
+    export): always, except on the non-chief workers of a multi-worker strategy."""
+    return strategy.extended.should_checkpoint
