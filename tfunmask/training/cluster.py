@@ -58,30 +58,39 @@ def read_tf_config(text=None):
     return cluster, (task["type"], index)
 
 
-def join(cluster, timeout):
-    """Makes the ``MultiWorkerMirroredStrategy`` of ``cluster`` (from ``read_tf_config``) once
-    every task has registered, or raises ConfigError after ``timeout`` seconds.
+def join(cluster, task, timeout):
+    """Makes the ``MultiWorkerMirroredStrategy`` of ``cluster`` as ``task`` (from
+    ``read_tf_config``) once every task has registered, or raises ConfigError after ``timeout``
+    seconds.
 
-    The strategy configures TensorFlow's coordination service itself, without a registration
-    timeout; configured first, the service keeps these settings (there is no public API for it).
+    The strategy configures TensorFlow's coordination service itself, with no registration
+    deadline; configured first, the service keeps these settings. The deadline binds only with
+    ``cluster_register_with_barrier``, which ``configure_coordination_service`` does not take, so
+    it is set on the configuration that call made (neither has a public API).
     """
     import tensorflow as tf
     from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
     from tensorflow.python.eager import context
 
     leader = "chief" if "chief" in cluster else "worker"
-    context.context().configure_coordination_service(
+    tf_context = context.context()
+    tf_context.configure_coordination_service(
         "standalone", service_leader=f"/job:{leader}/replica:0/task:0",
         cluster_register_timeout_in_ms=int(timeout * 1000),
         coordinated_jobs=[coordination_config_pb2.CoordinatedJob(name=job, num_tasks=len(cluster[job]))
                           for job in JOBS if job in cluster])
+    tf_context.coordination_service.cluster_register_with_barrier = True
     try:
         return tf.distribute.MultiWorkerMirroredStrategy()
     except tf.errors.OpError as error:
-        addresses = ", ".join(a for addresses in cluster.values() for a in addresses)
-        raise ConfigError(f"the cluster in TF_CONFIG did not come together within {timeout:g} s: is a "
-                          f"task at each of {addresses} started? ({type(error).__name__}: "
-                          f"{str(error).splitlines()[0] if str(error) else ''})") from None
+        own = cluster[task[0]][task[1]]
+        if "gRPC server" in str(error):
+            raise ConfigError(f"cannot listen on {own}, this task's address in TF_CONFIG: is it this "
+                              "machine's, and is the port free?") from None
+        others = ", ".join(a for addresses in cluster.values() for a in addresses if a != own)
+        raise ConfigError(f"the cluster in TF_CONFIG did not come together within {timeout:g} s "
+                          f"(--cluster_timeout): is a task started at each of {others}? "
+                          f"({type(error).__name__})") from None
 
 
 def is_chief(strategy):

@@ -33,7 +33,7 @@ def make_strategy(name, cluster_timeout=300):
         if not tf_config:
             raise ConfigError("--strategy=multi_worker needs TF_CONFIG to describe the cluster "
                               "(see README: Training on several machines)")
-        return cluster.join(tf_config[0], cluster_timeout)
+        return cluster.join(*tf_config, cluster_timeout)
     gpus = tf.config.list_logical_devices("GPU")
     if name == "auto":
         name = "mirrored" if gpus else "one_device"
