@@ -12,7 +12,6 @@ batch-norm statistics are summed over replicas in another order), and that is wh
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -25,7 +24,7 @@ import pytest
 from tests.conftest import REPO
 from tests.training_helpers import STATE_TOLERANCE, UPDATE_TOLERANCE
 from tfunmask.config import ConfigError
-from tfunmask.training.cluster import read_tf_config
+from tfunmask.training.cluster import local_tf_configs, read_tf_config
 
 DEADLINE = 240  # seconds for a whole cluster run (measured: ~50 s for 2 Pix2Pix steps on 2 cores)
 
@@ -49,29 +48,14 @@ WORKER = textwrap.dedent("""
 """)
 
 
-def free_ports(count):
-    """``count`` distinct ports free on 127.0.0.1 (the sockets are held together, then closed)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
 def run_cluster(folder, flags, model_dirs, *, tasks=("chief", "worker"), timeout=DEADLINE):
     """Runs one ``tfunmask.train`` process per task of a local cluster, each with its own
     ``--model_dir`` from ``model_dirs`` and its own TMPDIR in ``folder``; returns {task: (exit
     code, output, weights or None)}. Every process is killed ``timeout`` seconds after the start."""
-    ports = free_ports(2)
-    cluster = {"chief": [f"127.0.0.1:{ports[0]}"], "worker": [f"127.0.0.1:{ports[1]}"]}
     processes = {}
-    for task in tasks:
+    for task, tf_config in zip(tasks, local_tf_configs(2)):
         (folder / f"{task}_tmp").mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "TMPDIR": str(folder / f"{task}_tmp"),
-               "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": task, "index": 0}})}
+        env = {**os.environ, "TMPDIR": str(folder / f"{task}_tmp"), "TF_CONFIG": tf_config}
         log = open(folder / f"{task}.log", "w")
         processes[task] = (subprocess.Popen(
             [sys.executable, "-c", WORKER, str(folder / f"{task}.npz"), "--strategy=multi_worker",

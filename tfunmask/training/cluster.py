@@ -11,6 +11,7 @@ a one-line ConfigError before anything starts, and joining waits at most ``timeo
 
 import json
 import os
+import socket
 
 from tfunmask.config import ConfigError
 
@@ -97,3 +98,19 @@ def is_chief(strategy):
     """Whether this process writes the run's files (TensorBoard, config, samples, summary,
     export): always, except on the non-chief workers of a multi-worker strategy."""
     return strategy.extended.should_checkpoint
+
+
+def local_tf_configs(tasks):
+    """``TF_CONFIG`` values of a cluster of ``tasks`` processes on this machine (a chief and
+    ``tasks - 1`` workers on free 127.0.0.1 ports), chief first: for tests and benchmarks."""
+    sockets = [socket.socket() for _ in range(tasks)]
+    try:
+        for s in sockets:  # held open together, so the ports differ
+            s.bind(("127.0.0.1", 0))
+        addresses = [f"127.0.0.1:{s.getsockname()[1]}" for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+    cluster = {"chief": addresses[:1], "worker": addresses[1:]}
+    return [json.dumps({"cluster": cluster, "task": {"type": job, "index": index}})
+            for job in JOBS for index in range(len(cluster[job]))]
