@@ -22,9 +22,11 @@ from typing import Optional
 
 CONFIG_FILE = "config.json"
 
-# What a resumed run may change: how long and on what it trains, what it logs; never the networks,
-# the optimiser or the batches' making (those would silently make it another run).
-RESUMABLE_CHANGES = ("epochs", "data", "summary_every", "image_every", "export", "cluster_timeout")
+# What a resumed run may change: how long and on what it trains, what it logs, on which machines
+# (the global batch is the same steps on any number of replicas); never the networks, the
+# optimiser or the batches' making (those would silently make it another run).
+RESUMABLE_CHANGES = ("epochs", "data", "summary_every", "image_every", "export", "strategy",
+                     "cluster_timeout")
 
 
 class ConfigError(ValueError):
