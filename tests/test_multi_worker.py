@@ -131,6 +131,7 @@ def flags_of(values):
 @pytest.mark.parametrize("text, message", [
     ("{", "TF_CONFIG is not JSON"),
     ('{"cluster": {"ps": ["h:1"]}, "task": {"type": "ps", "index": 0}}', "only chief and worker"),
+    ('{"cluster": {"worker": "h:1"}, "task": {"type": "worker", "index": 0}}', "must list host:port"),
     ('{"cluster": {"worker": ["h:1", "h:99999"]}, "task": {"type": "worker", "index": 0}}', "is not host:port"),
     ('{"cluster": {"worker": ["h:1", "h:1"]}, "task": {"type": "worker", "index": 0}}', "distinct addresses"),
     ('{"cluster": {"worker": ["h:1", "h:2"]}}', '"task" must name'),

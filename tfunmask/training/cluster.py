@@ -4,9 +4,9 @@ and the one question the run's writers ask (``is_chief``).
 ``MultiWorkerMirroredStrategy`` takes the cluster from the ``TF_CONFIG`` environment variable, e.g.
 ``{"cluster": {"chief": ["10.0.0.1:2222"], "worker": ["10.0.0.2:2222"]}, "task": {"type": "chief",
 "index": 0}}`` (the same cluster on every host, each its own task). Left to itself it reports a
-misdescribed cluster as a gRPC error deep inside TensorFlow, and waits an hour (the coordination
-service's default registration timeout) for a worker that never starts. Here a bad ``TF_CONFIG`` is
-a one-line ConfigError before anything starts, and joining waits at most ``timeout`` seconds.
+misdescribed cluster as a gRPC error deep inside TensorFlow, and waits on for a worker that never
+starts (a lone chief here was still waiting after 10 minutes). Here a bad ``TF_CONFIG`` is a
+one-line ConfigError before anything starts, and joining waits at most ``timeout`` seconds.
 """
 
 import json
@@ -41,8 +41,9 @@ def read_tf_config(text=None):
     cluster = values["cluster"]
     if not isinstance(cluster, dict) or set(cluster) - set(JOBS):
         raise ConfigError(f"TF_CONFIG: the cluster may name only chief and worker jobs (got {cluster!r})")
-    cluster = {job: [_address(job, a) for a in addresses] for job, addresses in cluster.items()
-               if isinstance(addresses, list)}
+    if not all(isinstance(addresses, list) for addresses in cluster.values()):
+        raise ConfigError(f"TF_CONFIG: each job of the cluster must list host:port addresses (got {cluster!r})")
+    cluster = {job: [_address(job, a) for a in addresses] for job, addresses in cluster.items()}
     if len(cluster.get("chief", [])) > 1:
         raise ConfigError("TF_CONFIG: a cluster has at most one chief")
     every = [a for addresses in cluster.values() for a in addresses]
@@ -65,7 +66,7 @@ def join(cluster, task, timeout):
     seconds.
 
     The strategy configures TensorFlow's coordination service itself, with no registration
-    deadline; configured first, the service keeps these settings. The deadline binds only with
+    deadline that holds; configured first, the service keeps these settings. The deadline binds only with
     ``cluster_register_with_barrier``, which ``configure_coordination_service`` does not take, so
     it is set on the configuration that call made (neither has a public API).
     """
