@@ -206,3 +206,16 @@ def test_attentiongan_on_two_workers_equals_one_process(tiny_unpaired_data, tmp_
     results = run_cluster(tmp_path, flags_of({**values, "export": False}),
                           {"chief": tmp_path / "run", "worker": tmp_path / "run"})
     assert_cluster_equals(results, initial, epochs[0], trainable)
+
+
+def test_strategy_auto_joins_the_cluster_tf_config_names(monkeypatch):
+    """auto: a cluster in TF_CONFIG means multi-worker training; multi_worker without one is refused."""
+    from tfunmask.training import cluster, hardware
+
+    monkeypatch.setattr(cluster, "join", lambda cluster, task, timeout: ("joined", task, timeout))
+    monkeypatch.setenv("TF_CONFIG", local_tf_configs(2)[1])
+    assert hardware.make_strategy("auto", cluster_timeout=7) == ("joined", ("worker", 0), 7)
+    monkeypatch.delenv("TF_CONFIG")
+    assert type(hardware.make_strategy("auto")).__name__ in ("OneDeviceStrategy", "MirroredStrategy")
+    with pytest.raises(ConfigError, match="--strategy=multi_worker needs TF_CONFIG"):
+        hardware.make_strategy("multi_worker")
