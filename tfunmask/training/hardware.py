@@ -28,8 +28,8 @@ def make_strategy(name, cluster_timeout=300):
     device, multi_worker (MultiWorkerMirroredStrategy over the hosts ``TF_CONFIG`` names, joined
     within ``cluster_timeout`` seconds), or auto (multi_worker when ``TF_CONFIG`` names a cluster,
     else mirrored when a GPU is visible, else one device)."""
-    tf_config = cluster.read_tf_config()
-    if name == "multi_worker" or (name == "auto" and tf_config):
+    tf_config = cluster.read_tf_config() if name in ("auto", "multi_worker") else None
+    if name == "multi_worker" or tf_config:
         if not tf_config:
             raise ConfigError("--strategy=multi_worker needs TF_CONFIG to describe the cluster "
                               "(see README: Training on several machines)")
