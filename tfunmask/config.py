@@ -22,9 +22,11 @@ from typing import Optional
 
 CONFIG_FILE = "config.json"
 
-# What a resumed run may change: how long and on what it trains, what it logs; never the networks,
-# the optimiser or the batches' making (those would silently make it another run).
-RESUMABLE_CHANGES = ("epochs", "data", "summary_every", "image_every", "export", "keep_every")
+# What a resumed run may change: how long and on what it trains, what it logs, on which machines
+# (the global batch is the same steps on any number of replicas); never the networks, the
+# optimiser or the batches' making (those would silently make it another run).
+RESUMABLE_CHANGES = ("epochs", "data", "summary_every", "image_every", "export", "strategy",
+                     "cluster_timeout", "keep_every")
 
 
 class ConfigError(ValueError):
@@ -58,6 +60,7 @@ class RuntimeConfig:
     precision: Optional[str] = None  # the Keras dtype policy "mixed_precision" resolved to
     strategy: str = "auto"
     replicas: Optional[int] = None  # how many replicas "strategy" resolved to
+    cluster_timeout: int = 300  # seconds multi-worker training waits for every task of TF_CONFIG
     seed: int = 0
     summary_every: int = 100
     image_every: int = 500
@@ -109,6 +112,8 @@ class TrainConfig:
                 raise ConfigError(f"--{name} must be positive (got {getattr(getattr(self, section), name)})")
         if not 0 <= self.optimizer.decay_epochs <= self.optimizer.epochs:
             raise ConfigError(f"--decay_epochs must be between 0 and --epochs ({self.optimizer.epochs})")
+        if self.runtime.cluster_timeout < 1:
+            raise ConfigError(f"--cluster_timeout must be positive (got {self.runtime.cluster_timeout})")
         if self.optimizer.lr <= 0:
             raise ConfigError(f"--lr must be positive (got {self.optimizer.lr})")
         return self

@@ -104,8 +104,11 @@ def define_flags():
         _define(name, default, help_text)
     flags.DEFINE_enum("mixed_precision", RUNTIME.mixed_precision, ["auto", "none", "bfloat16", "float16"],
                       "auto: float16 on GPU, bfloat16 on CPUs with bf16 instructions, else float32.")
-    flags.DEFINE_enum("strategy", RUNTIME.strategy, ["auto", "mirrored", "one_device"],
-                      "auto: MirroredStrategy over all GPUs, one device without GPUs.")
+    flags.DEFINE_enum("strategy", RUNTIME.strategy, ["auto", "mirrored", "one_device", "multi_worker"],
+                      "auto: MultiWorkerMirroredStrategy when TF_CONFIG names a cluster, else "
+                      "MirroredStrategy over all GPUs, else one device.")
+    flags.DEFINE_integer("cluster_timeout", RUNTIME.cluster_timeout, "multi_worker: seconds to wait for "
+                         "every task TF_CONFIG names before giving up.")
     flags.DEFINE_integer("seed", RUNTIME.seed, "Seed of weights, data order and augmentation.")
     flags.DEFINE_integer("summary_every", RUNTIME.summary_every, "Steps between TensorBoard scalars.")
     flags.DEFINE_integer("image_every", RUNTIME.image_every, "Steps between TensorBoard image grids.")
@@ -119,8 +122,8 @@ def define_flags():
 
 
 CONFIG_FLAGS = ("model", "data", "model_dir", "load_size", "batch_size", "steps_per_epoch", "epochs",
-                "decay_epochs", "lr", "beta_1", "mixed_precision", "strategy", "seed", "summary_every",
-                "image_every", "export", "keep_every")
+                "decay_epochs", "lr", "beta_1", "mixed_precision", "strategy", "cluster_timeout", "seed",
+                "summary_every", "image_every", "export", "keep_every")
 
 
 def config_from_flags():
@@ -171,7 +174,7 @@ def main(argv):
     rate = summary["images_per_s"]
     print(f"trained {summary['model_dir']}: epochs {summary['start_epoch']}..{summary['epochs']}"
           + (f", {rate:.1f} images/s" if rate else ""))
-    if config.runtime.export:
+    if config.runtime.export and summary["chief"]:  # on a cluster, the chief alone writes the run folder
         from tfunmask import runs
 
         path = exporter.export_saved_model(model.export_generator(), runs.Run(config.model_dir).saved_model)

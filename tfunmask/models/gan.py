@@ -81,6 +81,11 @@ class GAN(keras.Model):
         # wrapper built keeps ``fit`` from calling it on a batch to build it.
         self.built = True
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Nothing to build: the networks are built at construction and the optimizers by
+        ``compile``. Keras' own version would first average a batch over the replicas with
+        ``strategy.reduce``, which fails for a dict batch on several workers (keras#20585)."""
+
     @contextlib.contextmanager
     def policy_scope(self):
         """Layers created inside take this model's dtype policy (float32 or mixed)."""
@@ -130,10 +135,19 @@ class GAN(keras.Model):
         return list(self.trackers.values())
 
     def track(self, **values):
-        """Updates the epoch-mean tracker of each named loss term."""
+        """Updates the epoch-mean tracker of each named loss term; returns every tracker's result.
+
+        On a cluster the results are shaped [1]: Keras reduces a multi-worker step's outputs with
+        ``strategy.reduce(..., axis=0)``, which fails on scalars.
+        """
         for name, value in values.items():
             self.trackers[name].update_state(value)
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
+        results = {name: tracker.result() for name, tracker in self.trackers.items()}
+        strategy = tf.distribute.get_strategy()
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and \
+                strategy.cluster_resolver.cluster_spec().jobs:
+            results = {name: tf.reshape(value, [1]) for name, value in results.items()}
+        return results
 
     @staticmethod
     def unpack(data):

@@ -1,9 +1,11 @@
-"""What the machine decides for a run: its precision and its distribution strategy."""
+"""What the machine decides for a run: its precision and its distribution strategy (a cluster
+of machines: ``tfunmask.training.cluster``)."""
 
 import tensorflow as tf
 
 from tfunmask import cpu
 from tfunmask.config import ConfigError
+from tfunmask.training import cluster
 
 PRECISIONS = {"none": "float32", "float32": "float32", "bfloat16": "mixed_bfloat16",
               "float16": "mixed_float16"}
@@ -21,9 +23,17 @@ def precision_policy(name):
     return PRECISIONS[name]
 
 
-def make_strategy(name):
-    """``--strategy``: mirrored over all GPUs (or all logical CPUs when there is no
-    GPU), one device, or auto (mirrored when a GPU is visible)."""
+def make_strategy(name, cluster_timeout=300):
+    """``--strategy``: mirrored over all GPUs (or all logical CPUs when there is no GPU), one
+    device, multi_worker (MultiWorkerMirroredStrategy over the hosts ``TF_CONFIG`` names, joined
+    within ``cluster_timeout`` seconds), or auto (multi_worker when ``TF_CONFIG`` names a cluster,
+    else mirrored when a GPU is visible, else one device)."""
+    tf_config = cluster.read_tf_config() if name in ("auto", "multi_worker") else None
+    if name == "multi_worker" or tf_config:
+        if not tf_config:
+            raise ConfigError("--strategy=multi_worker needs TF_CONFIG to describe the cluster "
+                              "(see README: Training on several machines)")
+        return cluster.join(*tf_config, cluster_timeout)
     gpus = tf.config.list_logical_devices("GPU")
     if name == "auto":
         name = "mirrored" if gpus else "one_device"
@@ -32,4 +42,4 @@ def make_strategy(name):
         return tf.distribute.MirroredStrategy(devices)
     if name == "one_device":
         return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
-    raise ConfigError(f"--strategy must be auto, mirrored or one_device (got {name!r})")
+    raise ConfigError(f"--strategy must be auto, mirrored, one_device or multi_worker (got {name!r})")

@@ -7,9 +7,19 @@ traced step is reused across calls). Each epoch's batches come from the pipeline
 ``seed + epoch``, so a run resumed from an epoch checkpoint sees exactly the batches the
 uninterrupted run saw, with the same learning rate (the schedule reads the restored step counter)
 and the same dropout masks (their seed states are checkpointed).
+
+On several machines (``--strategy=multi_worker``) every worker runs this same loop on the same
+batches; ``fit`` gives each worker its replicas' share of every global batch. Only the chief writes
+the run folder (config, TensorBoard, samples, summary, and in ``train.py`` the export); the others
+save their checkpoints, which the strategy needs every worker to do, to a temporary folder that is
+removed at the end. A resumed run restores every worker from the chief's checkpoints, so the run
+folder must be one all workers see (a shared or cloud file system) to resume on several hosts.
 """
 
+import contextlib
 import json
+import tempfile
+from pathlib import Path
 
 import keras
 import tensorflow as tf
@@ -24,14 +34,24 @@ from tfunmask.training.callbacks import (
     TensorBoardSummaries,
     Throughput,
 )
+from tfunmask.training.cluster import is_chief
 from tfunmask.training.hardware import make_strategy, precision_policy
 from tfunmask.training.schedule import make_optimizer
 
 
 def _dataset(config, kind, files, *, training, seed):
-    """Training data repeat endlessly (``fit`` takes ``steps_per_epoch`` batches); eval data once."""
-    return pipeline.batches(kind, files, image_size=config.image_size, load_size=config.load_size,
-                            batch_size=config.data.batch_size, training=training, seed=seed, repeat=training)
+    """Training data repeat endlessly (``fit`` takes ``steps_per_epoch`` batches); eval data once.
+
+    Every worker of a cluster makes the same global batches and keeps its replicas' slice of each
+    (DATA sharding), so a cluster trains on exactly the batches one process would. Sharding by
+    file would give each worker other examples, and it cannot see the pipeline's files anyway.
+    """
+    dataset = pipeline.batches(kind, files, image_size=config.image_size, load_size=config.load_size,
+                               batch_size=config.data.batch_size, training=training, seed=seed,
+                               repeat=training)
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
 
 
 def count_steps(config, data_dir, kind):
@@ -91,6 +111,17 @@ def prepare_run(config, resume):
     return run, saved
 
 
+@contextlib.contextmanager
+def _checkpoint_folder(run, chief):
+    """Where this process saves checkpoints: the run folder on the chief; a temporary folder,
+    removed at the end, on the other workers of a cluster."""
+    if chief:
+        yield run.checkpoints
+        return
+    with tempfile.TemporaryDirectory(prefix="tfunmask-worker-checkpoints-") as folder:
+        yield folder
+
+
 def train(config: TrainConfig, *, resume=False, verbose=1, callbacks=()):
     """Trains ``config.model_name``; returns the model and a summary dict (metrics, images/s, paths).
 
@@ -101,8 +132,9 @@ def train(config: TrainConfig, *, resume=False, verbose=1, callbacks=()):
     run, saved = prepare_run(config, resume)
     policy = config.runtime.precision
     keras.utils.set_random_seed(config.runtime.seed)
-    strategy = make_strategy(config.runtime.strategy)
+    strategy = make_strategy(config.runtime.strategy, config.runtime.cluster_timeout)
     config.runtime.replicas = strategy.num_replicas_in_sync
+    chief = is_chief(strategy)
 
     data_dir = runs.data_dir(config)
     kind = models.model_class(config.model_name).DATA
@@ -127,42 +159,47 @@ def train(config: TrainConfig, *, resume=False, verbose=1, callbacks=()):
     config.model = models.constructor_arguments(model)  # defaults resolved (e.g. resnet_blocks)
     if saved:
         _check_same_model(config.model, saved.model)
-    config.save()
-    manager = tf.train.CheckpointManager(checkpoint, run.checkpoints, max_to_keep=3)
-    kept = tf.train.CheckpointManager(checkpoint, run.kept, max_to_keep=None)
-    if resume:
-        runs.restore_checkpoint(checkpoint, manager.latest_checkpoint)
+    if chief:
+        config.save()
+    with _checkpoint_folder(run, chief) as folder:
+        manager = tf.train.CheckpointManager(checkpoint, folder, max_to_keep=3)
+        kept = tf.train.CheckpointManager(checkpoint, Path(folder) / "kept", max_to_keep=None)
+        if resume:
+            runs.restore_checkpoint(checkpoint, run.latest_checkpoint())
+        throughput = Throughput(config.data.batch_size)
+        writers = [throughput]
+        if chief:
+            sample_files = val_files if all(val_files) else train_files
+            samples = next(iter(_dataset(config, kind, sample_files, training=False, seed=config.runtime.seed)))
+            writers.append(TensorBoardSummaries(run.logs, samples, model.sample_images,
+                                                summary_every=config.runtime.summary_every,
+                                                image_every=config.runtime.image_every, throughput=throughput,
+                                                samples_dir=run.samples))
+        epochs = config.optimizer.epochs
+        callbacks = [*writers, EpochCheckpoint(manager, epoch, kept, config.runtime.keep_every),
+                     *callbacks]
+        if verbose:
+            callbacks.append(RunProgbar(epochs, model.PROGRESS_NAMES))  # last, so it shows images_per_s
+        validation = (_dataset(config, kind, val_files, training=False, seed=config.runtime.seed)
+                      if all(val_files) else None)
 
-    sample_files = val_files if all(val_files) else train_files
-    samples = next(iter(_dataset(config, kind, sample_files, training=False, seed=config.runtime.seed)))
-    throughput = Throughput(config.data.batch_size)
-    summaries = TensorBoardSummaries(run.logs, samples, model.sample_images,
-                                     summary_every=config.runtime.summary_every,
-                                     image_every=config.runtime.image_every, throughput=throughput,
-                                     samples_dir=run.samples)
-    epochs = config.optimizer.epochs
-    callbacks = [throughput, summaries, EpochCheckpoint(manager, epoch, kept, config.runtime.keep_every), *callbacks]
-    if verbose:
-        callbacks.append(RunProgbar(epochs, model.PROGRESS_NAMES))  # last, so it shows images_per_s
-    validation = (_dataset(config, kind, val_files, training=False, seed=config.runtime.seed)
-                  if all(val_files) else None)
+        history = {}
+        start = int(epoch.numpy())
+        if start >= epochs:
+            return model, {"model_dir": str(run.root), "epochs": epochs, "start_epoch": start,
+                           "finished_before": True, "chief": chief}
+        for e in range(start, epochs):
+            data = _dataset(config, kind, train_files, training=True, seed=config.runtime.seed + e)
+            result = model.fit(data, initial_epoch=e, epochs=e + 1, steps_per_epoch=steps_per_epoch,
+                               validation_data=validation, callbacks=callbacks, verbose=verbose,
+                               shuffle=False)
+            history = {k: v[-1] for k, v in result.history.items()}
 
-    history = {}
-    start = int(epoch.numpy())
-    if start >= epochs:
-        return model, {"model_dir": str(run.root), "epochs": epochs, "start_epoch": start,
-                       "finished_before": True}
-    for e in range(start, epochs):
-        data = _dataset(config, kind, train_files, training=True, seed=config.runtime.seed + e)
-        result = model.fit(data, initial_epoch=e, epochs=e + 1, steps_per_epoch=steps_per_epoch,
-                           validation_data=validation, callbacks=callbacks, verbose=verbose,
-                           shuffle=False)
-        history = {k: v[-1] for k, v in result.history.items()}
-
-    summary = {"model_dir": str(run.root), "epochs": epochs, "start_epoch": start,
-               "steps_per_epoch": steps_per_epoch, "images_per_s": throughput.rate,
-               "precision": policy, "replicas": strategy.num_replicas_in_sync,
-               "upsampling": "fused" if fused_upsampling(config.model.get("upsampling", "auto")) else "plain",
-               "metrics": history}
-    run.summary.write_text(json.dumps(summary, indent=2, default=float) + "\n")
-    return model, summary
+        summary = {"model_dir": str(run.root), "epochs": epochs, "start_epoch": start,
+                   "steps_per_epoch": steps_per_epoch, "images_per_s": throughput.rate,
+                   "precision": policy, "replicas": strategy.num_replicas_in_sync,
+                   "upsampling": "fused" if fused_upsampling(config.model.get("upsampling", "auto")) else "plain",
+                   "metrics": history}
+        if chief:
+            run.summary.write_text(json.dumps(summary, indent=2, default=float) + "\n")
+        return model, {**summary, "chief": chief}
