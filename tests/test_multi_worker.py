@@ -211,6 +211,7 @@ def test_pix2pix_on_two_workers_equals_one_process_and_resumes(tiny_paired_data,
     assert {p.name for p in run.iterdir()} >= {"config.json", "summary.json", "checkpoints", "logs", "samples",
                                                 "saved_model"}
     assert "SavedModel:" in first["chief"][1] and "SavedModel:" not in first["worker"][1]
+    assert "trained " in first["chief"][1] and "worker done: epochs 0..1" in first["worker"][1]
 
     second = run_cluster(tmp_path / "second", ["--resume", "--epochs=2", "--noexport",
                                                "--progress=epoch"], {"chief": run, "worker": run})

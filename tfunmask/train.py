@@ -172,9 +172,12 @@ def main(argv):
               f"(resume with --epochs above {summary['epochs']} to train further)")
         return
     rate = summary["images_per_s"]
-    print(f"trained {summary['model_dir']}: epochs {summary['start_epoch']}..{summary['epochs']}"
-          + (f", {rate:.1f} images/s" if rate else ""))
-    if config.runtime.export and summary["chief"]:  # on a cluster, the chief alone writes the run folder
+    done = f"epochs {summary['start_epoch']}..{summary['epochs']}" + (f", {rate:.1f} images/s" if rate else "")
+    if not summary["chief"]:  # its run folder holds nothing: the chief wrote the run
+        print(f"worker done: {done} (the chief wrote the run folder)")
+        return
+    print(f"trained {summary['model_dir']}: {done}")
+    if config.runtime.export:
         from tfunmask import runs
 
         path = exporter.export_saved_model(model.export_generator(), runs.Run(config.model_dir).saved_model)
