@@ -27,9 +27,7 @@ def define_flags():
     flags.DEFINE_enum("family", "mesh", list(overlay.FAMILIES),
                       "Mask family: mesh (a lit surface built from the landmarks) or image (flat mask pictures "
                       "warped onto them); keep one out of training to measure generalisation.")
-    flags.DEFINE_string("styles", "all", "Mask styles to draw from: 'all' or a comma list of the family's styles ("
-                        + "; ".join(f"{name}: {', '.join(module.STYLES)}" for name, module in overlay.FAMILIES.items())
-                        + ").")
+    flags.DEFINE_string("styles", "all", overlay.STYLES_HELP)
     flags.DEFINE_integer("seed", 0, "Random seed (with each file's relative path it fixes that file's masks).",
                          lower_bound=0)
     flags.DEFINE_integer("workers", 1, "Worker processes for detection and rendering.", lower_bound=1)

@@ -33,9 +33,7 @@ def define_flags():
     flags.DEFINE_string("out", None, "Output folder (local or URL; must not be inside --faces).")
     flags.DEFINE_integer("size", 256, "Side of the aligned square face crops in pixels.", lower_bound=32)
     flags.DEFINE_enum("family", "mesh", list(overlay.FAMILIES), "Mask family: mesh or image (see tools/overlay_masks.py).")
-    flags.DEFINE_string("styles", "all", "Mask styles to draw from: 'all' or a comma list of the family's styles ("
-                        + "; ".join(f"{name}: {', '.join(module.STYLES)}" for name, module in overlay.FAMILIES.items())
-                        + ").")
+    flags.DEFINE_string("styles", "all", overlay.STYLES_HELP)
     flags.DEFINE_integer("seed", 0, "Random seed (with each file's relative path it fixes that file's masks).",
                          lower_bound=0)
     flags.DEFINE_integer("per_face", 1, "Masked variants per face (styles cycle through a random order).", lower_bound=1)

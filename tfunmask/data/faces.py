@@ -436,6 +436,13 @@ def _blend_alpha(size: int, region_mask, feather: float) -> np.ndarray:
     return inside * region_alpha(region, feather)
 
 
+def hull_mask(points, size: int) -> np.ndarray:
+    """uint8 (size, size), 255 on the convex hull of crop-space `points` (x, y), else 0."""
+    region = np.zeros((size, size), np.uint8)
+    cv2.fillConvexPoly(region, cv2.convexHull(np.rint(np.asarray(points)).astype(np.int32)), 255)
+    return region
+
+
 def region_alpha(region_mask: np.ndarray, feather: float) -> np.ndarray:
     """float32 weights in [0, 1] of a square uint8 `region_mask`: 1 where it is nonzero, falling
     smoothly to 0 over `feather` (a fraction of the side) outside it."""

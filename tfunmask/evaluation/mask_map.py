@@ -10,8 +10,9 @@
 """
 from __future__ import annotations
 
-import cv2
 import numpy as np
+
+from tfunmask.data import faces
 
 LOWER_FACE = [*range(2, 15), *range(27, 31)]
 THRESHOLD = 0.5
@@ -19,10 +20,7 @@ THRESHOLD = 0.5
 
 def lower_face(landmarks: np.ndarray, size: int) -> np.ndarray:
     """bool (size, size): the convex hull of one face's LOWER_FACE landmarks (crop pixels)."""
-    region = np.zeros((size, size), np.uint8)
-    hull = cv2.convexHull(np.rint(np.asarray(landmarks)[LOWER_FACE]).astype(np.int32))
-    cv2.fillConvexPoly(region, hull, 1)
-    return region.astype(bool)
+    return faces.hull_mask(np.asarray(landmarks)[LOWER_FACE], size) > 0
 
 
 def iou(maps: np.ndarray, mask_maps: np.ndarray) -> float:

@@ -129,18 +129,18 @@ def _resized(image, width, height):
 def face_region(points, size):
     """uint8 (size, size) mask, 255 on the convex hull of the crop-space ``points`` grown by
     REGION_GROWTH of the side: the part of the crop that is pasted back."""
-    region = np.zeros((size, size), np.uint8)
-    cv2.fillConvexPoly(region, cv2.convexHull(np.rint(points).astype(np.int32)), 255)
-    grow = max(1, round(REGION_GROWTH * size))
-    return cv2.dilate(region, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
+    return _grown(faces.hull_mask(points, size))
 
 
 def mask_region(mask):
     """uint8 (S, S) mask, 255 where a predicted mask map (float, [0, 1]) reaches MASK_THRESHOLD,
     grown by REGION_GROWTH of the side: the part of the crop the generator changed."""
-    size = mask.shape[0]
-    region = np.where(mask >= MASK_THRESHOLD, 255, 0).astype(np.uint8)
-    grow = max(1, round(REGION_GROWTH * size))
+    return _grown(np.where(mask >= MASK_THRESHOLD, 255, 0).astype(np.uint8))
+
+
+def _grown(region):
+    """A square uint8 region dilated by REGION_GROWTH of its side (at least one pixel)."""
+    grow = max(1, round(REGION_GROWTH * region.shape[0]))
     return cv2.dilate(region, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
 
 

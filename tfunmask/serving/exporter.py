@@ -93,28 +93,28 @@ def parse_formats(text):
     return tuple(name for name in FORMATS if name in names)
 
 
-def _serving_function(generator):
+def _endpoint(generator, pixels):
+    """images -> {"unmasked", and "mask" where the generator has one}, both turned from [-1, 1]
+    into the endpoint's pixels by ``pixels``."""
     def serve(images):
         image, mask = generator_outputs(generator(to_unit(images), training=False))
-        outputs = {"unmasked": to_uint8(image)}
+        outputs = {"unmasked": pixels(image)}
         if mask is not None:
-            outputs["mask"] = to_uint8(mask * 2.0 - 1.0)
+            outputs["mask"] = pixels(tf.cast(mask, tf.float32) * 2.0 - 1.0)
         return outputs
 
     return serve
 
 
-def _pixel_function(generator):
-    """float32 pixels [0, 255] -> float32 pixels (and the mask in [0, 255]): the graph full-integer
-    quantisation wraps, so that its uint8 input and outputs are pixels up to a calibrated scale."""
-    def pixels(images):
-        image, mask = generator_outputs(generator(to_unit(images), training=False))
-        outputs = {"unmasked": (image + 1.0) * 127.5}
-        if mask is not None:
-            outputs["mask"] = tf.cast(mask, tf.float32) * 255.0
-        return outputs
+def _serving_function(generator):
+    """uint8 -> uint8."""
+    return _endpoint(generator, to_uint8)
 
-    return pixels
+
+def _pixel_function(generator):
+    """float32 pixels [0, 255] -> float32 pixels [0, 255]: the graph full-integer quantisation
+    wraps, so that its uint8 input and outputs are pixels up to a calibrated scale."""
+    return _endpoint(generator, lambda unit: (unit + 1.0) * 127.5)
 
 
 def _write_archive(generator, path, batch, *, with_pixels=False):

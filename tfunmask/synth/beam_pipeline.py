@@ -32,7 +32,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from PIL import Image
 
 from tfunmask.data import faces, splits, tfrecords
-from tfunmask.synth import masks, overlay
+from tfunmask.synth import overlay
 
 REPORT = "report.json"
 

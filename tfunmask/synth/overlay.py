@@ -46,6 +46,8 @@ from tfunmask.data.tally import InputError, Skipped, Tally
 from tfunmask.synth import mask_images, masks
 
 FAMILIES = {"mesh": masks, "image": mask_images}  # name: module with STYLES and render()
+STYLES_HELP = ("Mask styles to draw from: 'all' or a comma list of the family's styles ("
+               + "; ".join(f"{name}: {', '.join(module.STYLES)}" for name, module in FAMILIES.items()) + ").")
 OUTPUT_FOLDERS = ("masked", "target", "mask_map")
 META = "meta.jsonl"
 REPORT = "report.json"

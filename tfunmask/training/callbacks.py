@@ -150,7 +150,8 @@ class RunProgbar(keras.callbacks.ProgbarLogger):
 
 class EpochCheckpoint(keras.callbacks.Callback):
     """Saves models, optimizers and the epoch counter after every epoch through ``manager`` (which
-    keeps the newest few), and every ``keep_every``-th epoch also through ``kept`` (which keeps all)."""
+    keeps the newest few), and every ``keep_every``-th epoch also through ``kept`` (which keeps all;
+    None when ``keep_every`` is 0)."""
 
     def __init__(self, manager, epoch_variable, kept=None, keep_every=0):
         super().__init__()

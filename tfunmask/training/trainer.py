@@ -163,7 +163,8 @@ def train(config: TrainConfig, *, resume=False, verbose=1, callbacks=()):
         config.save()
     with _checkpoint_folder(run, chief) as folder:
         manager = tf.train.CheckpointManager(checkpoint, folder, max_to_keep=3)
-        kept = tf.train.CheckpointManager(checkpoint, Path(folder) / "kept", max_to_keep=None)
+        kept = (tf.train.CheckpointManager(checkpoint, Path(folder) / "kept", max_to_keep=None)
+                if config.runtime.keep_every else None)
         if resume:
             runs.restore_checkpoint(checkpoint, run.latest_checkpoint())
         throughput = Throughput(config.data.batch_size)
