@@ -10,6 +10,7 @@ from PIL import Image
 
 from tfunmask.data import splits
 from tfunmask.evaluation import features, mask_map, suite
+from tfunmask.inference import photos
 from tfunmask.models import pix2pix
 from tfunmask.serving import exporter
 from tfunmask.synth import demo, mask_images, masks
@@ -195,3 +196,19 @@ def test_command_bad_data_is_one_line(saved_model, tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("error: no test-split pairs")
     assert "Traceback" not in result.stderr
+
+
+def test_scoring_at_another_size_brings_the_output_back_as_the_photo_path_does(half_map_model, overlay_folder,
+                                                                              tmp_path):
+    """A 32 px model scored at 48 px: the crops are shrunk for it and its output enlarged back
+    inside its map's region; this map covers everything, so the output is the round trip."""
+    metrics = suite.evaluate(half_map_model, overlay_folder / "overlay", tmp_path / "eval", split="all", limit=4,
+                             score_size=48, image_features=features.random_features())
+    assert metrics["score_size"] == 48 and metrics["image_size"] == SIZE
+    assert "scored at 48 px (model at 32 px)" in (tmp_path / "eval" / "report.md").read_text()
+    pairs = suite.load_pairs(overlay_folder / "overlay", 48, split="all", limit=4)
+    outputs, maps = suite.load_model(half_map_model).unmask_crops(pairs.masked)
+    assert outputs.shape == pairs.masked.shape and maps.shape == (4, 48, 48)
+    round_trip = [photos._resized(photos._resized(crop, SIZE, SIZE), 48, 48) for crop in pairs.masked]
+    np.testing.assert_array_equal(outputs, round_trip)
+    assert metrics["paired"]["methods"]["model"]["psnr"] < metrics["paired"]["methods"]["input"]["psnr"]

@@ -51,6 +51,7 @@ class DataConfig:
     load_size: Optional[int] = None  # resize-before-crop size; None: Pix2Pix's 286/256 of image_size
     batch_size: int = 8
     steps_per_epoch: Optional[int] = None  # None: one pass over the larger training set
+    mask_variation: float = 0.0  # paired: probability of varying a pair's mask look and photo
 
 
 @dataclasses.dataclass
@@ -114,6 +115,10 @@ class TrainConfig:
             raise ConfigError(f"--decay_epochs must be between 0 and --epochs ({self.optimizer.epochs})")
         if self.runtime.cluster_timeout < 1:
             raise ConfigError(f"--cluster_timeout must be positive (got {self.runtime.cluster_timeout})")
+        if not 0 <= self.data.mask_variation <= 1:
+            raise ConfigError(f"--mask_variation must be a probability in [0, 1] (got {self.data.mask_variation})")
+        if self.data.mask_variation and self.model_name != "pix2pix":
+            raise ConfigError("--mask_variation varies paired data: only --model=pix2pix trains on it")
         if self.optimizer.lr <= 0:
             raise ConfigError(f"--lr must be positive (got {self.optimizer.lr})")
         return self

@@ -34,6 +34,9 @@ def define_flags():
     flags.DEFINE_string("inception_weights", None, "InceptionV3 'notop' weights file for FID/KID (default: the "
                         "Keras cache, ~/.keras/models/).")
     flags.DEFINE_integer("batch_size", 16, "Batch size of InceptionV3.", lower_bound=1)
+    flags.DEFINE_integer("score_size", None, "Score every method on crops of this size (default: the model's). "
+                         "The model gets them resized to its size and its output is brought back as the photo "
+                         "path does: only its mask map's region replaced at this resolution.", lower_bound=16)
     flags.mark_flags_as_required(["model", "data", "out"])
 
 
@@ -49,7 +52,8 @@ def main(argv):
         metrics = suite.evaluate(
             FLAGS.model, FLAGS.data, FLAGS.out, epoch=FLAGS.epoch, split=FLAGS.split, limit=FLAGS.limit, held_out=FLAGS.held_out,
             masked_real=FLAGS.masked_real, masked_real_aligned=FLAGS.masked_real_aligned,
-            inception_weights=FLAGS.inception_weights, batch_size=FLAGS.batch_size, log=print)
+            inception_weights=FLAGS.inception_weights, batch_size=FLAGS.batch_size,
+            score_size=FLAGS.score_size, log=print)
     except suite.EvaluationError as error:
         fail(str(error))
     print(report.table(metrics["paired"]["methods"]))

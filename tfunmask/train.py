@@ -95,6 +95,9 @@ def define_flags():
     flags.DEFINE_integer("load_size", None, "Resize size before the random crop (default size*286/256).")
     flags.DEFINE_integer("batch_size", DATA.batch_size, "Global batch size, split over replicas.")
     flags.DEFINE_integer("steps_per_epoch", None, "Steps per epoch (default: one pass over the data).")
+    flags.DEFINE_float("mask_variation", DATA.mask_variation, "Pix2Pix: probability that a training pair's "
+                       "mask is recoloured (and maybe printed) and its photo's light, blur and noise "
+                       "varied, so the model learns masks, not one renderer (0: off).")
     flags.DEFINE_integer("epochs", OPTIMIZER.epochs, "Total epochs, including the decay epochs.")
     flags.DEFINE_integer("decay_epochs", None, "Final epochs over which the learning rate decays linearly "
                          "to 0 (default: half of --epochs, rounded down).")
@@ -121,7 +124,7 @@ def define_flags():
                       "auto: a progress bar on a terminal, one plain line per epoch otherwise (logs, nohup, CI).")
 
 
-CONFIG_FLAGS = ("model", "data", "model_dir", "load_size", "batch_size", "steps_per_epoch", "epochs",
+CONFIG_FLAGS = ("model", "data", "model_dir", "load_size", "batch_size", "steps_per_epoch", "mask_variation", "epochs",
                 "decay_epochs", "lr", "beta_1", "mixed_precision", "strategy", "cluster_timeout", "seed",
                 "summary_every", "image_every", "export", "keep_every")
 

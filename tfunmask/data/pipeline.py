@@ -15,7 +15,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from tfunmask.data import tfrecords
+from tfunmask.data import tfrecords, variation
 from tfunmask.data.tfrecords import parse_paired, parse_unpaired
 from tfunmask.pixels import to_unit
 
@@ -23,7 +23,7 @@ __all__ = ["paired", "unpaired", "split_files", "split_sizes", "batches"]
 
 AUTOTUNE = tf.data.AUTOTUNE
 _MAX_CYCLE = 8  # shards read at once; fixed (not AUTOTUNE) so the order is machine independent
-_STREAM_PAIRED, _STREAM_A, _STREAM_B = 0, 1, 2
+_STREAM_PAIRED, _STREAM_A, _STREAM_B, _STREAM_VARIATION = 0, 1, 2, 3
 
 
 def _check_args(files: Sequence[str | Path], image_size: int, load_size: int, batch_size: int) -> list[str]:
@@ -98,12 +98,17 @@ def _prepare(stacked_images: tf.Tensor, mask: tf.Tensor | None, index: tf.Tensor
     return stacked
 
 
-def _paired_element(index: tf.Tensor, serialized: tf.Tensor, **options) -> dict[str, tf.Tensor]:
+def _paired_element(index: tf.Tensor, serialized: tf.Tensor, *, mask_variation: float,
+                    **options) -> dict[str, tf.Tensor]:
     example = parse_paired(serialized)
     images = to_unit(tf.concat([example["masked"], example["target"]], axis=-1))
     mask = tf.cast(example["mask_map"] > 127, tf.float32)
     stacked = _prepare(images, mask, index, stream=_STREAM_PAIRED, **options)
-    return {"masked": stacked[..., :3], "target": stacked[..., 3:6], "mask_map": stacked[..., 6:]}
+    masked, target, mask = stacked[..., :3], stacked[..., 3:6], stacked[..., 6:]
+    if options["training"] and mask_variation > 0:
+        key = _element_key(options["seed"], _STREAM_VARIATION, index)
+        masked, target = variation.vary(masked, target, mask, key, mask_variation)
+    return {"masked": masked, "target": target, "mask_map": mask}
 
 
 def _unpaired_element(index: tf.Tensor, serialized: tf.Tensor, **options) -> tf.Tensor:
@@ -113,7 +118,8 @@ def _unpaired_element(index: tf.Tensor, serialized: tf.Tensor, **options) -> tf.
 
 def paired(files: Sequence[str | Path], *, image_size: int = 256, load_size: int = 286,
            batch_size: int = 1, training: bool = True, seed: int = 0, shuffle_buffer: int = 512,
-           repeat: bool = False, deterministic: bool | None = None) -> tf.data.Dataset:
+           repeat: bool = False, deterministic: bool | None = None,
+           mask_variation: float = 0.0) -> tf.data.Dataset:
     """Batches of {"masked", "target": (B, S, S, 3) in [-1, 1], "mask_map": (B, S, S, 1) in {0, 1}}.
 
     training=True: shuffle, resize to load_size, random crop to image_size and flip (identical
@@ -121,13 +127,16 @@ def paired(files: Sequence[str | Path], *, image_size: int = 256, load_size: int
     `strategy.experimental_distribute_dataset`). training=False: no shuffling, resize to image_size
     only, last partial batch kept. `repeat` makes it endless (each pass reshuffled and
     re-augmented). `deterministic=None` follows `tf.data.Options.deterministic` (default True);
-    False lets parallel reads and maps deliver out of order for speed.
+    False lets parallel reads and maps deliver out of order for speed. `mask_variation` is the
+    probability that a training pair's mask look and photo are varied (`variation.vary`).
     """
+    if not 0 <= mask_variation <= 1:
+        raise ValueError(f"mask_variation must be a probability in [0, 1] (got {mask_variation})")
     files = _check_args(files, image_size, load_size, batch_size)
     dataset = _records(files, shuffle=training, seed=_shuffle_seed(seed, _STREAM_PAIRED),
                        shuffle_buffer=shuffle_buffer, deterministic=deterministic, repeat=repeat)
     element = partial(_paired_element, image_size=image_size, load_size=load_size,
-                      training=training, seed=seed)
+                      training=training, seed=seed, mask_variation=mask_variation)
     dataset = dataset.enumerate().map(element, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
     return _batched(dataset, batch_size, training, None if repeat else count_records(files))
 
@@ -201,6 +210,9 @@ def split_sizes(data_dir: str | Path, kind: str, split: str) -> list[int]:
         return [count_records(files) if files else 0 for files in split_files(data_dir, kind, split)]
 
 
-def batches(kind: str, files: list[list[str]], **options) -> tf.data.Dataset:
-    """``paired`` or ``unpaired`` batches from ``split_files``' shard lists."""
-    return paired(*files, **options) if kind == "paired" else unpaired(*files, **options)
+def batches(kind: str, files: list[list[str]], *, mask_variation: float = 0.0, **options) -> tf.data.Dataset:
+    """``paired`` or ``unpaired`` batches from ``split_files``' shard lists (``mask_variation``:
+    paired only)."""
+    if kind == "paired":
+        return paired(*files, mask_variation=mask_variation, **options)
+    return unpaired(*files, **options)

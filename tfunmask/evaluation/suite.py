@@ -206,31 +206,39 @@ def _image_features(given, weights, notes: list[str], log) -> features.ImageFeat
 
 
 def evaluate(model: str | Path, data: str | Path, out: str | Path, *, epoch: int | None = None,
-             split: str = "test", limit: int | None = None, held_out: str | Path | None = None, masked_real: str | Path | None = None,
+             split: str = "test", limit: int | None = None, held_out: str | Path | None = None,
+             masked_real: str | Path | None = None,
              masked_real_aligned: bool = False, inception_weights: str | Path | None = None,
              image_features: features.ImageFeatures | None = None, batch_size: int = 16,
-             log: Callable[[str], None] = lambda message: None) -> dict:
+             score_size: int | None = None, log: Callable[[str], None] = lambda message: None) -> dict:
     """Score the model (with `epoch`: that checkpoint of the run folder `model`) and the baselines;
     write metrics.json, report.md and PNGs into `out`.
 
     `held_out` is paired data masked by the mask family kept out of training: it is scored like
     `data` (its `split`, at most `limit` pairs) and "gap" holds, per method and metric, its score
-    minus the in-family one. `image_features` replaces InceptionV3 (tests pass
+    minus the in-family one. `score_size` (default: the model's size) is the crop size every
+    method is scored at; the model sees crops resized to its own size and its output is brought
+    back as the photo path does (`photos.Unmasker.unmask_crops`). `image_features` replaces InceptionV3 (tests pass
     `features.random_features()`). Returns the metrics as written to metrics.json. Bad input
     raises EvaluationError.
     """
     if split not in SPLITS:
         raise EvaluationError(f"--split must be one of {', '.join(SPLITS)} (got {split!r})")
     unmasker = load_model(model, epoch)
-    pairs = load_pairs(data, unmasker.size, split=split, limit=limit)
-    held_pairs = None if held_out is None else load_pairs(held_out, unmasker.size, split=split, limit=limit)
+    size = score_size or unmasker.size
+    if size < 16:
+        raise EvaluationError(f"--score_size must be at least 16 (got {size})")
+    pairs = load_pairs(data, size, split=split, limit=limit)
+    held_pairs = None if held_out is None else load_pairs(held_out, size, split=split, limit=limit)
     notes: list[str] = []
     extractor = _image_features(image_features, inception_weights, notes, log)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    log(f"{len(pairs.ids)} pairs at {unmasker.size} px (dlib face embeddings take ~0.25 s a face on a CPU)")
+    log(f"{len(pairs.ids)} pairs scored at {size} px, model at {unmasker.size} px "
+        "(dlib face embeddings take ~0.25 s a face on a CPU)")
     paired, target = _evaluate_paired(pairs, unmasker, extractor, batch_size, out / "contact_sheet.png")
     metrics = {"model": str(model), "epoch": epoch, "data": str(data), "split": split, "image_size": unmasker.size,
+               "score_size": size,
                "image_features": extractor.name if extractor else None, "notes": notes, "paired": paired}
     if held_pairs is not None:
         log(f"{len(held_pairs.ids)} pairs of the held-out mask family")
@@ -238,7 +246,7 @@ def evaluate(model: str | Path, data: str | Path, out: str | Path, *, epoch: int
             held_pairs, unmasker, extractor, batch_size, out / "contact_sheet_held_out.png")[0]}
         metrics["gap"] = generalisation_gap(paired["methods"], metrics["held_out"]["methods"])
     if masked_real is not None:
-        metrics["real"] = _evaluate_real(masked_real, masked_real_aligned, unmasker, target, extractor,
+        metrics["real"] = _evaluate_real(masked_real, masked_real_aligned, unmasker, size, target, extractor,
                                          limit, batch_size, out, log)
     report.write_all(metrics, out)
     return metrics
@@ -255,7 +263,7 @@ def generalisation_gap(in_family: dict[str, dict], held_out: dict[str, dict]) ->
 def _evaluate_paired(pairs: Pairs, unmasker, extractor, batch_size: int, sheet: Path) -> tuple[dict, Described]:
     """Scores of the model and the baselines against the true faces (also returned, described),
     and where the model writes (``mask_map``): on these masks, and on the true faces themselves."""
-    outputs, maps = unmasker.generator.predict(pairs.masked)
+    outputs, maps = unmasker.unmask_crops(pairs.masked)
     crops = {"input": pairs.masked, "inpaint_telea": inpaint_telea(pairs.masked, pairs.mask_map),
              "model": outputs}
     report.contact_sheet({"input": pairs.masked, "inpaint (Telea)": crops["inpaint_telea"],
@@ -267,15 +275,15 @@ def _evaluate_paired(pairs: Pairs, unmasker, extractor, batch_size: int, sheet: 
     methods["target"] = {"detection_rate": detection.detection_rate(target.boxes)}
     if maps is not None:
         methods["model"]["mask_iou"] = mask_map.iou(maps, pairs.mask_map)
-    methods["model"].update(mask_map.on_unmasked(pairs.target, *unmasker.generator.predict(pairs.target)))
+    methods["model"].update(mask_map.on_unmasked(pairs.target, *unmasker.unmask_crops(pairs.target)))
     return {"count": len(pairs.ids), "families": list(pairs.families), "methods": methods}, target
 
 
-def _evaluate_real(folder, aligned, unmasker, reference, extractor, limit, batch_size, out, log) -> dict:
-    """The unpaired part: real masked crops and their unmasked outputs against `reference`."""
-    crops, landmarks, counts = load_real_masked(folder, unmasker.size, aligned=aligned, limit=limit)
+def _evaluate_real(folder, aligned, unmasker, size, reference, extractor, limit, batch_size, out, log) -> dict:
+    """The unpaired part: real masked crops (`size` px) and their unmasked outputs against `reference`."""
+    crops, landmarks, counts = load_real_masked(folder, size, aligned=aligned, limit=limit)
     log(f"{counts['faces']} real masked faces from {counts['seen']} files")
-    outputs, maps = unmasker.generator.predict(crops)
+    outputs, maps = unmasker.unmask_crops(crops)
     report.contact_sheet({"input": crops, "output": outputs}, out / "contact_sheet_real.png")
     scores = {name: distribution_scores(describe(images, extractor, batch_size=batch_size), reference)
               for name, images in (("input", crops), ("model", outputs))}

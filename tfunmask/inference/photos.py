@@ -99,6 +99,27 @@ class Unmasker:
                                       alignment.matrix, region))
         return UnmaskResult(result, details)
 
+    def unmask_crops(self, crops):
+        """Aligned face crops (N, H, W, 3) uint8, all of one size, unmasked; and the generator's
+        mask maps at that size (float [0, 1]; None for generators without one).
+
+        At the generator's own size its outputs are returned as they are. At another size each
+        crop is resized to the generator and its output back; with a map only the map's region
+        is blended into the crop, which keeps its own resolution elsewhere (what the photo path
+        does, and how a model is scored at a size other than its own).
+        """
+        crops = np.asarray(crops)
+        height, width = crops.shape[1:3]
+        if (height, width) == (self.size, self.size):
+            return self.generator.predict(crops)
+        outputs, masks = self.generator.predict(np.stack([_resized(c, self.size, self.size) for c in crops]))
+        if masks is None:
+            return np.stack([_resized(output, width, height) for output in outputs]), None
+        blended = np.stack([_blend(crop, output, mask, self.feather)[0]
+                            for crop, output, mask in zip(crops, outputs, masks)])
+        return blended, np.stack([cv2.resize(mask, (width, height), interpolation=cv2.INTER_LINEAR)
+                                  for mask in masks])
+
     def _unmask_cropped(self, image):
         """The whole image is the face: resized to the generator and back; with a mask map only
         its region is blended into the full-resolution image, else the whole output replaces it."""
@@ -111,13 +132,19 @@ class Unmasker:
             region = np.full((self.size, self.size), 255, np.uint8)
             result = _resized(output, width, height)
         else:
-            region = mask_region(masks[0])
-            weight = cv2.resize(faces.region_alpha(region, self.feather), (width, height),
-                                interpolation=cv2.INTER_LINEAR)[..., None]
-            blended = image * (1.0 - weight) + _resized(output, width, height) * weight
-            result = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+            result, region = _blend(image, output, masks[0], self.feather)
         face = FaceResult((0, 0, width, height), None, "none", float("nan"), crop, output, matrix, region)
         return UnmaskResult(result, [face])
+
+
+def _blend(image, output, mask, feather):
+    """``image`` (any size) with the generator's ``output`` for it (its crop) blended in over the
+    region of the predicted ``mask`` map, feathered; and that region (crop pixels)."""
+    height, width = image.shape[:2]
+    region = mask_region(mask)
+    weight = cv2.resize(faces.region_alpha(region, feather), (width, height), interpolation=cv2.INTER_LINEAR)
+    blended = image * (1.0 - weight[..., None]) + _resized(output, width, height) * weight[..., None]
+    return np.clip(np.rint(blended), 0, 255).astype(np.uint8), region
 
 
 def _resized(image, width, height):
