@@ -212,3 +212,16 @@ def test_scoring_at_another_size_brings_the_output_back_as_the_photo_path_does(h
     round_trip = [photos._resized(photos._resized(crop, SIZE, SIZE), 48, 48) for crop in pairs.masked]
     np.testing.assert_array_equal(outputs, round_trip)
     assert metrics["paired"]["methods"]["model"]["psnr"] < metrics["paired"]["methods"]["input"]["psnr"]
+
+
+def test_contact_sheet_lays_out_many_faces_several_per_row(tmp_path):
+    from tfunmask.evaluation import report
+
+    faces = np.stack([np.full((32, 32, 3), 10 * i, np.uint8) for i in range(5)])
+    report.contact_sheet({"input": faces, "output": 255 - faces}, tmp_path / "sheet.png", count=5, per_row=3)
+    sheet = np.asarray(Image.open(tmp_path / "sheet.png"))
+    block = 2 * 128 + 8
+    assert sheet.shape == (24 + 2 * 128, 3 * block, 3)
+    assert (sheet[24 + 128 + 60, block + 60] == 40).all()  # face 4: second row, second block, input
+    assert (sheet[24 + 128 + 60, block + 128 + 60] == 215).all()  # and its output beside it
+    assert (sheet[24 + 128 + 60, 2 * block + 60] == 255).all()  # no sixth face

@@ -108,8 +108,8 @@ def markdown(metrics: dict) -> str:
         real = metrics["real"]
         parts += ["## Real masked photos (no ground truth)", "",
                   f"`{real['folder']}`: {real['faces']} faces from {real['seen']} files; distances are to the "
-                  "true unmasked faces of the paired set. Only faces that `faces.find` (HOG, then the CNN) found "
-                  "are scored, so the input's detection rate is higher than over all masked photos.", "",
+                  "true unmasked faces of the paired set. Only faces that `faces.find` (its cascade: BlazeFace, HOG, "
+                  "the CNN) found are scored.", "",
                   table(real["methods"]), "",
                   "![real contact sheet](contact_sheet_real.png)", "", "![real metrics](metrics_real.png)", ""]
     parts += ["## Columns", "", LEGEND]
@@ -127,15 +127,22 @@ def _write_png(path: Path, rgb: np.ndarray) -> None:
         raise OSError(f"could not write {path}")
 
 
-def contact_sheet(columns: dict[str, np.ndarray], path: str | Path, rows: int = 8) -> None:
-    """PNG grid: a row per sample (first `rows`), a labelled column per image set (N, S, S, 3)."""
-    count = min(rows, *(len(images) for images in columns.values()))
+def contact_sheet(columns: dict[str, np.ndarray], path: str | Path, count: int = 8, per_row: int = 1) -> None:
+    """PNG grid of the first `count` samples, `per_row` of them side by side, each a block of
+    labelled cells, one per image set of `columns` (each (N, S, S, 3))."""
+    count = min(count, *(len(images) for images in columns.values()))
+    per_row = max(1, min(per_row, count))
     cell = max(128, next(iter(columns.values())).shape[1])
-    sheet = np.full((24 + count * cell, len(columns) * cell, 3), 255, np.uint8)
-    for j, (name, images) in enumerate(columns.items()):
-        _label(sheet, name, (j * cell + 4, 16), 0.45)
-        for i in range(count):
-            sheet[24 + i * cell:24 + (i + 1) * cell, j * cell:(j + 1) * cell] = cv2.resize(
+    block = len(columns) * cell + (8 if per_row > 1 else 0)  # a white gap between samples
+    rows = -(-count // per_row)
+    sheet = np.full((24 + rows * cell, per_row * block, 3), 255, np.uint8)
+    for b in range(per_row):
+        for j, name in enumerate(columns):
+            _label(sheet, name, (b * block + j * cell + 4, 16), 0.45)
+    for i in range(count):
+        top, left = 24 + (i // per_row) * cell, (i % per_row) * block
+        for j, images in enumerate(columns.values()):
+            sheet[top:top + cell, left + j * cell:left + (j + 1) * cell] = cv2.resize(
                 images[i], (cell, cell), interpolation=cv2.INTER_NEAREST)
     _write_png(Path(path), sheet)
 

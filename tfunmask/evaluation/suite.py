@@ -190,6 +190,11 @@ def inpaint_telea(masked: np.ndarray, mask_map: np.ndarray) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- evaluation
 
+def _sheet(faces: int) -> dict:
+    """Contact-sheet layout of `faces` faces: up to 8 one per row, more three per row."""
+    return {"count": faces, "per_row": 1 if faces <= 8 else 3}
+
+
 def _image_features(given, weights, notes: list[str], log) -> features.ImageFeatures | None:
     """The given extractor, else InceptionV3 from its weights file: from `weights` when given
     (its absence is an error), else from the Keras cache (its absence a note; scoring goes on)."""
@@ -210,7 +215,8 @@ def evaluate(model: str | Path, data: str | Path, out: str | Path, *, epoch: int
              masked_real: str | Path | None = None,
              masked_real_aligned: bool = False, inception_weights: str | Path | None = None,
              image_features: features.ImageFeatures | None = None, batch_size: int = 16,
-             score_size: int | None = None, log: Callable[[str], None] = lambda message: None) -> dict:
+             score_size: int | None = None, sheet_faces: int = 8,
+             log: Callable[[str], None] = lambda message: None) -> dict:
     """Score the model (with `epoch`: that checkpoint of the run folder `model`) and the baselines;
     write metrics.json, report.md and PNGs into `out`.
 
@@ -218,7 +224,8 @@ def evaluate(model: str | Path, data: str | Path, out: str | Path, *, epoch: int
     `data` (its `split`, at most `limit` pairs) and "gap" holds, per method and metric, its score
     minus the in-family one. `score_size` (default: the model's size) is the crop size every
     method is scored at; the model sees crops resized to its own size and its output is brought
-    back as the photo path does (`photos.Unmasker.unmask_crops`). `image_features` replaces InceptionV3 (tests pass
+    back as the photo path does (`photos.Unmasker.unmask_crops`). The contact sheets show the first
+    `sheet_faces` faces. `image_features` replaces InceptionV3 (tests pass
     `features.random_features()`). Returns the metrics as written to metrics.json. Bad input
     raises EvaluationError.
     """
@@ -236,18 +243,19 @@ def evaluate(model: str | Path, data: str | Path, out: str | Path, *, epoch: int
     out.mkdir(parents=True, exist_ok=True)
     log(f"{len(pairs.ids)} pairs scored at {size} px, model at {unmasker.size} px "
         "(dlib face embeddings take ~0.25 s a face on a CPU)")
-    paired, target = _evaluate_paired(pairs, unmasker, extractor, batch_size, out / "contact_sheet.png")
+    sheet = _sheet(sheet_faces)
+    paired, target = _evaluate_paired(pairs, unmasker, extractor, batch_size, sheet, out / "contact_sheet.png")
     metrics = {"model": str(model), "epoch": epoch, "data": str(data), "split": split, "image_size": unmasker.size,
                "score_size": size,
                "image_features": extractor.name if extractor else None, "notes": notes, "paired": paired}
     if held_pairs is not None:
         log(f"{len(held_pairs.ids)} pairs of the held-out mask family")
         metrics["held_out"] = {"data": str(held_out), **_evaluate_paired(
-            held_pairs, unmasker, extractor, batch_size, out / "contact_sheet_held_out.png")[0]}
+            held_pairs, unmasker, extractor, batch_size, sheet, out / "contact_sheet_held_out.png")[0]}
         metrics["gap"] = generalisation_gap(paired["methods"], metrics["held_out"]["methods"])
     if masked_real is not None:
         metrics["real"] = _evaluate_real(masked_real, masked_real_aligned, unmasker, size, target, extractor,
-                                         limit, batch_size, out, log)
+                                         limit, batch_size, sheet, out, log)
     report.write_all(metrics, out)
     return metrics
 
@@ -260,14 +268,15 @@ def generalisation_gap(in_family: dict[str, dict], held_out: dict[str, dict]) ->
             for name, scores in in_family.items() if name in held_out}
 
 
-def _evaluate_paired(pairs: Pairs, unmasker, extractor, batch_size: int, sheet: Path) -> tuple[dict, Described]:
+def _evaluate_paired(pairs: Pairs, unmasker, extractor, batch_size: int, sheet: dict,
+                     path: Path) -> tuple[dict, Described]:
     """Scores of the model and the baselines against the true faces (also returned, described),
     and where the model writes (``mask_map``): on these masks, and on the true faces themselves."""
     outputs, maps = unmasker.unmask_crops(pairs.masked)
     crops = {"input": pairs.masked, "inpaint_telea": inpaint_telea(pairs.masked, pairs.mask_map),
              "model": outputs}
     report.contact_sheet({"input": pairs.masked, "inpaint (Telea)": crops["inpaint_telea"],
-                          "output": crops["model"], "target": pairs.target}, sheet)
+                          "output": crops["model"], "target": pairs.target}, path, **sheet)
     target = describe(pairs.target, extractor, landmarks=pairs.landmarks, batch_size=batch_size)
     methods = {name: paired_scores(describe(images, extractor, landmarks=target.landmarks, batch_size=batch_size),
                                    target, pairs.mask_map)
@@ -279,12 +288,13 @@ def _evaluate_paired(pairs: Pairs, unmasker, extractor, batch_size: int, sheet: 
     return {"count": len(pairs.ids), "families": list(pairs.families), "methods": methods}, target
 
 
-def _evaluate_real(folder, aligned, unmasker, size, reference, extractor, limit, batch_size, out, log) -> dict:
+def _evaluate_real(folder, aligned, unmasker, size, reference, extractor, limit, batch_size, sheet, out,
+                   log) -> dict:
     """The unpaired part: real masked crops (`size` px) and their unmasked outputs against `reference`."""
     crops, landmarks, counts = load_real_masked(folder, size, aligned=aligned, limit=limit)
     log(f"{counts['faces']} real masked faces from {counts['seen']} files")
     outputs, maps = unmasker.unmask_crops(crops)
-    report.contact_sheet({"input": crops, "output": outputs}, out / "contact_sheet_real.png")
+    report.contact_sheet({"input": crops, "output": outputs}, out / "contact_sheet_real.png", **sheet)
     scores = {name: distribution_scores(describe(images, extractor, batch_size=batch_size), reference)
               for name, images in (("input", crops), ("model", outputs))}
     if maps is not None and landmarks is not None:
