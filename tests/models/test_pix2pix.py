@@ -137,3 +137,20 @@ def test_composite_learns_the_mask_map():
     history = [model.train_on_batch(data, return_dict=True) for _ in range(30)]
     assert "g_mask" in history[0]
     assert history[-1]["g_mask"] < 0.7 * history[0]["g_mask"], [h["g_mask"] for h in history]
+
+
+def test_leaky_relu_max_is_leaky_relu_forward_and_backward():
+    """The activation of unnormalised encoder steps: the same values and gradients as
+    LeakyReLU(0.2) (random inputs avoid exact zeros, the one point where they differ)."""
+    from tfunmask.models import layers as blocks
+
+    x = tf.random.stateless_normal([4, 8, 8, 16], seed=[1, 2])
+    upstream = tf.random.stateless_normal([4, 8, 8, 16], seed=[3, 4])
+    results = []
+    for layer in (keras.layers.LeakyReLU(0.2), blocks.LeakyReLUMax(0.2)):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
+        results.append((y.numpy(), tape.gradient(y, x, output_gradients=upstream).numpy()))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])

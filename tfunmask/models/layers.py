@@ -64,6 +64,28 @@ class NearestUpsample2x(layers.Layer):
         return (shape[0], double(shape[1]), double(shape[2]), shape[3])
 
 
+@keras.saving.register_keras_serializable("tfunmask")
+class LeakyReLUMax(layers.Layer):
+    """LeakyReLU written as max(x, alpha x): the same function and gradient (but at exactly 0).
+
+    Used where a convolution's bias feeds the activation directly (encoder steps without
+    normalisation). There TensorFlow's grappler remapper fuses Conv2D + BiasAdd + LeakyRelu,
+    then finds that LeakyReluGrad still reads the removed BiasAdd, prints "remapper failed:
+    ... missing node ... BiasAdd" and drops every fusion it made in the training graph. A
+    maximum is not a fusion pattern, so the remapper succeeds (timing in docs/results.md).
+    """
+
+    def __init__(self, alpha=0.2, **kwargs):
+        super().__init__(**kwargs)
+        self.alpha = alpha
+
+    def call(self, x):
+        return ops.maximum(x, self.alpha * x)
+
+    def get_config(self):
+        return {**super().get_config(), "alpha": self.alpha}
+
+
 # TAPS[phase] maps the three taps of a 3x3 kernel row (offsets -1, 0, +1 on the upsampled grid)
 # to the two taps (input offsets p - 1 and p, p the phase) that see the same input pixels.
 TAPS = np.array([[[1, 0, 0], [0, 1, 1]],
@@ -150,11 +172,14 @@ def norm(kind, name=None):
 
 
 def down(x, filters, *, normalization="batch", kernel=4, strides=2, name):
-    """Conv (4x4, stride 2) -> norm -> LeakyReLU(0.2): one encoder step."""
+    """Conv (4x4, stride 2) -> norm -> LeakyReLU(0.2): one encoder step (without a norm, the
+    activation is ``LeakyReLUMax``, which TensorFlow's remapper does not fuse with the bias)."""
+    unnormalised = normalization == "none"
     x = layers.Conv2D(filters, kernel, strides, padding="same", kernel_initializer=INIT,
-                      use_bias=normalization == "none", name=f"{name}_conv")(x)
+                      use_bias=unnormalised, name=f"{name}_conv")(x)
     x = norm(normalization, name=f"{name}_norm")(x)
-    return layers.LeakyReLU(0.2, name=f"{name}_act")(x)
+    activation = LeakyReLUMax if unnormalised else layers.LeakyReLU
+    return activation(0.2, name=f"{name}_act")(x)
 
 
 def up(x, filters, *, normalization="batch", dropout=0.0, fused=False, name):
