@@ -129,3 +129,29 @@ def test_generator_exports_and_serves_like_keras(name, tmp_path):
     if mask is not None:  # the map in [0, 1] as uint8 [0, 255]
         assert served["mask"].dtype == tf.uint8 and served["mask"].shape == (*faces.shape[:3], 1)
         assert np.abs(served["mask"].numpy().astype(int) - np.rint(mask * 255)).max() <= 1
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_generator_converts_to_tflite_and_the_photo_path_takes_both_files(name, tmp_path):
+    """Every model's generator, as SavedModel and as float16 TFLite, opens with ``photos.load``
+    (what ``unmask --model=`` uses) and unmasks an aligned face of another size, with the mask
+    map where the model has one. float16 weights round each weight by at most 2^-11 of itself;
+    through these few tiny layers the outputs move far less than one of 255 levels, so 2 levels
+    allow the rounding of both files' uint8 outputs."""
+    from tfunmask.inference import photos
+
+    model = models.build(name, TINY[name])
+    written = dict(exporter.export_generator(model.export_generator(), tmp_path, ["saved_model", "float16"]))
+    face = np.random.default_rng(2).integers(0, 256, (48, 48, 3), dtype=np.uint8)
+    crops = np.random.default_rng(3).integers(0, 256, (2, SIZE, SIZE, 3), dtype=np.uint8)
+    results = {}
+    for fmt, path in written.items():
+        unmasker = photos.load(path)
+        result = unmasker.unmask(face, assume_cropped=True)
+        assert result.image.shape == face.shape and len(result.faces) == 1
+        results[fmt] = unmasker.generator.predict(crops)
+        assert (results[fmt][1] is not None) == HAS_MASK[name]
+    (saved, saved_map), (lite, lite_map) = results["saved_model"], results["float16"]
+    assert np.abs(saved.astype(int) - lite).max() <= 2
+    if saved_map is not None:
+        assert np.abs(saved_map - lite_map).max() <= 2 / 255
