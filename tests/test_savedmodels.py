@@ -2,16 +2,14 @@
 
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import tfunmask
 from tfunmask.data import images
+from tfunmask.inference.photos import SHIPPED_MODEL as MODEL
 from tfunmask.synth import demo, masks
-
-MODEL = Path(__file__).resolve().parents[1] / "savedmodels" / "unmask-pix2pix-composite-128"
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +47,9 @@ def test_shipped_model_card_and_size():
 
 def test_readme_first_command_unmasks_the_masked_portrait(tmp_path):
     """README's first command: the astronaut portrait, masked by the overlay renderer, through the
-    whole-photo path; example.png is original | masked | unmasked, and only the mask changed."""
-    result = subprocess.run([sys.executable, "-m", "tfunmask.unmask", f"--model={MODEL}", "--example",
+    whole-photo path with the default (shipped) model; example.png is original | masked |
+    unmasked, and only the mask changed."""
+    result = subprocess.run([sys.executable, "-m", "tfunmask.unmask", "--example",
                              f"--out={tmp_path}"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "unmasked 1 of 1 photo(s), 1 face(s)" in result.stdout
@@ -63,3 +62,13 @@ def test_readme_first_command_unmasks_the_masked_portrait(tmp_path):
     assert changed[mask].mean() > 0.9  # the mask is painted over ...
     assert changed[~mask].mean() < 0.03  # ... and little besides (its feathered rim)
     assert np.abs(unmasked - original)[mask].mean() < np.abs(masked - original)[mask].mean()
+
+
+def test_load_without_a_path_takes_the_shipped_model_or_says_where_it_should_be(monkeypatch, tmp_path):
+    from tfunmask.inference import photos
+    from tfunmask.inference.generators import ModelError
+
+    assert tfunmask.load().size == tfunmask.load(MODEL).size
+    monkeypatch.setattr(photos, "SHIPPED_MODEL", tmp_path / "gone")
+    with pytest.raises(ModelError, match="no model given, and the shipped one is not at .*gone"):
+        tfunmask.load()

@@ -89,7 +89,6 @@ def test_cli_reports_skips_and_exit_codes(tiny_exports, photo_folder, tmp_path):
     assert ok.returncode == 0, ok.stderr
     assert images.read_image(tmp_path / "crop" / "unmasked" / "sky.png").shape == (80, 120, 3)
     for args, message in [((f"--model={model}", photo_folder, f"--out={photo_folder}"), "inside the input folder"),
-                          ((photo_folder, f"--out={tmp_path}"), "--model is required"),
                           ((f"--model={tmp_path / 'none.tflite'}", photo_folder, f"--out={tmp_path / 'o'}"),
                            "no such model")]:
         bad = run_cli(*args)

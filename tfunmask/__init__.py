@@ -5,8 +5,9 @@ alone loads neither TensorFlow nor dlib.
 """
 
 
-def load(path, **options):
-    """An ``Unmasker`` over the generator at ``path``: see ``tfunmask.inference.photos.load``."""
+def load(path=None, **options):
+    """An ``Unmasker`` over the generator at ``path`` (default: the shipped model): see
+    ``tfunmask.inference.photos.load``."""
     from tfunmask.inference.photos import load as load_unmasker
 
     return load_unmasker(path, **options)

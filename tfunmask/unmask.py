@@ -19,7 +19,8 @@ from tfunmask.cli import fail, run_main
 FLAGS = flags.FLAGS
 def define_flags():
     """Defines the program's flags (only when it runs as a program)."""
-    flags.DEFINE_string("model", None, "SavedModel folder (or training run folder), .tflite or .keras file.")
+    flags.DEFINE_string("model", None, "SavedModel folder (or training run folder), .tflite or .keras file "
+                        "(default: the model shipped in savedmodels/).")
     flags.DEFINE_string("out", None, "Output folder (must not be an input folder).")
     flags.DEFINE_bool("assume_cropped", False, "Each input is one aligned face crop: no detection, "
                       "the whole image is unmasked.")
@@ -46,8 +47,6 @@ def summary_line(report, out_dir):
 
 def main(argv):
     inputs = argv[1:]
-    if not FLAGS.model:
-        fail("--model is required")
     if not FLAGS.out:
         fail("--out is required")
     if FLAGS.example and inputs:

@@ -8,19 +8,25 @@ cover (the hull of the jaw line and the nose bridge, up to the lower eyelids). E
 that region (background, hair, other people, and with a mask map the eyes and most of the nose)
 keeps its full resolution and stays exactly as it was.
 
-``load(path)`` (also ``tfunmask.load``) picks the backend from the path.
+``load(path)`` (also ``tfunmask.load``) picks the backend from the path; without a path it loads
+the model shipped in the source tree's ``savedmodels/`` (``SHIPPED_MODEL``).
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
 
 from tfunmask.data import faces
-from tfunmask.inference.generators import KerasGenerator, open_generator
+from tfunmask.inference.generators import KerasGenerator, ModelError, open_generator
+
+# The model the photo path uses when none is named: the one shipped in the repository (a source
+# checkout or editable install; a wheel does not carry it).
+SHIPPED_MODEL = Path(__file__).resolve().parents[2] / "savedmodels" / "unmask-pix2pix-composite-128"
 
 # Landmarks (dlib's 68) whose hull is the region a face mask can cover: the jaw line below the
 # temples (1-15) and the top of the nose bridge (27), level with the eyes' lower lids.
@@ -171,11 +177,17 @@ def _grown(region):
     return cv2.dilate(region, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
 
 
-def load(path, **options):
-    """An Unmasker over the model at ``path`` (SavedModel or run folder, ``.tflite``, ``.keras``)
-    or over an in-memory Keras generator. ``num_threads`` (TFLite) and Unmasker's keyword
-    arguments (``max_faces``, ``use_cnn``, ``detector``, ``feather``) may be given."""
+def load(path=None, **options):
+    """An Unmasker over the model at ``path`` (SavedModel or run folder, ``.tflite``, ``.keras``),
+    over an in-memory Keras generator, or (None) over ``SHIPPED_MODEL``. ``num_threads`` (TFLite)
+    and Unmasker's keyword arguments (``max_faces``, ``use_cnn``, ``detector``, ``feather``) may
+    be given."""
     num_threads = options.pop("num_threads", None)
+    if path is None:
+        if not SHIPPED_MODEL.is_dir():
+            raise ModelError(f"no model given, and the shipped one is not at {SHIPPED_MODEL} (it comes with the "
+                             "source repository's savedmodels/): name a model")
+        path = SHIPPED_MODEL
     if not isinstance(path, (str, os.PathLike)):
         return Unmasker(KerasGenerator(path), **options)
     return Unmasker(open_generator(path, num_threads=num_threads), **options)
