@@ -5,8 +5,9 @@ flip. The members of a pair (masked, target, mask_map) are stacked along channel
 flipped ONCE, so they can never disagree. Randomness comes from stateless ops keyed by (seed,
 stream, element index), and shard interleaving uses a fixed cycle length, so a seed gives the same
 batches on any machine. Paired training pairs may also have their mask's look and their photo
-varied (`mask_variation`, see `tfunmask.data.variation`). Evaluation only resizes to `image_size`. Images come out in [-1, 1],
-mask maps in {0, 1} (resized with nearest neighbour so they stay binary).
+varied (`mask_variation`, see `tfunmask.data.variation`). Evaluation only resizes to `image_size`.
+Images come out in [-1, 1], mask maps in {0, 1} (resized with nearest neighbour so they stay
+binary).
 """
 from __future__ import annotations
 
