@@ -30,8 +30,15 @@ def _uniform(key, low, high, shape=()):
 
 
 def _print(size: int, key) -> tf.Tensor:
-    """Stripes or checks (size, size, 3) in [-1, 1] times a random colour, or zeros."""
+    """Stripes or checks (size, size, 3) in [-1, 1] times a random colour, half of the time;
+    else zeros (and then nothing is drawn)."""
     k = tf.unstack(tf.random.experimental.stateless_split(key, 6))
+    return tf.cond(_uniform(k[4], 0.0, 1.0) < _PRINT_PROBABILITY, lambda: _pattern(size, k),
+                   lambda: tf.zeros([size, size, 3]))
+
+
+def _pattern(size: int, k) -> tf.Tensor:
+    """The print itself, from the keys ``k`` of ``_print``."""
     coords = (tf.range(size, dtype=tf.float32) + 0.5) / size
     y, x = tf.meshgrid(coords, coords, indexing="ij")
     angle = _uniform(k[0], 0.0, math.pi)
@@ -41,9 +48,7 @@ def _print(size: int, key) -> tf.Tensor:
     stripes = tf.sign(tf.sin(2 * math.pi * along))
     checks = stripes * tf.sign(tf.sin(2 * math.pi * across))
     pattern = tf.where(_uniform(k[2], 0.0, 1.0) < 0.5, stripes, checks)[..., None]
-    colour = _uniform(k[3], -0.6, 0.6, [3])
-    on = tf.cast(_uniform(k[4], 0.0, 1.0) < _PRINT_PROBABILITY, tf.float32)
-    return on * pattern * colour
+    return pattern * _uniform(k[3], -0.6, 0.6, [3])
 
 
 def _recoloured(masked, mask, key):
@@ -94,10 +99,11 @@ def vary(masked: tf.Tensor, target: tf.Tensor, mask: tf.Tensor, key: tf.Tensor,
     if probability <= 0:
         return masked, target
     k = tf.unstack(tf.random.experimental.stateless_split(key, 4))
-    recolour = _uniform(k[0], 0.0, 1.0) < probability
-    new_look = tf.clip_by_value(_recoloured(masked, mask, k[1]), -1.0, 1.0)
-    masked = tf.where(recolour, masked * (1.0 - mask) + new_look * mask, masked)
-    degrade = _uniform(k[2], 0.0, 1.0) < probability
+    # tf.cond, not tf.where: in the tf.data map a variation is computed only when it is drawn.
+    def recoloured():
+        return masked * (1.0 - mask) + tf.clip_by_value(_recoloured(masked, mask, k[1]), -1.0, 1.0) * mask
+
+    masked = tf.cond(_uniform(k[0], 0.0, 1.0) < probability, recoloured, lambda: masked)
     both = tf.concat([masked, target], axis=-1)
-    both = tf.where(degrade, _photo(both, k[3]), both)
+    both = tf.cond(_uniform(k[2], 0.0, 1.0) < probability, lambda: _photo(both, k[3]), lambda: both)
     return both[..., :3], both[..., 3:]
