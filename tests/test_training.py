@@ -13,7 +13,7 @@ from tfunmask.data.images import read_image
 from tfunmask.training import trainer
 
 
-def tiny_config(data, model_dir, **overrides):
+def tiny_config(data=None, model_dir=None, **overrides):
     values = dict(model="pix2pix", data=str(data), model_dir=str(model_dir), image_size=32, batch_size=4,
                   epochs=2, decay_epochs=1, steps_per_epoch=3, filters=8, mixed_precision="none",
                   strategy="one_device", export=False, summary_every=1, image_every=2)
@@ -122,6 +122,31 @@ def test_precision_belongs_to_the_model_and_a_resume_keeps_it(tiny_paired_data, 
 def test_missing_data_fails_clearly(tmp_path):
     with pytest.raises(ConfigError, match="no paired training shards"):
         trainer.train(tiny_config(tmp_path, tmp_path / "run"), verbose=0)
+
+
+def test_paired_data_guides_an_attentiongan(tiny_unpaired_data, tiny_paired_data, tmp_path):
+    """--paired_data feeds synthetic pairs beside the unpaired batches (varied too, if asked):
+    the guide terms are trained and logged, config.json records the folder, and the rules
+    around it are one-line errors."""
+    guided = dict(model="aggan", data=tiny_unpaired_data, filters=4, resnet_blocks=1, attention_masks=2,
+                  epochs=1, decay_epochs=0, steps_per_epoch=2, batch_size=2)
+    model, summary = trainer.train(tiny_config(model_dir=tmp_path / "run", paired_data=str(tiny_paired_data),
+                                               lambda_attention_map=10.0, lambda_paired=1.0, mask_variation=0.5,
+                                               **guided), verbose=0)
+    metrics = summary["metrics"]
+    assert all(np.isfinite(metrics[name]) and metrics[name] > 0
+               for name in ("attention_map", "attention_unmasked", "paired", "val_attention_map"))
+    saved = TrainConfig.load(tmp_path / "run")
+    assert saved.data.paired_path == str(tiny_paired_data) and saved.model["lambda_attention_map"] == 10.0
+    with pytest.raises(ConfigError, match="need synthetic pairs: give --paired_data"):
+        trainer.train(tiny_config(model_dir=tmp_path / "b", lambda_paired=1.0, **guided), verbose=0)
+    with pytest.raises(ConfigError, match="only --model=aggan takes it"):
+        tiny_config(tiny_paired_data, tmp_path / "c", paired_data=str(tiny_paired_data)).validate()
+    with pytest.raises(ConfigError, match="--mask_variation varies paired data"):
+        tiny_config(model_dir=tmp_path / "d", mask_variation=0.5, **guided).validate()
+    with pytest.raises(ConfigError, match="no paired training shards in"):
+        trainer.train(tiny_config(model_dir=tmp_path / "e", paired_data=str(tmp_path), lambda_paired=1.0,
+                                  **guided), verbose=0)
 
 
 def test_tensorboard_logs_and_saved_model(tiny_paired_data, tmp_path):

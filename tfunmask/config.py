@@ -52,6 +52,7 @@ class DataConfig:
     batch_size: int = 8
     steps_per_epoch: Optional[int] = None  # None: one pass over the larger training set
     mask_variation: float = 0.0  # paired: probability of varying a pair's mask look and photo
+    paired_path: Optional[str] = None  # aggan: synthetic pairs that guide the attention
 
 
 @dataclasses.dataclass
@@ -71,7 +72,7 @@ class RuntimeConfig:
 
 SECTIONS = {"optimizer": OptimizerConfig, "data": DataConfig, "runtime": RuntimeConfig}
 # Flag names that differ from their field's name.
-FLAG_ALIASES = {("data", "path"): "data"}
+FLAG_ALIASES = {("data", "path"): "data", ("data", "paired_path"): "paired_data"}
 
 
 def _flag(section, field):
@@ -117,8 +118,15 @@ class TrainConfig:
             raise ConfigError(f"--cluster_timeout must be positive (got {self.runtime.cluster_timeout})")
         if not 0 <= self.data.mask_variation <= 1:
             raise ConfigError(f"--mask_variation must be a probability in [0, 1] (got {self.data.mask_variation})")
-        if self.data.mask_variation and self.model_name != "pix2pix":
-            raise ConfigError("--mask_variation varies paired data: only --model=pix2pix trains on it")
+        if self.data.paired_path and self.model_name != "aggan":
+            raise ConfigError("--paired_data guides an AttentionGAN's attention: only --model=aggan takes it")
+        guided = self.model.get("lambda_attention_map") or self.model.get("lambda_paired")
+        if guided and not self.data.paired_path:
+            raise ConfigError("--lambda_attention_map and --lambda_paired need synthetic pairs: "
+                              "give --paired_data (a folder from tools/make_tfrecords.py --mode=paired)")
+        if self.data.mask_variation and not (self.model_name == "pix2pix" or self.data.paired_path):
+            raise ConfigError("--mask_variation varies paired data: only --model=pix2pix, or --model=aggan "
+                              "with --paired_data, trains on it")
         if self.optimizer.lr <= 0:
             raise ConfigError(f"--lr must be positive (got {self.optimizer.lr})")
         return self

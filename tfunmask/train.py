@@ -58,6 +58,10 @@ MODEL_FLAGS = {
     "lambda_tv": (AGGAN, 0.05, "AttentionGAN weight of the attention masks' total variation "
                   "(a per-pixel mean)."),
     "lambda_attention_gan": (AGGAN, 1.0, "AttentionGAN weight of the attention-guided adversarial loss."),
+    "lambda_attention_map": (AGGAN, 0.0, "AttentionGAN: weight of the BCE between G_AB's attention and the "
+                             "synthetic mask map (and 0 on real unmasked faces); needs --paired_data."),
+    "lambda_paired": (AGGAN, 0.0, "AttentionGAN: weight of |G_AB(masked) - unmasked|_1 on synthetic pairs; "
+                      "needs --paired_data."),
     "upsampling": (MODELS, "auto", "Decoder upsampling: fused (computed at the input resolution, 2.25x fewer "
                    "multiply-adds), plain (resize, then a 3x3 conv) or auto (fused, except on CPUs with "
                    "AMX). The same function, weights and checkpoints either way."),
@@ -95,9 +99,12 @@ def define_flags():
     flags.DEFINE_integer("load_size", None, "Resize size before the random crop (default size*286/256).")
     flags.DEFINE_integer("batch_size", DATA.batch_size, "Global batch size, split over replicas.")
     flags.DEFINE_integer("steps_per_epoch", None, "Steps per epoch (default: one pass over the data).")
-    flags.DEFINE_float("mask_variation", DATA.mask_variation, "Pix2Pix: probability that a training pair's "
+    flags.DEFINE_float("mask_variation", DATA.mask_variation, "Pix2Pix (and AttentionGAN's --paired_data): probability that a training pair's "
                        "mask is recoloured (and maybe printed) and its photo's light, blur and noise "
                        "varied, so the model learns masks, not one renderer (0: off).")
+    flags.DEFINE_string("paired_data", None, "AttentionGAN: folder of paired TFRecords (synthetic masked, "
+                        "unmasked, mask map) whose pairs guide the attention (--lambda_attention_map, "
+                        "--lambda_paired) beside the unpaired --data.")
     flags.DEFINE_integer("epochs", OPTIMIZER.epochs, "Total epochs, including the decay epochs.")
     flags.DEFINE_integer("decay_epochs", None, "Final epochs over which the learning rate decays linearly "
                          "to 0 (default: half of --epochs, rounded down).")
@@ -124,7 +131,7 @@ def define_flags():
                       "auto: a progress bar on a terminal, one plain line per epoch otherwise (logs, nohup, CI).")
 
 
-CONFIG_FLAGS = ("model", "data", "model_dir", "load_size", "batch_size", "steps_per_epoch", "mask_variation", "epochs",
+CONFIG_FLAGS = ("model", "data", "model_dir", "load_size", "batch_size", "steps_per_epoch", "mask_variation", "paired_data", "epochs",
                 "decay_epochs", "lr", "beta_1", "mixed_precision", "strategy", "cluster_timeout", "seed",
                 "summary_every", "image_every", "export", "keep_every")
 

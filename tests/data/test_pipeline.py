@@ -176,6 +176,26 @@ def test_unpaired_domains_are_augmented_independently(unpaired_files):
     assert not np.array_equal(element["a"], element["b"])
 
 
+def test_unpaired_with_guiding_pairs(unpaired_files, paired_data):
+    """Each unpaired element carries a synthetic pair cropped and flipped as one (its members
+    agree), from its own stream: the domains' batches are the ones made without it, and the epoch
+    stays the longer domain's."""
+    (files_a, files_b), (files_p, _) = unpaired_files, paired_data
+    options = dict(image_size=32, load_size=SIZE, batch_size=2, seed=0)  # crops of the stored pixels
+    plain = list(pipeline.unpaired(files_a, files_b, **options))
+    guided = list(pipeline.batches("unpaired", [files_a, files_b, files_p], **options))
+    assert len(guided) == len(plain) == 2
+    for with_pairs, without in zip(guided, plain):
+        np.testing.assert_array_equal(with_pairs["a"], without["a"])
+        np.testing.assert_array_equal(with_pairs["b"], without["b"])
+        pair = {k: v.numpy() for k, v in with_pairs["paired"].items()}
+        assert pair["masked"].shape == (2, 32, 32, 3) and pair["mask_map"].shape == (2, 32, 32, 1)
+        np.testing.assert_array_equal(pair["masked"], pair["target"])
+        np.testing.assert_array_equal(pair["mask_map"][..., 0], (pair["masked"][..., 0] > 0).astype(np.float32))
+    with pytest.raises(ValueError, match="mask_variation must be a probability"):
+        pipeline.unpaired(files_a, files_b, paired_files=files_p, mask_variation=2.0, **options)
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"files": []}, "no TFRecord files"),
     ({"image_size": 64, "load_size": 32}, "image_size"),

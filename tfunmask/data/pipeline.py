@@ -25,7 +25,7 @@ __all__ = ["paired", "unpaired", "split_files", "split_sizes", "batches"]
 
 AUTOTUNE = tf.data.AUTOTUNE
 _MAX_CYCLE = 8  # shards read at once; fixed (not AUTOTUNE) so the order is machine independent
-_STREAM_PAIRED, _STREAM_A, _STREAM_B, _STREAM_VARIATION = 0, 1, 2, 3
+_STREAM_PAIRED, _STREAM_A, _STREAM_B, _STREAM_VARIATION, _STREAM_GUIDE = 0, 1, 2, 3, 4
 
 
 def _check_args(files: Sequence[str | Path], image_size: int, load_size: int, batch_size: int) -> list[str]:
@@ -101,16 +101,21 @@ def _prepare(stacked_images: tf.Tensor, mask: tf.Tensor | None, index: tf.Tensor
 
 
 def _paired_element(index: tf.Tensor, serialized: tf.Tensor, *, mask_variation: float,
-                    **options) -> dict[str, tf.Tensor]:
+                    stream: int = _STREAM_PAIRED, **options) -> dict[str, tf.Tensor]:
     example = parse_paired(serialized)
     images = to_unit(tf.concat([example["masked"], example["target"]], axis=-1))
     mask = tf.cast(example["mask_map"] > 127, tf.float32)
-    stacked = _prepare(images, mask, index, stream=_STREAM_PAIRED, **options)
+    stacked = _prepare(images, mask, index, stream=stream, **options)
     masked, target, mask = stacked[..., :3], stacked[..., 3:6], stacked[..., 6:]
     if options["training"] and mask_variation > 0:
         key = _element_key(options["seed"], _STREAM_VARIATION, index)
         masked, target = variation.vary(masked, target, mask, key, mask_variation)
     return {"masked": masked, "target": target, "mask_map": mask}
+
+
+def _check_variation(mask_variation: float) -> None:
+    if not 0 <= mask_variation <= 1:
+        raise ValueError(f"mask_variation must be a probability in [0, 1] (got {mask_variation})")
 
 
 def _unpaired_element(index: tf.Tensor, serialized: tf.Tensor, **options) -> tf.Tensor:
@@ -132,8 +137,7 @@ def paired(files: Sequence[str | Path], *, image_size: int = 256, load_size: int
     False lets parallel reads and maps deliver out of order for speed. `mask_variation` is the
     probability that a training pair's mask look and photo are varied (`variation.vary`).
     """
-    if not 0 <= mask_variation <= 1:
-        raise ValueError(f"mask_variation must be a probability in [0, 1] (got {mask_variation})")
+    _check_variation(mask_variation)
     files = _check_args(files, image_size, load_size, batch_size)
     dataset = _records(files, shuffle=training, seed=_shuffle_seed(seed, _STREAM_PAIRED),
                        shuffle_buffer=shuffle_buffer, deterministic=deterministic, repeat=repeat)
@@ -168,22 +172,37 @@ def _domain(files: list[str], stream: int, *, training: bool, seed: int, shuffle
     return dataset.enumerate().map(element, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
 
 
+def _guide(files: list[str], *, training: bool, seed: int, shuffle_buffer: int, deterministic: bool | None,
+           **options) -> tf.data.Dataset:
+    """Endless stream of prepared synthetic pairs beside the unpaired domains (own RNG stream)."""
+    dataset = _records(files, shuffle=training, seed=_shuffle_seed(seed, _STREAM_GUIDE),
+                       shuffle_buffer=shuffle_buffer, deterministic=deterministic, repeat=True)
+    element = partial(_paired_element, training=training, seed=seed, stream=_STREAM_GUIDE, **options)
+    return dataset.enumerate().map(element, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+
+
 def unpaired(files_a: Sequence[str | Path], files_b: Sequence[str | Path], *, image_size: int = 256,
              load_size: int = 286, batch_size: int = 1, training: bool = True, seed: int = 0,
-             shuffle_buffer: int = 512, repeat: bool = False,
-             deterministic: bool | None = None) -> tf.data.Dataset:
+             shuffle_buffer: int = 512, repeat: bool = False, deterministic: bool | None = None,
+             paired_files: Sequence[str | Path] | None = None, mask_variation: float = 0.0) -> tf.data.Dataset:
     """Batches of {"a": masked faces, "b": unmasked faces}, each (B, S, S, 3) in [-1, 1].
 
     The two domains are shuffled and augmented independently and zipped; the shorter one is
-    repeated, so one pass has as many elements as the longer domain (counted once, here). Other
-    arguments as in `paired`.
+    repeated, so one pass has as many elements as the longer domain (counted once, here). With
+    `paired_files`, each element also holds "paired": a synthetic pair as `paired` makes it (its
+    own endless stream; `mask_variation` applies to it), which guides an AttentionGAN's attention.
+    Other arguments as in `paired`.
     """
     files_a = _check_args(files_a, image_size, load_size, batch_size)
     files_b = _check_args(files_b, image_size, load_size, batch_size)
     options = dict(image_size=image_size, load_size=load_size, training=training, seed=seed,
                    shuffle_buffer=shuffle_buffer, deterministic=deterministic)
-    dataset = tf.data.Dataset.zip({"a": _domain(files_a, _STREAM_A, **options),
-                                   "b": _domain(files_b, _STREAM_B, **options)})
+    streams = {"a": _domain(files_a, _STREAM_A, **options), "b": _domain(files_b, _STREAM_B, **options)}
+    if paired_files is not None:
+        _check_variation(mask_variation)
+        streams["paired"] = _guide(_check_args(paired_files, image_size, load_size, batch_size),
+                                   mask_variation=mask_variation, **options)
+    dataset = tf.data.Dataset.zip(streams)
     examples = None if repeat else max(count_records(files_a), count_records(files_b))
     if examples is not None:
         dataset = dataset.take(examples)
@@ -213,8 +232,9 @@ def split_sizes(data_dir: str | Path, kind: str, split: str) -> list[int]:
 
 
 def batches(kind: str, files: list[list[str]], *, mask_variation: float = 0.0, **options) -> tf.data.Dataset:
-    """``paired`` or ``unpaired`` batches from ``split_files``' shard lists (``mask_variation``:
-    paired only)."""
+    """``paired`` or ``unpaired`` batches from ``split_files``' shard lists; an unpaired kind's
+    third list, if any, is its guiding synthetic pairs (``unpaired(paired_files=...)``)."""
     if kind == "paired":
         return paired(*files, mask_variation=mask_variation, **options)
-    return unpaired(*files, **options)
+    return unpaired(*files[:2], paired_files=files[2] if len(files) > 2 else None,
+                    mask_variation=mask_variation, **options)

@@ -41,6 +41,18 @@ own weight:
   This discriminator sees current fakes only (no history pool: its input depends
   on the mask of the current batch).
 
+Guidance from synthetic pairs (off by default; the reference code has neither term). The
+unpaired terms never say *where* the mask is, and on a few hundred real photos the attention
+drifts: it spreads over the face, or collapses onto part of the mask and leaves straps and dark
+masks alone. The overlay tool's (masked, unmasked, mask map) triples say exactly where, so with
+``data["paired"]`` in the batch (``--paired_data``), for G_AB only:
+
+* attention_map (weight ``lambda_attention_map``): BCE of G_AB's foreground attention on a
+  synthetic masked face against its mask map, and of its attention on a real *unmasked* face (the
+  identity pass) against 0, so the attention learns the mask and nothing of a bare face;
+* paired (weight ``lambda_paired``): |G_AB(masked) - unmasked|_1 on the synthetic pair, a
+  semi-supervised content term; the adversarial terms still judge real photos.
+
 TensorBoard shows, per direction, the masks and content images beside the
 CycleGAN columns.
 """
@@ -127,19 +139,24 @@ class AttentionGAN(CycleGAN):
     """CycleGAN with attention-composing generators and attention-guided discriminators."""
 
     LOSS_NAMES = CycleGAN.LOSS_NAMES + ("pixel", "tv", "g_attention", "d_attention_real",
-                                        "d_attention_fake")
+                                        "d_attention_fake", "attention_map", "attention_unmasked", "paired")
 
     def __init__(self, image_size, *, aggan_scheme=2, attention_masks=10, lambda_pixel=1.0, lambda_tv=0.05,
-                 lambda_attention_gan=1.0, **kwargs):
+                 lambda_attention_gan=1.0, lambda_attention_map=0.0, lambda_paired=0.0, **kwargs):
         check_choice("aggan_scheme", aggan_scheme, SCHEMES)
         if attention_masks < 2:
             raise ValueError(f"attention_masks must be at least 2 (got {attention_masks})")
+        if lambda_attention_map < 0 or lambda_paired < 0:
+            raise ValueError(f"lambda_attention_map and lambda_paired must not be negative "
+                             f"(got {lambda_attention_map}, {lambda_paired})")
         # Set before CycleGAN's constructor, which builds the generators through ``_generator``.
         self.aggan_scheme = aggan_scheme
         self.attention_masks = attention_masks
         self.lambda_pixel = lambda_pixel
         self.lambda_tv = lambda_tv
         self.lambda_attention_gan = lambda_attention_gan
+        self.lambda_attention_map = lambda_attention_map
+        self.lambda_paired = lambda_paired
         super().__init__(image_size, **kwargs)
         with self.policy_scope():
             self.attention_discriminator_a = self._discriminator("attention_discriminator_a")
@@ -148,7 +165,13 @@ class AttentionGAN(CycleGAN):
     def get_config(self):
         return {**super().get_config(), "aggan_scheme": self.aggan_scheme,
                 "attention_masks": self.attention_masks, "lambda_pixel": self.lambda_pixel,
-                "lambda_tv": self.lambda_tv, "lambda_attention_gan": self.lambda_attention_gan}
+                "lambda_tv": self.lambda_tv, "lambda_attention_gan": self.lambda_attention_gan,
+                "lambda_attention_map": self.lambda_attention_map, "lambda_paired": self.lambda_paired}
+
+    @property
+    def needs_pairs(self):
+        """Whether training batches must hold synthetic pairs (``data["paired"]``)."""
+        return bool(self.lambda_attention_map or self.lambda_paired)
 
     def _generator(self, name):
         return attention_generator(self.image_size, scheme=self.aggan_scheme, masks=self.attention_masks,
@@ -183,12 +206,35 @@ class AttentionGAN(CycleGAN):
     def loss_weights(self):
         g, d = super().loss_weights()
         g.update(pixel=self.lambda_pixel, tv=self.lambda_tv, g_attention=self.lambda_attention_gan)
+        if self.lambda_attention_map:
+            g.update(attention_map=self.lambda_attention_map, attention_unmasked=self.lambda_attention_map)
+        if self.lambda_paired:
+            g["paired"] = self.lambda_paired
         d.update(d_attention_real=0.5, d_attention_fake=0.5)
         return g, d
 
+    def _loss_terms(self, data, training):
+        """CycleGAN's and the attention terms over both directions, plus the guidance terms of
+        G_AB on the synthetic pairs when their weights are on."""
+        terms = super()._loss_terms(data, training)
+        if not self.needs_pairs:
+            return terms
+        data = self.unpack(data)
+        if "paired" not in data:
+            raise ValueError("lambda_attention_map and lambda_paired need synthetic pairs in every batch "
+                             '(data["paired"]: train with --paired_data)')
+        pairs = data["paired"]
+        guided = self._translate(self.generator_ab, pairs["masked"], training)
+        terms.update(attention_map=losses.bce(pairs["mask_map"], foreground(guided["attention"])),
+                     paired=losses.l1(pairs["target"], guided["image"]))
+        return terms
+
     def _direction_terms(self, d, data, training):
-        terms, fake = super()._direction_terms(d, data, training)
+        terms, fake, same = super()._direction_terms(d, data, training)
         x, y = data[d.source], data[d.target]
+        if d.source == "a" and self.lambda_attention_map:  # G_AB on a real unmasked face: attend nowhere
+            same = same or self._translate(d.generator, y, training)
+            terms["attention_unmasked"] = losses.bce(tf.zeros_like(y[..., :1]), foreground(same["attention"]))
         judge = getattr(self, f"attention_discriminator_{d.target}")
         mask = tf.stop_gradient(foreground(fake["attention"]))
         fake_scores = judge(mask * fake["image"], training=training)
@@ -199,4 +245,4 @@ class AttentionGAN(CycleGAN):
             d_attention_real=losses.lsgan_real(judge(mask * y, training=training)),
             d_attention_fake=losses.lsgan_fake(fake_scores),
         )
-        return terms, fake
+        return terms, fake, same

@@ -22,6 +22,7 @@ linearly (``training.schedule.LinearDecay``). ResNet blocks default to 6 up to
 import collections
 
 import keras
+import tensorflow as tf
 
 from tfunmask.models import losses
 from tfunmask.models.gan import GAN, check_positive, check_size
@@ -146,7 +147,8 @@ class CycleGAN(GAN):
         return pool(images, step=self.g_optimizer.iterations)
 
     def _direction_terms(self, d, data, training):
-        """Per-example terms of one direction X -> Y, and G's outputs on x."""
+        """Per-example terms of one direction X -> Y, G's outputs on x, and G's outputs on y (its
+        identity pass; None when lambda_identity is 0)."""
         x, y = data[d.source], data[d.target]
         fake = self._translate(d.generator, x, training)
         reconstructed = self._translate(d.inverse, fake["image"], training)["image"]
@@ -157,12 +159,15 @@ class CycleGAN(GAN):
             "d_real": losses.lsgan_real(d.discriminator(y, training=training)),
             "d_fake": losses.lsgan_fake(d.discriminator(history, training=training)),
         }
+        same = None
         if self.lambda_identity:
-            terms["identity"] = losses.l1(y, self._translate(d.generator, y, training)["image"])
-        return terms, fake
+            same = self._translate(d.generator, y, training)
+            terms["identity"] = losses.l1(y, same["image"])
+        return terms, fake, same
 
     def _loss_terms(self, data, training):
-        """Each term summed over the two directions (A -> B and B -> A)."""
+        """Each term summed over the directions that have it (A -> B and B -> A)."""
         data = self.unpack(data)
         both = [self._direction_terms(d, data, training)[0] for d in self._directions()]
-        return {name: both[0][name] + both[1][name] for name in both[0]}
+        return {name: tf.add_n([terms[name] for terms in both if name in terms])
+                for name in {**both[0], **both[1]}}

@@ -54,6 +54,20 @@ def _dataset(config, kind, files, *, training, seed):
     return dataset.with_options(options)
 
 
+def split_files(config, data_dir, kind, split):
+    """``pipeline.split_files`` of the run's data, plus the guiding pairs' shards where
+    ``--paired_data`` gives them; a missing training split is a ConfigError."""
+    sources = [(kind, data_dir)] + ([("paired", config.data.paired_path)] if config.data.paired_path else [])
+    files = []
+    for source_kind, folder in sources:
+        found = pipeline.split_files(folder, source_kind, split)
+        if split == "train" and not all(found):
+            raise ConfigError(f"no {source_kind} training shards in {folder} "
+                              "(make them with tools/make_tfrecords.py)")
+        files += found
+    return files
+
+
 def count_steps(config, data_dir, kind):
     """Steps per epoch: ``--steps_per_epoch`` or one pass over the (larger) training set."""
     if config.data.steps_per_epoch:
@@ -138,11 +152,7 @@ def train(config: TrainConfig, *, resume=False, verbose=1, callbacks=()):
 
     data_dir = runs.data_dir(config)
     kind = models.model_class(config.model_name).DATA
-    train_files = pipeline.split_files(data_dir, kind, "train")
-    if not all(train_files):
-        raise ConfigError(f"no {kind} training shards in {data_dir} "
-                          "(make them with tools/make_tfrecords.py)")
-    val_files = pipeline.split_files(data_dir, kind, "val")
+    train_files, val_files = (split_files(config, data_dir, kind, split) for split in ("train", "val"))
     steps_per_epoch = count_steps(config, data_dir, kind)
 
     with strategy.scope():
