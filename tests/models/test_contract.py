@@ -24,23 +24,25 @@ SIZE = 32
 TINY = {
     "pix2pix": dict(image_size=SIZE, filters=4, max_filters=16, composite=True, mask_weight=2.0),
     "cyclegan": dict(image_size=SIZE, filters=4, resnet_blocks=1, pool_size=2),
-    "aggan": dict(image_size=SIZE, filters=4, resnet_blocks=1, pool_size=2, attention_masks=3),
+    "aggan": dict(image_size=SIZE, filters=4, resnet_blocks=1, pool_size=2, attention_masks=3,
+                  lambda_attention_map=1.0, lambda_paired=1.0),
 }
 NAMES = sorted(models.REGISTRY)
 HAS_MASK = {"pix2pix": True, "cyclegan": False, "aggan": True}
 
 
 def batch(kind):
+    """A batch of the model's kind; an unpaired one also carries synthetic pairs (``"paired"``),
+    which a guided AttentionGAN trains on and the other unpaired models ignore."""
     rng = np.random.default_rng(0)
 
     def images():
         return rng.uniform(-1, 1, (2, SIZE, SIZE, 3)).astype(np.float32)
 
-    if kind == "paired":
-        mask = np.zeros((2, SIZE, SIZE, 1), np.float32)
-        mask[:, SIZE // 2:] = 1.0
-        return {"masked": images(), "target": images(), "mask_map": mask}
-    return {"a": images(), "b": images()}
+    mask = np.zeros((2, SIZE, SIZE, 1), np.float32)
+    mask[:, SIZE // 2:] = 1.0
+    pairs = {"masked": images(), "target": images(), "mask_map": mask}
+    return pairs if kind == "paired" else {"a": images(), "b": images(), "paired": pairs}
 
 
 def outputs(model, images):
