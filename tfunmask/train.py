@@ -60,6 +60,9 @@ MODEL_FLAGS = {
     "lambda_attention_gan": (AGGAN, 1.0, "AttentionGAN weight of the attention-guided adversarial loss."),
     "lambda_attention_map": (AGGAN, 0.0, "AttentionGAN: weight of the BCE between G_AB's attention and the "
                              "synthetic mask map (and 0 on real unmasked faces); needs --paired_data."),
+    "attention_discriminator": (AGGAN, "product", "AttentionGAN: the attention-guided discriminators see the "
+                                "image times the gradient-stopped attention (product) or [attention, image] "
+                                "with the attention's gradient kept (concat, the paper's)."),
     "lambda_paired": (AGGAN, 0.0, "AttentionGAN: weight of |G_AB(masked) - unmasked|_1 on synthetic pairs; "
                       "needs --paired_data."),
     "upsampling": (MODELS, "auto", "Decoder upsampling: fused (computed at the input resolution, 2.25x fewer "
@@ -67,7 +70,8 @@ MODEL_FLAGS = {
                    "AMX). The same function, weights and checkpoints either way."),
 }
 CHOICES = {"loss": ["l1", "cosine_mean", "cosine_sum"], "normalization": ["batch", "instance", "none"],
-           "aggan_scheme": ["1", "2"], "upsampling": ["auto", "fused", "plain"]}
+           "aggan_scheme": ["1", "2"], "upsampling": ["auto", "fused", "plain"],
+           "attention_discriminator": ["product", "concat"]}
 OPTIMIZER, DATA, RUNTIME = OptimizerConfig(), DataConfig(), RuntimeConfig()
 
 

@@ -192,6 +192,26 @@ def test_attention_guided_discriminator_gives_no_gradient_through_the_mask():
     assert tape.gradient(loss, attention_head) is None
 
 
+def test_concat_attention_discriminator_sees_the_mask_and_passes_its_gradient():
+    """The paper's variant: D^att sees [mask, image]; G's adversarial term reaches the attention
+    head (the product form gives it none, above)."""
+    model = compiled(AttentionGAN, aggan_scheme=1, attention_discriminator="concat")
+    data = unpaired_batch()
+    assert model.attention_discriminator_b.input.shape[-1] == 4
+    attention_head = model.generator_ab.get_layer("foreground_conv").kernel
+    with tf.GradientTape(persistent=True) as tape:
+        terms = model._loss_terms(data, training=True)
+        g_term, d_term = (tf.reduce_sum(terms[name]) for name in ("g_attention", "d_attention_real"))
+    assert tape.gradient(d_term, attention_head) is None
+    assert np.abs(tape.gradient(g_term, attention_head).numpy()).max() > 0
+    seen = [(model.attention_discriminator_b, model.generator_ab(data["a"])),
+            (model.attention_discriminator_a, model.generator_ba(data["b"]))]
+    expected = sum(lsgan(judge(tf.concat([out["attention"][..., :1], out["image"]], -1)), 1) for judge, out in seen)
+    np.testing.assert_allclose(terms["g_attention"], expected, rtol=1e-5)
+    with pytest.raises(ValueError, match="attention_discriminator must be one of product, concat"):
+        AttentionGAN(SIZE, attention_discriminator="stack")
+
+
 # ----------------------------------------------------------------------------- training
 
 @pytest.mark.parametrize("scheme", [1, 2])

@@ -25,7 +25,7 @@ TINY = {
     "pix2pix": dict(image_size=SIZE, filters=4, max_filters=16, composite=True, mask_weight=2.0),
     "cyclegan": dict(image_size=SIZE, filters=4, resnet_blocks=1, pool_size=2),
     "aggan": dict(image_size=SIZE, filters=4, resnet_blocks=1, pool_size=2, attention_masks=3,
-                  lambda_attention_map=1.0, lambda_paired=1.0),
+                  lambda_attention_map=1.0, lambda_paired=1.0, attention_discriminator="concat"),
 }
 NAMES = sorted(models.REGISTRY)
 HAS_MASK = {"pix2pix": True, "cyclegan": False, "aggan": True}

@@ -39,7 +39,9 @@ own weight:
   this game by shrinking its attention (an all-zero m makes real and fake
   identical); the whole-image discriminator and the cycle term still drive it.
   This discriminator sees current fakes only (no history pool: its input depends
-  on the mask of the current batch).
+  on the mask of the current batch). ``attention_discriminator="concat"`` is the
+  paper's variant instead: D^att_Y sees [m, image] (4 channels), real and fake
+  with the same m, and the generator's term reaches its attention through m.
 
 Guidance from synthetic pairs (off by default; the reference code has neither term). The
 unpaired terms never say *where* the mask is, and on a few hundred real photos the attention
@@ -74,6 +76,7 @@ from tfunmask.models.layers import (
 )
 
 SCHEMES = (1, 2)
+ATTENTION_DISCRIMINATORS = ("product", "concat")
 
 
 @keras.saving.register_keras_serializable("tfunmask")
@@ -142,8 +145,10 @@ class AttentionGAN(CycleGAN):
                                         "d_attention_fake", "attention_map", "attention_unmasked", "paired")
 
     def __init__(self, image_size, *, aggan_scheme=2, attention_masks=10, lambda_pixel=1.0, lambda_tv=0.05,
-                 lambda_attention_gan=1.0, lambda_attention_map=0.0, lambda_paired=0.0, **kwargs):
+                 lambda_attention_gan=1.0, lambda_attention_map=0.0, lambda_paired=0.0,
+                 attention_discriminator="product", **kwargs):
         check_choice("aggan_scheme", aggan_scheme, SCHEMES)
+        check_choice("attention_discriminator", attention_discriminator, ATTENTION_DISCRIMINATORS)
         if attention_masks < 2:
             raise ValueError(f"attention_masks must be at least 2 (got {attention_masks})")
         if lambda_attention_map < 0 or lambda_paired < 0:
@@ -157,16 +162,19 @@ class AttentionGAN(CycleGAN):
         self.lambda_attention_gan = lambda_attention_gan
         self.lambda_attention_map = lambda_attention_map
         self.lambda_paired = lambda_paired
+        self.attention_discriminator = attention_discriminator
         super().__init__(image_size, **kwargs)
+        channels = 4 if attention_discriminator == "concat" else 3
         with self.policy_scope():
-            self.attention_discriminator_a = self._discriminator("attention_discriminator_a")
-            self.attention_discriminator_b = self._discriminator("attention_discriminator_b")
+            self.attention_discriminator_a = self._discriminator("attention_discriminator_a", channels)
+            self.attention_discriminator_b = self._discriminator("attention_discriminator_b", channels)
 
     def get_config(self):
         return {**super().get_config(), "aggan_scheme": self.aggan_scheme,
                 "attention_masks": self.attention_masks, "lambda_pixel": self.lambda_pixel,
                 "lambda_tv": self.lambda_tv, "lambda_attention_gan": self.lambda_attention_gan,
-                "lambda_attention_map": self.lambda_attention_map, "lambda_paired": self.lambda_paired}
+                "lambda_attention_map": self.lambda_attention_map, "lambda_paired": self.lambda_paired,
+                "attention_discriminator": self.attention_discriminator}
 
     @property
     def needs_pairs(self):
@@ -213,6 +221,13 @@ class AttentionGAN(CycleGAN):
         d.update(d_attention_real=0.5, d_attention_fake=0.5)
         return g, d
 
+    def _attended(self, mask, images):
+        """What D^att sees: the image times the gradient-stopped mask ("product"), or [mask, image]
+        with the mask's gradient kept ("concat")."""
+        if self.attention_discriminator == "concat":
+            return tf.concat([tf.cast(mask, images.dtype), images], axis=-1)
+        return tf.stop_gradient(mask) * images
+
     def _loss_terms(self, data, training):
         """CycleGAN's and the attention terms over both directions, plus the guidance terms of
         G_AB on the synthetic pairs when their weights are on."""
@@ -236,13 +251,13 @@ class AttentionGAN(CycleGAN):
             same = same or self._translate(d.generator, y, training)
             terms["attention_unmasked"] = losses.bce(tf.zeros_like(y[..., :1]), foreground(same["attention"]))
         judge = getattr(self, f"attention_discriminator_{d.target}")
-        mask = tf.stop_gradient(foreground(fake["attention"]))
-        fake_scores = judge(mask * fake["image"], training=training)
+        mask = foreground(fake["attention"])
+        fake_scores = judge(self._attended(mask, fake["image"]), training=training)
         terms.update(
             pixel=losses.l1(x, fake["image"]),
             tv=losses.total_variation(fake["attention"]),
             g_attention=losses.lsgan_real(fake_scores),
-            d_attention_real=losses.lsgan_real(judge(mask * y, training=training)),
+            d_attention_real=losses.lsgan_real(judge(self._attended(tf.stop_gradient(mask), y), training=training)),
             d_attention_fake=losses.lsgan_fake(fake_scores),
         )
         return terms, fake, same

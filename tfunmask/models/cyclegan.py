@@ -87,8 +87,9 @@ class CycleGAN(GAN):
         return resnet_generator(self.image_size, filters=self.filters, blocks=self.resnet_blocks,
                                 fused=fused_upsampling(self.upsampling), name=name)
 
-    def _discriminator(self, name):
-        return patch_discriminator(self.image_size, 3, filters=self.filters, normalization="instance", name=name)
+    def _discriminator(self, name, channels=3):
+        return patch_discriminator(self.image_size, channels, filters=self.filters, normalization="instance",
+                                   name=name)
 
     @property
     def generators(self):
