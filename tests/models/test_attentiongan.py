@@ -61,6 +61,20 @@ def test_generator_with_background_forced_to_one_returns_the_input_exactly(schem
     np.testing.assert_array_equal(outputs["image"], images)
 
 
+@pytest.mark.parametrize("scheme, masks", [(1, 2), (2, 3), (2, 10)])
+def test_an_untrained_generator_starts_near_a_copy_of_its_input(scheme, masks):
+    """The attention biases start the foreground at START (0.1) whatever n is, not at (n - 1) / n:
+    with the kernels zeroed it is exactly START, and random kernels (N(0, 0.02)) move it little."""
+    from tfunmask.models.attentiongan import START, foreground
+
+    generator = attention_generator(SIZE, scheme=scheme, masks=masks, **TINY)
+    images = faces(2, 0)
+    assert abs(float(np.mean(foreground(generator(images)["attention"]))) - START) < 0.03
+    layer = generator.get_layer("foreground_conv" if scheme == 1 else "attention_conv")
+    layer.set_weights([np.zeros_like(w) if i == 0 else w for i, w in enumerate(layer.get_weights())])
+    np.testing.assert_allclose(foreground(generator(images)["attention"]), START, rtol=1e-5)
+
+
 @pytest.mark.parametrize("scheme, masks, contents", [(1, 10, 1), (2, 4, 3), (2, 10, 9)])
 def test_attention_masks_are_a_partition_of_unity(scheme, masks, contents):
     outputs = attention_generator(SIZE, scheme=scheme, masks=masks, **TINY)(faces(2, 0))
@@ -159,27 +173,24 @@ def test_guide_terms_need_synthetic_pairs():
 
 
 def test_attention_map_supervision_teaches_where_the_mask_is():
-    """Eight steps with the map term open a gap between G_AB's attention on the masked and the
-    bare half of held-out synthetic faces (0.15 measured) and lower it on unmasked faces; without
-    the term the same steps leave the halves alike (0.02)."""
+    """Twelve steps with the map term open a gap between G_AB's attention on the masked and the
+    bare half of held-out synthetic faces (0.13 measured); without the term the same steps leave
+    the halves alike (-0.01)."""
     test, half = guided_batch(3)["paired"], SIZE // 2
 
-    def train(**weights):
+    def gap_after_training(**weights):
         keras.utils.set_random_seed(0)
         model = AttentionGAN(SIZE, aggan_scheme=1, **TINY_MODEL, **weights)
         model.compile(keras.optimizers.Adam(1e-2, beta_1=0.5), keras.optimizers.Adam(2e-4, beta_1=0.5),
                       run_eagerly=True)
         data = guided_batch()
-        before = model.generator_ab(data["b"])["attention"][..., 0].numpy().mean()
-        for _ in range(8):
+        for _ in range(12):
             model.train_on_batch(data)
         masked = model.generator_ab(test["masked"])["attention"][..., 0].numpy()
-        unmasked = model.generator_ab(data["b"])["attention"][..., 0].numpy().mean()
-        return masked[:, half:].mean() - masked[:, :half].mean(), unmasked - before
+        return masked[:, half:].mean() - masked[:, :half].mean()
 
-    (gap, unmasked_change), (control_gap, _) = train(lambda_attention_map=50.0), train()
-    assert gap > 0.1 and control_gap < 0.05, (gap, control_gap)
-    assert unmasked_change < 0, unmasked_change
+    gap, control_gap = gap_after_training(lambda_attention_map=50.0), gap_after_training()
+    assert gap > 0.08 and control_gap < 0.03, (gap, control_gap)
 
 
 def test_attention_guided_discriminator_gives_no_gradient_through_the_mask():

@@ -60,6 +60,8 @@ CycleGAN columns.
 """
 
 
+import math
+
 import keras
 import tensorflow as tf
 from keras import layers, ops
@@ -76,6 +78,10 @@ from tfunmask.models.layers import (
 )
 
 SCHEMES = (1, 2)
+# Foreground attention of an untrained generator: its biases start it near a copy of the input.
+# Zero biases start scheme II at (n - 1) / n = 0.9 foreground (scheme I at 0.5), so the first
+# hundreds of steps go to pulling the attention off a face that should mostly stay as it is.
+START = 0.1
 ATTENTION_DISCRIMINATORS = ("product", "concat")
 
 
@@ -117,11 +123,14 @@ def attention_generator(image_size, *, scheme=2, masks=10, filters=64, blocks=9,
     features = resnet_encoder(inputs, filters=filters, blocks=blocks)
     content_features = resnet_decoder(features, filters=filters, fused=fused, name="content_decoder")
     if scheme == 1:
-        mask = head(content_features, 1, kernel=1, activation="sigmoid", name="foreground")
+        mask = head(content_features, 1, kernel=1, activation="sigmoid", bias=math.log(START / (1 - START)),
+                    name="foreground")
         attention = WithBackground(name="attention")(mask)
     else:
         attention_features = resnet_decoder(features, filters=filters, fused=fused, name="attention_decoder")
-        attention = head(attention_features, masks, kernel=1, activation="softmax", name="attention")
+        background = math.log((masks - 1) * (1 - START) / START)
+        attention = head(attention_features, masks, kernel=1, activation="softmax",
+                         bias=[0.0] * (masks - 1) + [background], name="attention")
     content = head(content_features, 3 * (attention.shape[-1] - 1), kernel=7, reflect=True, name="content")
     image = Composite(name="image")([content, attention[..., :-1], inputs])
     return keras.Model(inputs, {"image": image, "attention": attention, "content": content}, name=name)

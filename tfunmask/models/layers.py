@@ -262,13 +262,14 @@ def resnet_decoder(x, *, filters=64, fused=False, name="decoder"):
     return x
 
 
-def head(x, channels, *, kernel=3, reflect=False, activation="tanh", name):
+def head(x, channels, *, kernel=3, reflect=False, activation="tanh", bias=0.0, name):
     """Final conv + activation; the activation runs in float32, so mixed
-    precision never clips an image (tanh) or an attention mask (sigmoid, softmax)."""
+    precision never clips an image (tanh) or an attention mask (sigmoid, softmax).
+    ``bias``: the conv's initial bias (a number, or one per channel)."""
     if reflect:
         x = ReflectionPad2D(kernel // 2, name=f"{name}_pad")(x)
-    x = layers.Conv2D(channels, kernel, padding="valid" if reflect else "same",
-                      kernel_initializer=INIT, name=f"{name}_conv")(x)
+    x = layers.Conv2D(channels, kernel, padding="valid" if reflect else "same", kernel_initializer=INIT,
+                      bias_initializer=keras.initializers.Constant(bias), name=f"{name}_conv")(x)
     return layers.Activation(activation, dtype="float32", name=name)(x)
 
 
