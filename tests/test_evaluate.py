@@ -16,6 +16,7 @@ from tfunmask.serving import exporter
 from tfunmask.synth import demo, mask_images, masks
 
 SIZE = 32
+MODEL_ONLY = {"unmasked_change", "generator_change"}  # how the model changes faces without a mask
 COLUMNS_PAIRED = {"face_fd", "fid", "kid", "kid_std", "psnr", "psnr_mask", "ssim", "ssim_mask", "l1", "l1_mask",
                   "identity_cosine", "identity_match", "detection_rate"}
 
@@ -72,7 +73,7 @@ def test_whole_evaluation_on_an_overlay_folder(saved_model, overlay_folder, tmp_
     methods = metrics["paired"]["methods"]
     assert list(methods) == ["input", "inpaint_telea", "model", "target"]
     for name in ("input", "inpaint_telea", "model"):
-        assert set(methods[name]) == COLUMNS_PAIRED | ({"unmasked_change"} if name == "model" else set())
+        assert set(methods[name]) == COLUMNS_PAIRED | (MODEL_ONLY if name == "model" else set())
         assert all(np.isfinite(v) for v in methods[name].values())
     assert methods["input"]["l1"] < methods["input"]["l1_mask"]  # the input is exact outside the mask
     assert methods["input"]["detection_rate"] < methods["target"]["detection_rate"]
@@ -92,7 +93,7 @@ def test_held_out_family_is_scored_beside_with_the_gap(saved_model, overlay_fold
                              held_out=overlay_folder / "held_out", image_features=features.random_features())
     paired, held = metrics["paired"], metrics["held_out"]
     assert paired["families"] == ["mesh"] and held["families"] == ["image"] and held["count"] == 4
-    assert set(held["methods"]["model"]) == COLUMNS_PAIRED | {"unmasked_change"}
+    assert set(held["methods"]["model"]) == COLUMNS_PAIRED | MODEL_ONLY
     gap = metrics["gap"]
     assert set(gap) == {"input", "inpaint_telea", "model", "target"} and "kid_std" not in gap["model"]
     for name in ("input", "model"):
@@ -129,7 +130,7 @@ def test_where_a_generator_writes_is_scored_from_its_mask_map(half_map_model, ov
     # a map of 0.5 everywhere is "on" everywhere: IoU is the share of the crops the masks cover
     assert model["mask_iou"] == pytest.approx((pairs.mask_map > 0).mean(), abs=1e-6)
     assert model["map_on_unmasked"] == pytest.approx(0.5, abs=1 / 255)  # uint8 in the SavedModel
-    assert model["unmasked_change"] <= 0.5 / 255  # it returns its input
+    assert model["unmasked_change"] <= 0.5 / 255 and model["generator_change"] <= 0.5 / 255  # it returns its input
     text = (tmp_path / "eval" / "report.md").read_text()
     assert "map IoU ↑" in text and "Δ unmasked ↓" in text
 
@@ -212,6 +213,28 @@ def test_scoring_at_another_size_brings_the_output_back_as_the_photo_path_does(h
     round_trip = [photos._resized(photos._resized(crop, SIZE, SIZE), 48, 48) for crop in pairs.masked]
     np.testing.assert_array_equal(outputs, round_trip)
     assert metrics["paired"]["methods"]["model"]["psnr"] < metrics["paired"]["methods"]["input"]["psnr"]
+
+
+def test_the_generator_change_is_measured_before_the_blend(overlay_folder, tmp_path):
+    """A generator that brightens every face by 0.1 (0..1 scale) and says it writes nowhere: scored
+    at 48 px, the blend into its (empty) map keeps the faces ("Δ unmasked" 0), while the
+    generator's own change, at its size, is the 0.1 it adds."""
+    import keras
+
+    images = keras.Input((SIZE, SIZE, 3))
+    nowhere = keras.layers.Conv2D(1, 1, kernel_initializer="zeros", bias_initializer=keras.initializers.Constant(-30.0),
+                                  activation="sigmoid", name="mask")(images)
+    brighter = keras.layers.Rescaling(1.0, offset=0.2, name="unmasked")(images)
+    path = exporter.export_saved_model(keras.Model(images, {"unmasked": brighter, "mask": nowhere}),
+                                       tmp_path / "saved_model")
+    metrics = suite.evaluate(path, overlay_folder / "overlay", tmp_path / "eval", split="all", limit=4,
+                             score_size=48, image_features=features.random_features())
+    model = metrics["paired"]["methods"]["model"]
+    assert model["unmasked_change"] == 0.0
+    pairs = suite.load_pairs(overlay_folder / "overlay", SIZE, split="all", limit=4)
+    headroom = np.clip(255 - pairs.target.astype(float), 0, 25.5).mean() / 255  # clipped at white
+    assert model["generator_change"] == pytest.approx(headroom, abs=1 / 255)
+    assert "Δ unmasked, G ↓" in (tmp_path / "eval" / "report.md").read_text()
 
 
 def test_contact_sheet_lays_out_many_faces_several_per_row(tmp_path):

@@ -30,6 +30,7 @@ COLUMNS = {
     "detection_rate": ("detected", True, "{:.3f}"),
     "mask_iou": ("map IoU", True, "{:.3f}"),
     "unmasked_change": ("Δ unmasked", False, "{:.4f}"),
+    "generator_change": ("Δ unmasked, G", False, "{:.4f}"),
     "map_on_unmasked": ("map unmasked", False, "{:.4f}"),
     "map_inside": ("map lower face", True, "{:.3f}"),
     "map_outside": ("map elsewhere", False, "{:.3f}"),
@@ -45,8 +46,9 @@ LEGEND = """\
 - detected: share of crops in which dlib's HOG detector finds a face (HOG misses most masked faces).
 - Where the model writes (`tfunmask.evaluation.mask_map`; map columns only for a generator that
   exports its mask map): map IoU: its map (>= 0.5) against the true mask map; Δ unmasked: mean
-  |G(x) - x| (0..1) on the true, unmasked faces, and map unmasked: its map's mean there (both
-  ideally 0); on real masked faces, map lower face / map elsewhere: its map's mean inside the hull
+  |output - x| (0..1) on the true, unmasked faces as scored (at another size than the model's,
+  blended into the map's region as the photo path does), Δ unmasked, G: the generator's own
+  |G(x) - x| at its size, and map unmasked: its map's mean there (all ideally 0); on real masked faces, map lower face / map elsewhere: its map's mean inside the hull
   of landmarks 2-14 and the nose bridge, and outside it, and their ratio.
 """
 # RGB per method, the same in every chart; other names take the spare colour
