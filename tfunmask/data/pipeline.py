@@ -163,21 +163,13 @@ def count_records(files: list[str]) -> int:
     return int(tf.data.TFRecordDataset(files).reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
 
 
-def _domain(files: list[str], stream: int, *, training: bool, seed: int, shuffle_buffer: int,
-            deterministic: bool | None, **options) -> tf.data.Dataset:
-    """Endless stream of prepared images of one domain (own shuffle seed and RNG stream)."""
+def _endless(files: list[str], stream: int, element, *, training: bool, seed: int, shuffle_buffer: int,
+             deterministic: bool | None, **options) -> tf.data.Dataset:
+    """Endless stream of one source's prepared elements (``_unpaired_element`` for a domain,
+    ``_paired_element`` for guiding pairs), with its own shuffle seed and RNG stream."""
     dataset = _records(files, shuffle=training, seed=_shuffle_seed(seed, stream), shuffle_buffer=shuffle_buffer,
                        deterministic=deterministic, repeat=True)
-    element = partial(_unpaired_element, training=training, seed=seed, stream=stream, **options)
-    return dataset.enumerate().map(element, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
-
-
-def _guide(files: list[str], *, training: bool, seed: int, shuffle_buffer: int, deterministic: bool | None,
-           **options) -> tf.data.Dataset:
-    """Endless stream of prepared synthetic pairs beside the unpaired domains (own RNG stream)."""
-    dataset = _records(files, shuffle=training, seed=_shuffle_seed(seed, _STREAM_GUIDE),
-                       shuffle_buffer=shuffle_buffer, deterministic=deterministic, repeat=True)
-    element = partial(_paired_element, training=training, seed=seed, stream=_STREAM_GUIDE, **options)
+    element = partial(element, training=training, seed=seed, stream=stream, **options)
     return dataset.enumerate().map(element, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
 
 
@@ -197,11 +189,12 @@ def unpaired(files_a: Sequence[str | Path], files_b: Sequence[str | Path], *, im
     files_b = _check_args(files_b, image_size, load_size, batch_size)
     options = dict(image_size=image_size, load_size=load_size, training=training, seed=seed,
                    shuffle_buffer=shuffle_buffer, deterministic=deterministic)
-    streams = {"a": _domain(files_a, _STREAM_A, **options), "b": _domain(files_b, _STREAM_B, **options)}
+    streams = {"a": _endless(files_a, _STREAM_A, _unpaired_element, **options),
+               "b": _endless(files_b, _STREAM_B, _unpaired_element, **options)}
     if paired_files is not None:
         _check_variation(mask_variation)
-        streams["paired"] = _guide(_check_args(paired_files, image_size, load_size, batch_size),
-                                   mask_variation=mask_variation, **options)
+        streams["paired"] = _endless(_check_args(paired_files, image_size, load_size, batch_size), _STREAM_GUIDE,
+                                     _paired_element, mask_variation=mask_variation, **options)
     dataset = tf.data.Dataset.zip(streams)
     examples = None if repeat else max(count_records(files_a), count_records(files_b))
     if examples is not None:
