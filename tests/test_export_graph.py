@@ -29,8 +29,9 @@ def count(model, kind):
 @pytest.mark.parametrize("build", [
     lambda: unet_generator(32, filters=8),
     lambda: unet_generator(32, filters=8, composite=True),
+    lambda: unet_generator(32, filters=8, composite=True, fused=True),
     lambda: resnet_generator(32, filters=8, blocks=1),
-], ids=["unet", "unet_composite", "resnet"])
+], ids=["unet", "unet_composite", "unet_composite_fused", "resnet"])
 def test_fused_generator_gives_the_same_images(build):
     rng = np.random.default_rng(0)
     generator = build()
@@ -39,6 +40,8 @@ def test_fused_generator_gives_the_same_images(build):
     assert count(fused, NearestUpsample2x) == 0
     assert count(fused, UpsampleConv2D) >= count(generator, NearestUpsample2x)
     assert fused.count_params() == generator.count_params()
+    # training's faster methods (matrix products, transposed convolutions) become 2x2 convolutions
+    assert {layer.method for layer in fused.layers if isinstance(layer, UpsampleConv2D)} == {"conv"}
     images = rng.uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
     expected, got = generator(images, training=False), fused(images, training=False)
     for key in (expected if isinstance(expected, dict) else [None]):

@@ -13,26 +13,29 @@ import tensorflow as tf
 
 from tfunmask import cpu
 from tfunmask.models import CycleGAN, Pix2Pix
-from tfunmask.models.layers import fused_upsampling, up
+from tfunmask.models.layers import UPSAMPLE_METHODS, UpsampleConv2D, fused_upsampling, up
 
 
 def relative(a, b):
     return float(tf.reduce_max(tf.abs(a - b)) / tf.reduce_max(tf.abs(a)))
 
 
-def decoder_step(fused, bias):
+def decoder_step(fused, bias, shape=(6, 7, 5)):
     keras.utils.set_random_seed(0)
-    inputs = keras.Input((6, 7, 5))
+    inputs = keras.Input(shape)
     return keras.Model(inputs, up(inputs, 4, normalization="none" if bias else "instance", fused=fused, name="u"))
 
 
+@pytest.mark.parametrize("method", UPSAMPLE_METHODS)
 @pytest.mark.parametrize("bias", [True, False])
-def test_fused_equals_plain_forward_and_both_gradients(bias):
-    plain, fused = decoder_step(False, bias), decoder_step(True, bias)
+def test_fused_equals_plain_forward_and_both_gradients(bias, method):
+    shape = (6, 7, 5) if method != "auto" else (9, 8, 5)  # "auto": "transpose" here, "matmul" at 6 x 7
+    plain, fused = decoder_step(False, bias, shape), decoder_step(True, bias, shape)
+    fused.get_layer("u_conv").method = method
     for a, b in zip(plain.weights, fused.weights):  # the same seed gives the same weights
         assert a.path == b.path and np.array_equal(a.numpy(), b.numpy())
-    x = tf.constant(np.random.default_rng(0).normal(size=(2, 6, 7, 5)).astype(np.float32))
-    probe = tf.constant(np.random.default_rng(1).normal(size=(2, 12, 14, 4)).astype(np.float32))
+    x = tf.constant(np.random.default_rng(0).normal(size=(2, *shape)).astype(np.float32))
+    probe = tf.constant(np.random.default_rng(1).normal(size=(2, 2 * shape[0], 2 * shape[1], 4)).astype(np.float32))
     grads = []
     for model in (plain, fused):
         with tf.GradientTape() as tape:
@@ -40,7 +43,7 @@ def test_fused_equals_plain_forward_and_both_gradients(bias):
             y = model(x)
             loss = tf.reduce_sum(y * probe)
         grads.append((y, *tape.gradient(loss, [x, *model.trainable_weights])))
-    assert grads[0][0].shape == grads[1][0].shape == (2, 12, 14, 4)
+    assert grads[0][0].shape == grads[1][0].shape == (2, 2 * shape[0], 2 * shape[1], 4)
     for a, b in zip(*grads):  # output, d/d input, d/d kernel (and bias)
         assert relative(a, b) < 1e-5
 
@@ -70,3 +73,15 @@ def test_auto_is_fused_except_on_amx(monkeypatch):
     assert not fused_upsampling("auto") and fused_upsampling("fused")
     with pytest.raises(ValueError, match="upsampling must be one of auto, fused, plain"):
         fused_upsampling("bilinear")
+
+
+def test_auto_method_by_shape_and_a_wrong_method_is_refused():
+    def method(height, width, filters):
+        padded = (None, None if height is None else height + 2, None if width is None else width + 2, 16)
+        return UpsampleConv2D(filters, 3).resolved_method(padded)
+
+    assert method(8, 8, 64) == "matmul" and method(1, 1, 512) == "matmul"
+    assert method(16, 16, 64) == "transpose" and method(128, 128, 8) == "transpose"
+    assert method(128, 128, 3) == "conv" and method(None, None, 64) == "conv"
+    with pytest.raises(ValueError, match="method must be one of auto, conv, matmul, transpose"):
+        UpsampleConv2D(4, 3, method="winograd")

@@ -92,6 +92,14 @@ class LeakyReLUMax(layers.Layer):
 # to the two taps (input offsets p - 1 and p, p the phase) that see the same input pixels.
 TAPS = np.array([[[1, 0, 0], [0, 1, 1]],
                  [[1, 1, 0], [0, 0, 1]]], np.float32)
+# The 3x3 -> 2x2 tap sums for both axes at once: row (a, b, p, q) of PHASE_TAPS times the nine
+# 3x3 taps gives tap (a, b) of phase (p, q)'s 2x2 kernel.
+PHASE_TAPS = np.einsum("pai,qbj->abpqij", TAPS, TAPS).reshape(16, 9)
+# The same sums as one 4x4 stride-2 transposed-convolution kernel: its tap k along an axis is the
+# 2x2 tap a of phase p with k = 3 - (2a + p) (a transposed convolution walks its kernel backwards).
+_ROW = TAPS.transpose(1, 0, 2).reshape(4, 3)[::-1]
+TRANSPOSED_TAPS = np.einsum("ki,lj->klij", _ROW, _ROW).reshape(16, 9)
+UPSAMPLE_METHODS = ("auto", "conv", "matmul", "transpose")
 
 
 @keras.saving.register_keras_serializable("tfunmask")
@@ -100,34 +108,86 @@ class UpsampleConv2D(layers.Conv2D):
 
     After a nearest x2 upsample every 3x3 window covers only a 2x2 patch of the input, so each of
     the four output phases (even/odd row, even/odd column) is a 2x2 convolution of the input whose
-    taps are sums of the 3x3 taps: one 2x2 convolution with the four phases' kernels side by side,
-    then depth-to-space, gives the same numbers with 16 instead of 36 multiply-adds per input
-    pixel and channel pair. It takes the input zero-padded by one pixel (``ZeroPadding2D(1)``
-    before it, where the plain form has its ``NearestUpsample2x``), and holds the 3x3 kernel
-    itself: same weights, same checkpoint entries, same function as the plain pair.
-    Construct it as ``UpsampleConv2D(filters, 3, ...)`` (padding "valid", stride 1).
+    taps are sums of the 3x3 taps: 16 instead of 36 multiply-adds per input pixel and channel
+    pair. It takes the input zero-padded by one pixel (``ZeroPadding2D(1)`` before it, where the
+    plain form has its ``NearestUpsample2x``), and holds the 3x3 kernel itself: same weights,
+    same checkpoint entries, same function as the plain pair. Construct it as
+    ``UpsampleConv2D(filters, 3, ...)`` (padding "valid", stride 1).
+
+    ``method`` is how TensorFlow computes it; every method gives the same numbers up to float
+    rounding. "conv": one 2x2 convolution with the four phases' kernels side by side, then
+    depth-to-space (the TFLite graph's form, which XNNPACK runs fast). "matmul": the same as one
+    matrix product of the four shifted copies of the input. "transpose": one 4x4 stride-2
+    transposed convolution of the unpadded input. "auto" picks by shape, from forward + backward
+    timings on a 2-core AVX2 CPU (``benchmarks/upsample_methods.py``): "matmul" for maps of at most
+    8x8 pixels, where the others' weight gradients were 2-5x slower; "conv" for fewer than 8
+    filters (the image heads: 75 ms against 140 for "transpose" at 128 px and batch 4);
+    "transpose" elsewhere.
     """
+
+    def __init__(self, filters, kernel_size, method="auto", **kwargs):
+        if method not in UPSAMPLE_METHODS:
+            raise ValueError(f"method must be one of {', '.join(UPSAMPLE_METHODS)} (got {method!r})")
+        super().__init__(filters, kernel_size, **kwargs)
+        self.method = method
 
     def build(self, input_shape):
         if self.kernel_size != (3, 3) or self.strides != (1, 1) or self.padding != "valid":
             raise ValueError("UpsampleConv2D is a 3x3, stride 1 convolution of a padded input")
         super().build(input_shape)
 
+    def resolved_method(self, padded_shape):
+        """The method ``call`` uses for an input of ``padded_shape``."""
+        if self.method != "auto":
+            return self.method
+        height, width = padded_shape[1], padded_shape[2]
+        if height is not None and width is not None and (height - 2) * (width - 2) <= 64:
+            return "matmul"
+        return "conv" if self.filters < 8 or height is None or width is None else "transpose"
+
     def call(self, padded):
         kernel = ops.cast(self.kernel, self.compute_dtype)
-        # the four phases' 2x2 kernels side by side: output channel (2 * row + col) * filters + o
-        phases = tf.einsum("pai,qbj,ijco->abcpqo", TAPS, TAPS, kernel)
-        phases = tf.reshape(phases, (2, 2, kernel.shape[2], 4 * self.filters))
-        y = tf.nn.conv2d(padded, phases, 1, "VALID")  # (H + 1, W + 1, 4 * filters)
-        height, width, f = padded.shape[1] - 2, padded.shape[2] - 2, self.filters
+        method = self.resolved_method(padded.shape)
+        y = self._transpose(padded, kernel) if method == "transpose" else self._phases(padded, kernel, method)
+        return y + ops.cast(self.bias, self.compute_dtype) if self.use_bias else y
+
+    @staticmethod
+    def _combine(taps, kernel):
+        """``taps`` (16 x 9) times the 3x3 kernel's taps: 16 rows of (in, out) kernels."""
+        channels = kernel.shape[2] * kernel.shape[3]
+        return tf.matmul(tf.constant(taps, kernel.dtype), tf.reshape(kernel, (9, channels)))
+
+    def _phases(self, padded, kernel, method):
+        """"conv" and "matmul": the four phases side by side (output channel (2 p + q) * filters
+        + o) at (H + 1) x (W + 1) positions, each phase then cut at its offset."""
+        c, f = kernel.shape[2], self.filters
+        phases = tf.reshape(self._combine(PHASE_TAPS, kernel), (4, 4, c, f))  # (ab, pq, in, out)
+        phases = tf.reshape(tf.transpose(phases, (0, 2, 1, 3)), (2, 2, c, 4 * f))
+        height, width = padded.shape[1] - 2, padded.shape[2] - 2
+        if method == "conv":
+            y = tf.nn.conv2d(padded, phases, 1, "VALID")
+        else:
+            shifted = tf.concat([padded[:, a:a + height + 1, b:b + width + 1] for a in (0, 1) for b in (0, 1)], -1)
+            y = tf.matmul(tf.reshape(shifted, (-1, 4 * c)), tf.reshape(phases, (4 * c, 4 * f)))
+            y = tf.reshape(y, (tf.shape(padded)[0], height + 1, width + 1, 4 * f))
         parts = [y[:, row:row + height, col:col + width, (2 * row + col) * f:(2 * row + col + 1) * f]
                  for row in (0, 1) for col in (0, 1)]
-        y = tf.nn.depth_to_space(tf.concat(parts, axis=-1), 2)
-        return y + ops.cast(self.bias, self.compute_dtype) if self.use_bias else y
+        return tf.nn.depth_to_space(tf.concat(parts, axis=-1), 2)
+
+    def _transpose(self, padded, kernel):
+        """"transpose": a 4x4 stride-2 transposed convolution of the unpadded input."""
+        c, f = kernel.shape[2], self.filters
+        taps = tf.transpose(tf.reshape(self._combine(TRANSPOSED_TAPS, kernel), (4, 4, c, f)), (0, 1, 3, 2))
+        x = padded[:, 1:-1, 1:-1]
+        shape = tf.shape(x)
+        return tf.nn.conv2d_transpose(x, taps, tf.stack([shape[0], 2 * shape[1], 2 * shape[2], f]), 2, "SAME")
 
     def compute_output_shape(self, shape):
         double = lambda n: None if n is None else 2 * (n - 2)  # noqa: E731
         return (shape[0], double(shape[1]), double(shape[2]), self.filters)
+
+    def get_config(self):
+        return {**super().get_config(), "method": self.method}
 
 
 @keras.saving.register_keras_serializable("tfunmask")
@@ -184,19 +244,25 @@ def down(x, filters, *, normalization="batch", kernel=4, strides=2, name):
     return activation(0.2, name=f"{name}_act")(x)
 
 
+def upsample(x, *, fused, name):
+    """The x2 nearest upsample before 3x3 convolutions (``conv3x3``): the resize itself, or, where
+    ``fused``, the one-pixel zero pad that ``UpsampleConv2D`` takes instead."""
+    return layers.ZeroPadding2D(1, name=name)(x) if fused else NearestUpsample2x(name=name)(x)
+
+
+def conv3x3(filters, *, fused, **kwargs):
+    """The 3x3 "same" convolution after ``upsample``: ``UpsampleConv2D`` where ``fused``."""
+    return UpsampleConv2D(filters, 3, **kwargs) if fused else layers.Conv2D(filters, 3, padding="same", **kwargs)
+
+
 def up(x, filters, *, normalization="batch", dropout=0.0, fused=False, name):
     """Nearest x2 resize -> 3x3 conv -> norm -> (dropout) -> ReLU: one decoder step. ``fused``
     computes the resize and conv at the input resolution (``UpsampleConv2D``): the same function
     and weights, 2.25x fewer multiply-adds; the layer list keeps its length and order, so the
     checkpoints of either form load into the other."""
-    if fused:
-        x = layers.ZeroPadding2D(1, name=f"{name}_pad")(x)
-        x = UpsampleConv2D(filters, 3, kernel_initializer=INIT, use_bias=normalization == "none",
-                           name=f"{name}_conv")(x)
-    else:
-        x = NearestUpsample2x(name=f"{name}_resize")(x)
-        x = layers.Conv2D(filters, 3, padding="same", kernel_initializer=INIT,
-                          use_bias=normalization == "none", name=f"{name}_conv")(x)
+    x = upsample(x, fused=fused, name=f"{name}_pad" if fused else f"{name}_resize")
+    x = conv3x3(filters, fused=fused, kernel_initializer=INIT, use_bias=normalization == "none",
+                name=f"{name}_conv")(x)
     x = norm(normalization, name=f"{name}_norm")(x)
     if dropout:
         x = layers.Dropout(dropout, name=f"{name}_dropout")(x)
@@ -262,20 +328,26 @@ def resnet_decoder(x, *, filters=64, fused=False, name="decoder"):
     return x
 
 
-def head(x, channels, *, kernel=3, reflect=False, activation="tanh", bias=0.0, name):
+def head(x, channels, *, kernel=3, reflect=False, activation="tanh", bias=0.0, fused=False, name):
     """Final conv + activation; the activation runs in float32, so mixed
     precision never clips an image (tanh) or an attention mask (sigmoid, softmax).
-    ``bias``: the conv's initial bias (a number, or one per channel)."""
+    ``bias``: the conv's initial bias (a number, or one per channel). ``fused``: ``x`` comes from
+    ``upsample(fused=True)`` and the 3x3 conv is an ``UpsampleConv2D``."""
     if reflect:
         x = ReflectionPad2D(kernel // 2, name=f"{name}_pad")(x)
-    x = layers.Conv2D(channels, kernel, padding="valid" if reflect else "same", kernel_initializer=INIT,
-                      bias_initializer=keras.initializers.Constant(bias), name=f"{name}_conv")(x)
-    return layers.Activation(activation, dtype="float32", name=name)(x)
+    arguments = dict(kernel_initializer=INIT, bias_initializer=keras.initializers.Constant(bias), name=f"{name}_conv")
+    if fused:
+        if kernel != 3 or reflect:
+            raise ValueError("a fused head is a 3x3 convolution with zero padding")
+        conv = UpsampleConv2D(channels, 3, **arguments)
+    else:
+        conv = layers.Conv2D(channels, kernel, padding="valid" if reflect else "same", **arguments)
+    return layers.Activation(activation, dtype="float32", name=name)(conv(x))
 
 
-def to_image(x, channels=3, *, name):
+def to_image(x, channels=3, *, fused=False, name):
     """Final 3x3 conv + tanh in float32."""
-    return head(x, channels, name=name)
+    return head(x, channels, fused=fused, name=name)
 
 
 def resnet_generator(image_size, *, filters=64, blocks=9, fused=False, name="generator"):

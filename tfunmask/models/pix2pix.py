@@ -28,12 +28,13 @@ from tfunmask.models.layers import (
     INIT,
     NORMALIZATIONS,
     Composite,
-    NearestUpsample2x,
+    conv3x3,
     down,
     fused_upsampling,
     patch_discriminator,
     to_image,
     up,
+    upsample,
 )
 
 RECONSTRUCTION = {
@@ -79,11 +80,11 @@ def unet_generator(image_size, *, filters=64, max_filters=512, dropout=0.5, norm
         x = up(x, widths[i], normalization=normalization, fused=fused,
                dropout=dropout if i >= depth - 4 else 0.0, name=f"up{i}")
         x = layers.Concatenate(name=f"skip{i}")([x, skips[i]])
-    x = NearestUpsample2x(name="out_resize")(x)
+    x = upsample(x, fused=fused, name="out_resize")
     if not composite:
-        return keras.Model(inputs, to_image(x, name="unmasked"), name=name)
-    content = to_image(x, name="content")
-    mask = layers.Conv2D(1, 3, padding="same", kernel_initializer=INIT, name="mask_conv")(x)
+        return keras.Model(inputs, to_image(x, fused=fused, name="unmasked"), name=name)
+    content = to_image(x, fused=fused, name="content")
+    mask = conv3x3(1, fused=fused, kernel_initializer=INIT, name="mask_conv")(x)
     mask = layers.Activation("sigmoid", dtype="float32", name="mask")(mask)
     unmasked = Composite(name="unmasked")([content, mask, inputs])
     return keras.Model(inputs, {"unmasked": unmasked, "content": content, "mask": mask}, name=name)

@@ -9,9 +9,10 @@ convolution of the input, 16 instead of 36 multiply-adds per input pixel and cha
 U-Net decoder these pairs hold about 80 % of the generator's work; fused, a 256 px Pix2Pix
 generator falls from 11.1 to 6.1 G multiply-adds and its TFLite latency by about 1.9x (float and
 int8), while its .tflite files grow by half (the converter stores the combined 2x2 kernels: 16
-taps where there were 9). Decoders trained with ``upsampling="fused"`` (the default except on
-AMX CPUs) are in that form already; the rewrite then only folds the generator's last upsample.
-The trained 3x3 kernels are kept and combined inside the graph, so the rewritten model loads the
+taps where there were 9). Generators built with ``upsampling="fused"`` (the default except on
+AMX CPUs) are in that form already, but compute it as training ran fastest (``UpsampleConv2D``'s
+"auto" method: matrix products and transposed convolutions); the rewrite sets every
+``UpsampleConv2D`` to the 2x2-convolution method. The trained 3x3 kernels are kept and combined inside the graph, so the rewritten model loads the
 same weights, and the exporter's parity check compares its output with the Keras generator's.
 
 XNNPACK has no MIRROR_PAD kernel, so each ``ReflectionPad2D`` of the CycleGAN/AttentionGAN
@@ -67,7 +68,8 @@ def _consumers(model):
 def tflite_graph(generator):
     """A copy of a functional ``generator`` in which every ``NearestUpsample2x`` whose outputs
     only feed plain 3x3 convolutions is folded into them (``UpsampleConv2D``) and every
-    ``ReflectionPad2D`` is sliced (``SlicedReflectionPad2D``); same weights, same outputs."""
+    ``ReflectionPad2D`` is sliced (``SlicedReflectionPad2D``), and every ``UpsampleConv2D`` computes
+    the 2x2-convolution method; same weights, same outputs."""
     consumers = _consumers(generator)
     upsamples = {layer.name for layer in generator.layers if isinstance(layer, NearestUpsample2x)
                  and consumers[layer.name] and all(map(_fusable, consumers[layer.name]))}
@@ -77,8 +79,10 @@ def tflite_graph(generator):
         if layer.name in upsamples:
             return layers.ZeroPadding2D(1, name=layer.name, dtype=layer.dtype_policy)
         if layer.name in fused_convs:
-            return UpsampleConv2D(layer.filters, 3, use_bias=layer.use_bias, name=layer.name,
+            return UpsampleConv2D(layer.filters, 3, method="conv", use_bias=layer.use_bias, name=layer.name,
                                   dtype=layer.dtype_policy)
+        if isinstance(layer, UpsampleConv2D):
+            return UpsampleConv2D.from_config({**layer.get_config(), "method": "conv"})
         if isinstance(layer, ReflectionPad2D):
             return SlicedReflectionPad2D(layer.pad, name=layer.name, dtype=layer.dtype_policy)
         return layer.__class__.from_config(layer.get_config())
