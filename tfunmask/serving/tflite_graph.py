@@ -29,7 +29,7 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-from tfunmask.models.layers import NearestUpsample2x, ReflectionPad2D, UpsampleConv2D
+from tfunmask.models.layers import MatmulConv2D, NearestUpsample2x, ReflectionPad2D, UpsampleConv2D
 
 class SlicedReflectionPad2D(ReflectionPad2D):
     """``ReflectionPad2D`` from one-pixel slices and concatenations: same values and gradients."""
@@ -83,6 +83,8 @@ def tflite_graph(generator):
                                   dtype=layer.dtype_policy)
         if isinstance(layer, UpsampleConv2D):
             return UpsampleConv2D.from_config({**layer.get_config(), "method": "conv"})
+        if isinstance(layer, MatmulConv2D):  # a training-speed form: TFLite gets the convolution
+            return layers.Conv2D.from_config(layer.get_config())
         if isinstance(layer, ReflectionPad2D):
             return SlicedReflectionPad2D(layer.pad, name=layer.name, dtype=layer.dtype_policy)
         return layer.__class__.from_config(layer.get_config())

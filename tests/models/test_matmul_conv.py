@@ -1,0 +1,54 @@
+"""``MatmulConv2D`` computes what ``Conv2D`` computes, in values and both gradients.
+
+At batch 1 with 32+ channels its forward pass is a matrix product of shifted copies of the input
+(float32 sums of 9 x channels products in another order: relative differences of order
+sqrt(9 * 32) * 2**-24 ~ 1e-6), elsewhere it is ``Conv2D`` itself; 1e-5 still catches a wrong tap.
+"""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from keras import layers
+
+from tfunmask.models import layers as tfl
+
+
+def relative(a, b):
+    return float(tf.reduce_max(tf.abs(a - b)) / tf.reduce_max(tf.abs(a)))
+
+
+@pytest.mark.parametrize("batch, channels, takes_matmul", [(1, 32, True), (2, 32, False), (1, 8, False)])
+def test_equals_conv2d_in_values_and_gradients(batch, channels, takes_matmul, monkeypatch):
+    calls = []
+    monkeypatch.setattr(tfl, "_shifted_matmul_conv",
+                        lambda *args, original=tfl._shifted_matmul_conv: calls.append(1) or original(*args))
+    rng = np.random.default_rng(0)
+    conv = tfl.MatmulConv2D(40, 3, bias_initializer="random_normal")
+    x = tf.constant(rng.normal(size=(batch, 9, 10, channels)).astype(np.float32))
+    conv.build(x.shape)
+    probe = tf.constant(rng.normal(size=(batch, 7, 8, 40)).astype(np.float32))
+    results = []
+    for forward in (conv, lambda t: tf.nn.conv2d(t, conv.kernel, 1, "VALID") + conv.bias):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = forward(x)
+            loss = tf.reduce_sum(y * probe)
+        results.append((y, *tape.gradient(loss, [x, conv.kernel, conv.bias])))
+    assert bool(calls) == takes_matmul
+    for got, want in zip(*results):
+        assert got.shape == want.shape and relative(want, got) < 1e-5
+
+
+def test_only_stride_one_valid_convolutions():
+    with pytest.raises(ValueError, match="stride-1, undilated, ungrouped 'valid' convolution"):
+        tfl.MatmulConv2D(4, 3, strides=2).build((1, 8, 8, 4))
+
+
+def test_resnet_blocks_use_it_and_the_tflite_graph_does_not():
+    from tfunmask.serving.tflite_graph import tflite_graph
+
+    generator = tfl.resnet_generator(32, filters=8, blocks=1)
+    kinds = {type(generator.get_layer(f"encoder_r0_{half}_conv")) for half in "ab"}
+    assert kinds == {tfl.MatmulConv2D}
+    assert not any(isinstance(layer, tfl.MatmulConv2D) for layer in tflite_graph(generator).layers)
+    assert type(tflite_graph(generator).get_layer("encoder_r0_a_conv")) is layers.Conv2D
