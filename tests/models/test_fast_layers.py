@@ -1,9 +1,14 @@
-"""``MatmulConv2D`` computes what ``Conv2D`` computes, in values and both gradients.
+"""The training-speed forms compute what the Keras layers compute, in values and gradients.
 
-At batch 1 with 32+ channels its forward pass is a matrix product of shifted copies of the input
+``MatmulConv2D`` against ``Conv2D``: at batch 1 with 32+ channels its forward pass is a matrix product of shifted copies of the input
 (float32 sums of 9 x channels products in another order: relative differences of order
 sqrt(9 * 32) * 2**-24 ~ 1e-6), elsewhere it is ``Conv2D`` itself; 1e-5 still catches a wrong tap.
+``FusedBatchNormalization`` against ``BatchNormalization``: the same statistics summed in another
+order over 4 x 8 x 8 values (relative differences of order 1e-7); 1e-5 catches a biased/unbiased
+variance mix-up (the moving variance would move by about 2e-3 relative here).
 """
+
+import keras
 
 import numpy as np
 import pytest
@@ -52,3 +57,27 @@ def test_resnet_blocks_use_it_and_the_tflite_graph_does_not():
     assert kinds == {tfl.MatmulConv2D}
     assert not any(isinstance(layer, tfl.MatmulConv2D) for layer in tflite_graph(generator).layers)
     assert type(tflite_graph(generator).get_layer("encoder_r0_a_conv")) is layers.Conv2D
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+def test_fused_batch_norm_equals_keras_in_training_and_inference(policy):
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(2, 3, size=(4, 8, 8, 16)).astype(np.float32))
+    probe = tf.constant(rng.normal(size=(4, 8, 8, 16)).astype(np.float32))
+    results = []
+    for cls in (layers.BatchNormalization, tfl.FusedBatchNormalization):
+        keras.utils.set_random_seed(0)
+        norm = cls(momentum=0.9, epsilon=1e-5, gamma_initializer="random_normal", beta_initializer="random_normal",
+                   dtype=policy)
+        norm.build(x.shape)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = tf.cast(norm(x, training=True), tf.float32)
+            loss = tf.reduce_sum(y * probe)
+        grads = tape.gradient(loss, [x, norm.gamma, norm.beta])
+        results.append((y, *grads, norm.moving_mean.value, norm.moving_variance.value,
+                        tf.cast(norm(x, training=False), tf.float32)))
+    tolerance = 1e-5 if policy == "float32" else 2 ** -7  # bfloat16 outputs: 8 significant bits
+    for want, got in zip(*results):
+        assert relative(want, got) < tolerance
+    assert results[1][0].dtype == tf.float32
