@@ -201,7 +201,7 @@ class MatmulConv2D(layers.Conv2D):
     256 channel convolution of a 34x34 map took 19.8 ms forward that way and 10.7 ms as a matrix
     product, while the matrix product's own gradient was slower than TensorFlow's (47 against 41
     ms forward + backward), hence the custom gradient. CycleGAN and AttentionGAN train at batch 1
-    and run 18 such convolutions in each of a step's six generator passes.
+    and run two such convolutions per residual block in each of a step's six generator passes.
     """
 
     MIN_CHANNELS = 32
@@ -294,7 +294,8 @@ NORMALIZATIONS = ("batch", "instance", "none")
 
 
 def norm(kind, name=None):
-    """A normalisation layer: "batch" (synchronised), "instance" or "none"."""
+    """A normalisation layer: "batch" (fused on one replica, synchronised across several),
+    "instance" or "none"."""
     if kind == "batch":
         # Statistics are all-reduced only when built under a strategy with several replicas:
         # there it makes N replicas equal one device; on one device it would only cost
@@ -415,10 +416,10 @@ def head(x, channels, *, kernel=3, reflect=False, activation="tanh", bias=0.0, f
     if reflect:
         x = ReflectionPad2D(kernel // 2, name=f"{name}_pad")(x)
     arguments = dict(kernel_initializer=INIT, bias_initializer=keras.initializers.Constant(bias), name=f"{name}_conv")
+    if fused and (kernel != 3 or reflect):
+        raise ValueError("a fused head is a 3x3 convolution with zero padding")
     if fused:
-        if kernel != 3 or reflect:
-            raise ValueError("a fused head is a 3x3 convolution with zero padding")
-        conv = UpsampleConv2D(channels, 3, **arguments)
+        conv = conv3x3(channels, fused=True, **arguments)
     else:
         conv = layers.Conv2D(channels, kernel, padding="valid" if reflect else "same", **arguments)
     return layers.Activation(activation, dtype="float32", name=name)(conv(x))
