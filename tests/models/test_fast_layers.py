@@ -6,6 +6,8 @@ sqrt(9 * 32) * 2**-24 ~ 1e-6), elsewhere it is ``Conv2D`` itself; 1e-5 still cat
 ``FusedBatchNormalization`` against ``BatchNormalization``: the same statistics summed in another
 order over 4 x 8 x 8 values (relative differences of order 1e-7); 1e-5 catches a biased/unbiased
 variance mix-up (the moving variance would move by about 2e-3 relative here).
+``InstanceNormalization`` against ``GroupNormalization(groups=-1)``: likewise, at batch 1 (the
+fused kernel) and 2 (Keras' code).
 """
 
 import keras
@@ -49,14 +51,15 @@ def test_only_stride_one_valid_convolutions():
         tfl.MatmulConv2D(4, 3, strides=2).build((1, 8, 8, 4))
 
 
-def test_resnet_blocks_use_it_and_the_tflite_graph_does_not():
+def test_resnet_blocks_use_the_fast_forms_and_the_tflite_graph_keras_own():
     from tfunmask.serving.tflite_graph import tflite_graph
 
     generator = tfl.resnet_generator(32, filters=8, blocks=1)
-    kinds = {type(generator.get_layer(f"encoder_r0_{half}_conv")) for half in "ab"}
-    assert kinds == {tfl.MatmulConv2D}
-    assert not any(isinstance(layer, tfl.MatmulConv2D) for layer in tflite_graph(generator).layers)
-    assert type(tflite_graph(generator).get_layer("encoder_r0_a_conv")) is layers.Conv2D
+    kinds = {type(generator.get_layer(f"encoder_r0_{half}_{kind}")) for half in "ab" for kind in ("conv", "norm")}
+    assert kinds == {tfl.MatmulConv2D, tfl.InstanceNormalization}
+    converted = tflite_graph(generator)
+    assert type(converted.get_layer("encoder_r0_a_conv")) is layers.Conv2D
+    assert type(converted.get_layer("encoder_r0_a_norm")) is layers.GroupNormalization
 
 
 @pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
@@ -81,3 +84,23 @@ def test_fused_batch_norm_equals_keras_in_training_and_inference(policy):
     for want, got in zip(*results):
         assert relative(want, got) < tolerance
     assert results[1][0].dtype == tf.float32
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_instance_norm_equals_group_norm_per_channel(batch):
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(2, 3, size=(batch, 8, 9, 16)).astype(np.float32))
+    probe = tf.constant(rng.normal(size=x.shape).astype(np.float32))
+    results = []
+    for build in (lambda **kw: layers.GroupNormalization(groups=-1, **kw), tfl.InstanceNormalization):
+        keras.utils.set_random_seed(0)
+        norm = build(epsilon=1e-5, gamma_initializer="random_normal", beta_initializer="random_normal")
+        norm.build(x.shape)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = norm(x)
+            loss = tf.reduce_sum(y * probe)
+        results.append((y, *tape.gradient(loss, [x, norm.gamma, norm.beta])))
+    for want, got in zip(*results):
+        assert relative(want, got) < 1e-5
+    assert tfl.InstanceNormalization().get_config()["groups"] == -1

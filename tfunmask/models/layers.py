@@ -290,6 +290,27 @@ class FusedBatchNormalization(layers.BatchNormalization):
         return ops.cast(y, self.compute_dtype)
 
 
+@keras.saving.register_keras_serializable("tfunmask")
+class InstanceNormalization(layers.GroupNormalization):
+    """Instance norm (``GroupNormalization(groups=-1)``) that runs TensorFlow's fused batch-norm
+    kernel for a batch of one image, where the two are the same function (statistics over height
+    and width, per channel); other batches take Keras' own code. Same variables and config.
+    CycleGAN and AttentionGAN train at batch 1 with instance norm after every convolution.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**{"groups": -1, **kwargs})
+
+    def call(self, inputs):
+        if inputs.shape[0] != 1 or len(inputs.shape) != 4 or self.groups != inputs.shape[-1] \
+                or not (self.scale and self.center):
+            return super().call(inputs)
+        y, _, _ = tf.compat.v1.nn.fused_batch_norm(
+            ops.cast(inputs, "float32"), ops.cast(self.gamma, "float32"), ops.cast(self.beta, "float32"),
+            epsilon=self.epsilon, is_training=True)
+        return ops.cast(y, self.compute_dtype)
+
+
 NORMALIZATIONS = ("batch", "instance", "none")
 
 
@@ -305,7 +326,7 @@ def norm(kind, name=None):
             return layers.BatchNormalization(synchronized=True, momentum=0.9, epsilon=1e-5, name=name)
         return FusedBatchNormalization(momentum=0.9, epsilon=1e-5, name=name)
     if kind == "instance":
-        return layers.GroupNormalization(groups=-1, epsilon=1e-5, name=name)
+        return InstanceNormalization(epsilon=1e-5, name=name)
     if kind == "none":
         return layers.Identity(name=name)
     raise ValueError(f"unknown normalisation {kind!r}; use batch, instance or none")

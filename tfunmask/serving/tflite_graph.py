@@ -15,6 +15,10 @@ AMX CPUs) are in that form already, but compute it as training ran fastest (``Up
 ``UpsampleConv2D`` to the 2x2-convolution method. The trained 3x3 kernels are kept and combined inside the graph, so the rewritten model loads the
 same weights, and the exporter's parity check compares its output with the Keras generator's.
 
+The layers that exist only for training speed on TensorFlow (``MatmulConv2D``,
+``InstanceNormalization``'s fused kernel at batch 1) become Keras' own ``Conv2D`` and
+``GroupNormalization`` here: the same function, in the ops the converter and XNNPACK know.
+
 XNNPACK has no MIRROR_PAD kernel, so each ``ReflectionPad2D`` of the CycleGAN/AttentionGAN
 ResNet generators cut the delegated graph into another piece (15 pieces for 6 residual blocks).
 ``SlicedReflectionPad2D`` concatenates one-pixel slices instead: 5 pieces, and the one-thread
@@ -29,7 +33,13 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-from tfunmask.models.layers import MatmulConv2D, NearestUpsample2x, ReflectionPad2D, UpsampleConv2D
+from tfunmask.models.layers import (
+    InstanceNormalization,
+    MatmulConv2D,
+    NearestUpsample2x,
+    ReflectionPad2D,
+    UpsampleConv2D,
+)
 
 class SlicedReflectionPad2D(ReflectionPad2D):
     """``ReflectionPad2D`` from one-pixel slices and concatenations: same values and gradients."""
@@ -83,8 +93,10 @@ def tflite_graph(generator):
                                   dtype=layer.dtype_policy)
         if isinstance(layer, UpsampleConv2D):
             return UpsampleConv2D.from_config({**layer.get_config(), "method": "conv"})
-        if isinstance(layer, MatmulConv2D):  # a training-speed form: TFLite gets the convolution
+        if isinstance(layer, MatmulConv2D):  # training-speed forms: TFLite gets Keras' layers
             return layers.Conv2D.from_config(layer.get_config())
+        if isinstance(layer, InstanceNormalization):
+            return layers.GroupNormalization.from_config(layer.get_config())
         if isinstance(layer, ReflectionPad2D):
             return SlicedReflectionPad2D(layer.pad, name=layer.name, dtype=layer.dtype_policy)
         return layer.__class__.from_config(layer.get_config())
