@@ -268,16 +268,6 @@ def generalisation_gap(in_family: dict[str, dict], held_out: dict[str, dict]) ->
             for name, scores in in_family.items() if name in held_out}
 
 
-def _generator_change(unmasker, faces: np.ndarray) -> float:
-    """Mean |G(x) - x| (0..1) of the generator itself on faces without a mask, at its own size:
-    "Δ unmasked" goes through the photo path's blend into the map's region, which hides what a
-    soft map (an AttentionGAN's attention) writes below the threshold."""
-    size = unmasker.size
-    small = np.stack([cv2.resize(face, (size, size), interpolation=cv2.INTER_AREA) for face in faces]) \
-        if faces.shape[1:3] != (size, size) else faces
-    return mask_map.on_unmasked(small, unmasker.generator.predict(small)[0], None)["unmasked_change"]
-
-
 def _evaluate_paired(pairs: Pairs, unmasker, extractor, batch_size: int, sheet: dict,
                      path: Path) -> tuple[dict, Described]:
     """Scores of the model and the baselines against the true faces (also returned, described),
@@ -294,8 +284,12 @@ def _evaluate_paired(pairs: Pairs, unmasker, extractor, batch_size: int, sheet: 
     methods["target"] = {"detection_rate": detection.detection_rate(target.boxes)}
     if maps is not None:
         methods["model"]["mask_iou"] = mask_map.iou(maps, pairs.mask_map)
-    methods["model"].update(mask_map.on_unmasked(pairs.target, *unmasker.unmask_crops(pairs.target)))
-    methods["model"]["generator_change"] = _generator_change(unmasker, pairs.target)
+    # one generator pass on the unmasked faces gives both: "Δ unmasked" as scored (through the
+    # photo path's blend into the map's region, which hides what a soft map such as an
+    # AttentionGAN's attention writes below its threshold) and the generator's own |G(x) - x|
+    faces, outputs, maps = unmasker.generate_at_size(pairs.target)
+    methods["model"].update(mask_map.on_unmasked(pairs.target, *unmasker.crops_back(pairs.target, outputs, maps)))
+    methods["model"]["generator_change"] = mask_map.on_unmasked(faces, outputs, None)["unmasked_change"]
     return {"count": len(pairs.ids), "families": list(pairs.families), "methods": methods}, target
 
 

@@ -115,10 +115,20 @@ class Unmasker:
         does, and how a model is scored at a size other than its own).
         """
         crops = np.asarray(crops)
+        return self.crops_back(crops, *self.generate_at_size(crops)[1:])
+
+    def generate_at_size(self, crops):
+        """(crops resized to the generator's size, its outputs, its mask maps or None)."""
+        crops = np.asarray(crops)
+        if crops.shape[1:3] != (self.size, self.size):
+            crops = np.stack([_resized(c, self.size, self.size) for c in crops])
+        return (crops, *self.generator.predict(crops))
+
+    def crops_back(self, crops, outputs, masks):
+        """``generate_at_size``'s outputs and maps brought back to the ``crops``' size (``unmask_crops``)."""
         height, width = crops.shape[1:3]
         if (height, width) == (self.size, self.size):
-            return self.generator.predict(crops)
-        outputs, masks = self.generator.predict(np.stack([_resized(c, self.size, self.size) for c in crops]))
+            return outputs, masks
         if masks is None:
             return np.stack([_resized(output, width, height) for output in outputs]), None
         blended = np.stack([_blend(crop, output, mask, self.feather)[0]

@@ -167,9 +167,7 @@ class UpsampleConv2D(layers.Conv2D):
         if method == "conv":
             y = tf.nn.conv2d(padded, phases, 1, "VALID")
         else:
-            shifted = tf.concat([padded[:, a:a + height + 1, b:b + width + 1] for a in (0, 1) for b in (0, 1)], -1)
-            y = tf.matmul(tf.reshape(shifted, (-1, 4 * c)), tf.reshape(phases, (4 * c, 4 * f)))
-            y = tf.reshape(y, (tf.shape(padded)[0], height + 1, width + 1, 4 * f))
+            y = _shifted_matmul(padded, phases)
         parts = [y[:, row:row + height, col:col + width, (2 * row + col) * f:(2 * row + col + 1) * f]
                  for row in (0, 1) for col in (0, 1)]
         return tf.nn.depth_to_space(tf.concat(parts, axis=-1), 2)
@@ -218,24 +216,28 @@ class MatmulConv2D(layers.Conv2D):
         return y + ops.cast(self.bias, self.compute_dtype) if self.use_bias else y
 
 
-def _shifted_matmul_conv(x, kernel):
-    """``conv2d(x, kernel, 1, "VALID")`` as (shifted copies of x) @ kernel; TensorFlow's
-    convolution gradients."""
+def _shifted_matmul(x, kernel):
+    """``conv2d(x, kernel, 1, "VALID")`` as one matrix product: the input's shifted copies (one
+    per kernel tap, side by side) times the kernel's taps."""
     rows, cols, channels, filters = kernel.shape
     height, width = x.shape[1] - rows + 1, x.shape[2] - cols + 1
+    shifted = tf.concat([x[:, i:i + height, j:j + width] for i in range(rows) for j in range(cols)], -1)
+    y = tf.matmul(tf.reshape(shifted, (-1, rows * cols * channels)), tf.reshape(kernel, (-1, filters)))
+    return tf.reshape(y, (tf.shape(x)[0], height, width, filters))
+
+
+def _shifted_matmul_conv(x, kernel):
+    """``_shifted_matmul`` forward, TensorFlow's convolution gradients."""
 
     @tf.custom_gradient
     def conv(x, kernel):
-        shifted = tf.concat([x[:, i:i + height, j:j + width] for i in range(rows) for j in range(cols)], -1)
-        y = tf.matmul(tf.reshape(shifted, (-1, rows * cols * channels)), tf.reshape(kernel, (-1, filters)))
-
         def gradient(dy):
             dx = tf.nn.conv2d_transpose(dy, kernel, tf.shape(x), 1, "VALID")
             dkernel = tf.raw_ops.Conv2DBackpropFilter(input=x, filter_sizes=tf.shape(kernel), out_backprop=dy,
                                                       strides=[1, 1, 1, 1], padding="VALID")
             return dx, dkernel
 
-        return tf.reshape(y, (-1, height, width, filters)), gradient
+        return _shifted_matmul(x, kernel), gradient
 
     return conv(x, kernel)
 
@@ -265,6 +267,15 @@ class Composite(layers.Layer):
         return shapes[2]
 
 
+def _fused_norm(layer, inputs):
+    """TensorFlow's fused batch-norm kernel over an NHWC batch with ``layer``'s gamma, beta and
+    epsilon, in float32: (output in the layer's compute dtype, batch mean, unbiased batch variance)."""
+    y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+        ops.cast(inputs, "float32"), ops.cast(layer.gamma, "float32"), ops.cast(layer.beta, "float32"),
+        epsilon=layer.epsilon, is_training=True)
+    return ops.cast(y, layer.compute_dtype), mean, variance
+
+
 @keras.saving.register_keras_serializable("tfunmask")
 class FusedBatchNormalization(layers.BatchNormalization):
     """``BatchNormalization`` whose training pass over NHWC maps runs TensorFlow's fused kernel
@@ -280,14 +291,12 @@ class FusedBatchNormalization(layers.BatchNormalization):
         if (not (training and self.trainable) or mask is not None or self.synchronized or self.renorm
                 or len(inputs.shape) != 4 or self.axis not in (3, -1) or not (self.scale and self.center)):
             return super().call(inputs, training=training, mask=mask)
-        x = ops.cast(inputs, "float32")
-        y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
-            x, ops.cast(self.gamma, "float32"), ops.cast(self.beta, "float32"), epsilon=self.epsilon, is_training=True)
-        count = tf.cast(tf.reduce_prod(tf.shape(x)[:3]), tf.float32)
+        y, mean, variance = _fused_norm(self, inputs)
+        count = tf.cast(tf.reduce_prod(tf.shape(inputs)[:3]), tf.float32)
         variance = variance * (count - 1.0) / count
         self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
         self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
-        return ops.cast(y, self.compute_dtype)
+        return y
 
 
 @keras.saving.register_keras_serializable("tfunmask")
@@ -305,10 +314,7 @@ class InstanceNormalization(layers.GroupNormalization):
         if inputs.shape[0] != 1 or len(inputs.shape) != 4 or self.groups != inputs.shape[-1] \
                 or not (self.scale and self.center):
             return super().call(inputs)
-        y, _, _ = tf.compat.v1.nn.fused_batch_norm(
-            ops.cast(inputs, "float32"), ops.cast(self.gamma, "float32"), ops.cast(self.beta, "float32"),
-            epsilon=self.epsilon, is_training=True)
-        return ops.cast(y, self.compute_dtype)
+        return _fused_norm(self, inputs)[0]
 
 
 NORMALIZATIONS = ("batch", "instance", "none")
