@@ -111,6 +111,10 @@ def test_precision_belongs_to_the_model_and_a_resume_keeps_it(tiny_paired_data, 
     assert model.generator.get_layer("down1_conv").compute_dtype == "bfloat16"
     assert keras.mixed_precision.global_policy().name == before
     assert TrainConfig.load(tmp_path).runtime.precision == "mixed_bfloat16"
+    from tfunmask import cpu
+
+    form = "plain" if cpu.has_amx() else "fused"  # what --upsampling=auto takes on this CPU
+    assert TrainConfig.load(tmp_path).runtime.upsampling == summary["upsampling"] == form
     resumed = tiny_config(tiny_paired_data, tmp_path, epochs=2, decay_epochs=0, mixed_precision="bfloat16")
     model, summary = trainer.train(resumed, resume=True, verbose=0)
     assert summary["start_epoch"] == 1 and model.dtype_policy.name == "mixed_bfloat16"
@@ -185,6 +189,22 @@ def test_image_grid_labels_its_columns():
         assert (grid[:header, column * 64:(column + 1) * 64] > 200).any()  # its label is written
     assert (grid[header:, :64] == 128).all() and (grid[header:, 64:128] == 255).all()
     assert (grid[header:, 128:] == 0).all()  # the one-channel map in grey
+
+
+def test_throughput_mean_rate_leaves_out_each_epochs_first_step(monkeypatch):
+    """The summary's rate is images over seconds of the timed steps; the bar's is smoothed."""
+    from tfunmask.training import callbacks
+
+    clock = iter([0.0, 10.0, 11.0, 13.0, 100.0, 150.0, 154.0])
+    monkeypatch.setattr(callbacks.time, "perf_counter", lambda: next(clock))
+    throughput = callbacks.Throughput(global_batch=8)
+    for epoch, steps in ((0, 3), (1, 2)):
+        throughput.on_epoch_begin(epoch)
+        for batch in range(steps):
+            throughput.on_train_batch_end(batch, {})
+    # timed steps: 1 s and 2 s in epoch 1, 4 s in epoch 2 (the 10 s and 50 s first steps left out)
+    assert throughput.mean_rate == pytest.approx(24 / 7)
+    assert throughput.rate == pytest.approx(0.9 * (0.9 * 8 + 0.1 * 4) + 0.1 * 2)
 
 
 def test_linear_decay_schedule():

@@ -8,7 +8,9 @@ Four sections, each with one job:
 * ``data``: which records, how they are cropped and batched;
 * ``runtime``: where and how the run executes; ``precision`` and ``replicas`` are what
   ``mixed_precision`` and ``strategy`` resolved to on the machine that started the run, and a
-  resumed run keeps that precision (the optimizer's checkpoint depends on it).
+  resumed run keeps that precision (the optimizer's checkpoint depends on it); ``upsampling``
+  is the form the model's "upsampling" took on the machine that last trained it (fused or plain:
+  the same function and weights either way, so a resume may take the other).
 
 The saved file is what makes a checkpoint usable later: resuming, exporting and evaluating rebuild
 the run from it instead of trusting flags typed again. Files written before the sections existed
@@ -62,6 +64,7 @@ class RuntimeConfig:
     precision: Optional[str] = None  # the Keras dtype policy "mixed_precision" resolved to
     strategy: str = "auto"
     replicas: Optional[int] = None  # how many replicas "strategy" resolved to
+    upsampling: Optional[str] = None  # the form the model's "upsampling" resolved to: fused or plain
     cluster_timeout: int = 300  # seconds multi-worker training waits for every task of TF_CONFIG
     seed: int = 0
     summary_every: int = 100

@@ -16,8 +16,10 @@ from tfunmask.pixels import to_uint8
 
 
 class Throughput(keras.callbacks.Callback):
-    """Adds ``images_per_s`` (global batch / step time, smoothed) to the batch logs.
+    """Adds ``images_per_s`` (global batch / step time, smoothed) to the batch logs, and keeps
+    ``mean_rate``: images over seconds of every step so far, for the run's summary.
 
+    Each epoch's first step is left out of both: it includes tracing and the pipeline's start.
     Must come before the progress bar in the callback list: Keras appends its
     ``ProgbarLogger`` last, so the bar shows the value.
     """
@@ -27,16 +29,26 @@ class Throughput(keras.callbacks.Callback):
         self.global_batch = global_batch
         self.rate = None
         self._last = None
+        self._images = 0
+        self._seconds = 0.0
+
+    @property
+    def mean_rate(self):
+        """Images per second over all the steps timed (None before the first)."""
+        return self._images / self._seconds if self._seconds else None
 
     def on_epoch_begin(self, epoch, logs=None):
         self._last = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
         now = time.perf_counter()
-        rate = self.global_batch / max(now - self._last, 1e-9)
+        seconds = max(now - self._last, 1e-9)
         self._last = now
-        if batch > 0:  # the first step of an epoch includes tracing and pipeline start
+        if batch > 0:
+            rate = self.global_batch / seconds
             self.rate = rate if self.rate is None else 0.9 * self.rate + 0.1 * rate
+            self._images += self.global_batch
+            self._seconds += seconds
         if logs is not None and self.rate is not None:
             logs["images_per_s"] = self.rate
 

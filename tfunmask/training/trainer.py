@@ -167,6 +167,7 @@ def train(config: TrainConfig, *, resume=False, verbose=1, callbacks=()):
                                          d_optimizer=model.d_optimizer, epoch=epoch,
                                          random_state=model.random_state)
     config.model = models.constructor_arguments(model)  # defaults resolved (e.g. resnet_blocks)
+    config.runtime.upsampling = "fused" if fused_upsampling(config.model.get("upsampling", "auto")) else "plain"
     if saved:
         _check_same_model(config.model, saved.model)
     if chief:
@@ -207,9 +208,9 @@ def train(config: TrainConfig, *, resume=False, verbose=1, callbacks=()):
             history = {k: v[-1] for k, v in result.history.items()}
 
         summary = {"model_dir": str(run.root), "epochs": epochs, "start_epoch": start,
-                   "steps_per_epoch": steps_per_epoch, "images_per_s": throughput.rate,
+                   "steps_per_epoch": steps_per_epoch, "images_per_s": throughput.mean_rate,
                    "precision": policy, "replicas": strategy.num_replicas_in_sync,
-                   "upsampling": "fused" if fused_upsampling(config.model.get("upsampling", "auto")) else "plain",
+                   "upsampling": config.runtime.upsampling,
                    "metrics": history}
         if chief:
             run.summary.write_text(json.dumps(summary, indent=2, default=float) + "\n")
