@@ -44,3 +44,16 @@ def on_unmasked(faces: np.ndarray, outputs: np.ndarray, maps: np.ndarray | None)
     if maps is not None:
         scores["map_on_unmasked"] = float(maps.mean())
     return scores
+
+
+def composites(masked: np.ndarray, content: np.ndarray, predicted: np.ndarray,
+               mask_maps: np.ndarray) -> dict[str, np.ndarray]:
+    """A composite generator's content image pasted into its input by its own map and by the true
+    one: if the two score alike in the mask region, the content, not the map, limits the model.
+
+    ``masked`` and ``content`` are (N, S, S, 3) in one scale; ``predicted`` (N, S, S, 1) in [0, 1];
+    ``mask_maps`` the true maps (N, S, S), > 0 inside. Returns {"predicted map", "true map"}.
+    """
+    truth = (np.asarray(mask_maps) > 0).astype(np.float32)[..., None]
+    return {name: content * weight + masked * (1.0 - weight)
+            for name, weight in (("predicted map", predicted), ("true map", truth))}
