@@ -30,8 +30,9 @@ def count(model, kind):
     lambda: unet_generator(32, filters=8),
     lambda: unet_generator(32, filters=8, composite=True),
     lambda: unet_generator(32, filters=8, composite=True, fused=True),
+    lambda: unet_generator(32, filters=8, composite=True, segmenter_filters=4, fused=True),
     lambda: resnet_generator(32, filters=8, blocks=1),
-], ids=["unet", "unet_composite", "unet_composite_fused", "resnet"])
+], ids=["unet", "unet_composite", "unet_composite_fused", "unet_two_stage_fused", "resnet"])
 def test_fused_generator_gives_the_same_images(build):
     rng = np.random.default_rng(0)
     generator = build()

@@ -46,6 +46,9 @@ MODEL_FLAGS = {
                     "loss (1 = off)."),
     "composite": (P2P, False, "Pix2Pix: also predict the mask map and keep the input outside it."),
     "lambda_mask": (P2P, 10.0, "Pix2Pix --composite: mask-map BCE weight."),
+    "segmenter_filters": (P2P, 0, "Pix2Pix --composite: first width of a separate U-Net that predicts the "
+                          "mask map; the main U-Net then inpaints the input blanked out where the map is "
+                          "(two stages). 0: one U-Net predicts both."),
     "resnet_blocks": (UNPAIRED, None, "CycleGAN/AttentionGAN residual blocks (default: 6 up to 128 px, "
                       "9 above)."),
     "pool_size": (UNPAIRED, 50, "CycleGAN/AttentionGAN generated-image history per discriminator "

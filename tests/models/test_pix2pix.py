@@ -139,6 +139,31 @@ def test_composite_learns_the_mask_map():
     assert history[-1]["g_mask"] < 0.7 * history[0]["g_mask"], [h["g_mask"] for h in history]
 
 
+@pytest.mark.parametrize("segmenter_filters", [0, 4])
+def test_two_stage_content_cannot_see_what_the_map_covers(segmenter_filters):
+    """With a segmenter, the inpainter sees the input blanked where the map is: a map of 1
+    everywhere (its bias at +50) leaves it nothing of the input, so the content is the same for
+    any input. The one-network composite reads the masked pixels, and its content changes."""
+    model = compiled(composite=True, dropout=0.0, segmenter_filters=segmenter_filters)
+    bias = model.generator.get_layer("mask_conv").bias
+    bias.assign(tf.fill(bias.shape, 50.0))
+    first, second = (model.generator(batch(seed=s)["masked"], training=False) for s in (0, 1))
+    np.testing.assert_array_equal(first["mask"].numpy(), 1.0)
+    change = np.abs(first["content"].numpy() - second["content"].numpy()).max()
+    assert (change == 0.0) if segmenter_filters else (change > 1e-3), change
+    if segmenter_filters:
+        assert model.generator.get_layer("seg_down0_conv").filters == 4
+        assert model.generator.get_layer("down0_conv").kernel.shape[2] == 4  # the image and the map
+        np.testing.assert_array_equal(first["unmasked"].numpy(), first["content"].numpy())
+
+
+def test_segmenter_needs_the_composite():
+    with pytest.raises(ValueError, match="segmenter_filters needs composite=True"):
+        Pix2Pix(SIZE, segmenter_filters=4)
+    with pytest.raises(ValueError, match="segmenter_filters must be 0"):
+        Pix2Pix(SIZE, composite=True, segmenter_filters=-1)
+
+
 def test_leaky_relu_max_is_leaky_relu_forward_and_backward():
     """The activation of unnormalised encoder steps: the same values and gradients as
     LeakyReLU(0.2) (random inputs avoid exact zeros, the one point where they differ)."""

@@ -267,6 +267,24 @@ class Composite(layers.Layer):
         return shapes[2]
 
 
+@keras.saving.register_keras_serializable("tfunmask")
+class Erased(layers.Layer):
+    """``[image * (1 - mask), mask]`` in float32: the image with the region a mask map covers
+    blanked out (to 0, mid-grey in [-1, 1]), and the map beside it as a fourth channel, so a
+    network that inpaints from it cannot copy what was there and knows where to paint.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**{**kwargs, "dtype": "float32"})
+
+    def call(self, inputs):
+        image, mask = (ops.cast(t, "float32") for t in inputs)
+        return ops.concatenate([image * (1.0 - mask), mask], axis=-1)
+
+    def compute_output_shape(self, shapes):
+        return (*shapes[0][:-1], shapes[0][-1] + 1)
+
+
 def _fused_norm(layer, inputs):
     """TensorFlow's fused batch-norm kernel over an NHWC batch with ``layer``'s gamma, beta and
     epsilon, in float32: (output in the layer's compute dtype, batch mean, unbiased batch variance)."""

@@ -11,7 +11,12 @@ generator's reconstruction loss is selectable:
 With ``composite=True`` the generator also predicts where the mask is (a
 sigmoid map supervised by the overlay tool's mask maps) and returns
 ``content * mask + input * (1 - mask)``: pixels outside the predicted mask
-are the input's own, so the face, hair and background stay exact.
+are the input's own, so the face, hair and background stay exact. With
+``segmenter_filters`` as well, it works in two stages, as GANMasker and M2UNet
+do: a separate, narrower U-Net predicts the map, and the inpainting U-Net sees
+the input with the map's region blanked out plus the map itself, so the content
+it paints cannot depend on how the mask looked (one network reads the mask's
+own pixels, which differ from one mask family to the next).
 
 Inference is deterministic: dropout is active only with ``training=True`` and
 batch normalisation uses its moving statistics at inference (the TensorFlow
@@ -28,6 +33,7 @@ from tfunmask.models.layers import (
     INIT,
     NORMALIZATIONS,
     Composite,
+    Erased,
     conv3x3,
     down,
     fused_upsampling,
@@ -55,37 +61,59 @@ def unet_depth(image_size, max_depth=8):
     return depth
 
 
-def unet_generator(image_size, *, filters=64, max_filters=512, dropout=0.5, normalization="batch",
-                   composite=False, fused=False, name="generator"):
-    """U-Net: ``depth`` encoder steps, mirrored decoder with skip connections.
+def unet_features(x, widths, *, dropout, normalization, fused, prefix=""):
+    """The U-Net body: one encoder step per width, the mirrored decoder with skip connections and
+    the last x2 upsample, ready for 3x3 output heads (``to_image``, ``conv3x3``).
 
-    Encoder widths are ``filters * 2**i`` capped at ``max_filters``; the three
-    innermost decoder steps use dropout during training, as in Pix2Pix. The
-    outermost and the innermost encoder steps are not normalised, as in the
-    reference ``UnetSkipConnectionBlock``: the innermost map is 1x1 up to 256 px,
-    and instance norm (or batch norm at batch 1) over a 1x1 map makes it a
-    constant, so a normalised bottleneck would pass nothing on. The
-    output layer is named "unmasked"; with ``composite`` the model returns a
-    dict {"unmasked", "content", "mask"}.
+    The outermost and the innermost encoder steps are not normalised, as in the reference
+    ``UnetSkipConnectionBlock``: the innermost map is 1x1 up to 256 px, and instance norm (or
+    batch norm at batch 1) over a 1x1 map makes it a constant, so a normalised bottleneck would
+    pass nothing on. The three innermost decoder steps use dropout during training, as in Pix2Pix.
     """
-    depth = unet_depth(image_size)
-    widths = [min(filters * 2 ** i, max_filters) for i in range(depth)]
-    inputs = keras.Input((image_size, image_size, 3), name="masked")
-    x, skips = inputs, []
+    depth, skips = len(widths), []
     for i, width in enumerate(widths):
         outer_or_inner = i in (0, depth - 1)
-        x = down(x, width, normalization="none" if outer_or_inner else normalization, name=f"down{i}")
+        x = down(x, width, normalization="none" if outer_or_inner else normalization, name=f"{prefix}down{i}")
         skips.append(x)
     for i in reversed(range(depth - 1)):
         x = up(x, widths[i], normalization=normalization, fused=fused,
-               dropout=dropout if i >= depth - 4 else 0.0, name=f"up{i}")
-        x = layers.Concatenate(name=f"skip{i}")([x, skips[i]])
-    x = upsample(x, fused=fused, name="out_resize")
-    if not composite:
-        return keras.Model(inputs, to_image(x, fused=fused, name="unmasked"), name=name)
-    content = to_image(x, fused=fused, name="content")
-    mask = conv3x3(1, fused=fused, kernel_initializer=INIT, name="mask_conv")(x)
-    mask = layers.Activation("sigmoid", dtype="float32", name="mask")(mask)
+               dropout=dropout if i >= depth - 4 else 0.0, name=f"{prefix}up{i}")
+        x = layers.Concatenate(name=f"{prefix}skip{i}")([x, skips[i]])
+    return upsample(x, fused=fused, name=f"{prefix}out_resize")
+
+
+def unet_generator(image_size, *, filters=64, max_filters=512, dropout=0.5, normalization="batch",
+                   composite=False, segmenter_filters=0, fused=False, name="generator"):
+    """U-Net: ``unet_depth`` encoder steps of widths ``filters * 2**i`` capped at ``max_filters``.
+
+    The output layer is named "unmasked"; with ``composite`` the model returns a dict
+    {"unmasked", "content", "mask"}. With ``segmenter_filters`` (composite only) the mask comes
+    from a second U-Net of that first width (layers named "seg_..."), and the main U-Net paints
+    the content from ``Erased``: the input blanked where the map is, and the map.
+    """
+    depth = unet_depth(image_size)
+
+    def widths(first):
+        return [min(first * 2 ** i, max_filters) for i in range(depth)]
+
+    def body(x, first, prefix=""):
+        return unet_features(x, widths(first), dropout=dropout, normalization=normalization, fused=fused,
+                             prefix=prefix)
+
+    def mask_head(x):
+        mask = conv3x3(1, fused=fused, kernel_initializer=INIT, name="mask_conv")(x)
+        return layers.Activation("sigmoid", dtype="float32", name="mask")(mask)
+
+    inputs = keras.Input((image_size, image_size, 3), name="masked")
+    if segmenter_filters:
+        mask = mask_head(body(inputs, segmenter_filters, prefix="seg_"))
+        content = to_image(body(Erased(name="erased")([inputs, mask]), filters), fused=fused, name="content")
+    else:
+        x = body(inputs, filters)
+        if not composite:
+            return keras.Model(inputs, to_image(x, fused=fused, name="unmasked"), name=name)
+        content = to_image(x, fused=fused, name="content")
+        mask = mask_head(x)
     unmasked = Composite(name="unmasked")([content, mask, inputs])
     return keras.Model(inputs, {"unmasked": unmasked, "content": content, "mask": mask}, name=name)
 
@@ -100,7 +128,7 @@ class Pix2Pix(GAN):
 
     def __init__(self, image_size, *, filters=64, max_filters=512, dropout=0.5, normalization="batch",
                  loss="l1", lambda_l1=100.0, mask_weight=1.0, composite=False, lambda_mask=10.0,
-                 upsampling="auto", **kwargs):
+                 segmenter_filters=0, upsampling="auto", **kwargs):
         check_size(image_size)
         check_choice("loss", loss, RECONSTRUCTION)
         check_choice("normalization", normalization, NORMALIZATIONS)
@@ -108,6 +136,10 @@ class Pix2Pix(GAN):
         check_positive(filters=filters, max_filters=max_filters)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1) (got {dropout})")
+        if segmenter_filters < 0:
+            raise ValueError(f"segmenter_filters must be 0 (one network) or positive (got {segmenter_filters})")
+        if segmenter_filters and not composite:
+            raise ValueError("segmenter_filters needs composite=True: the segmenter predicts the mask map")
         super().__init__(loss_names=self.LOSS_NAMES + (("g_mask",) if composite else ()), **kwargs)
         self.image_size = image_size
         self.filters = filters
@@ -119,10 +151,12 @@ class Pix2Pix(GAN):
         self.mask_weight = mask_weight
         self.composite = composite
         self.lambda_mask = lambda_mask
+        self.segmenter_filters = segmenter_filters
         self.upsampling = upsampling
         with self.policy_scope():
             self.generator = unet_generator(image_size, filters=filters, max_filters=max_filters, dropout=dropout,
-                                            normalization=normalization, composite=composite, fused=fused)
+                                            normalization=normalization, composite=composite,
+                                            segmenter_filters=segmenter_filters, fused=fused)
             self.discriminator = patch_discriminator(image_size, 6, filters=filters,
                                                      normalization=normalization, name="discriminator")
 
@@ -131,7 +165,7 @@ class Pix2Pix(GAN):
                 "max_filters": self.max_filters, "dropout": self.dropout, "normalization": self.normalization,
                 "loss": self.reconstruction, "lambda_l1": self.lambda_l1, "mask_weight": self.mask_weight,
                 "composite": self.composite, "lambda_mask": self.lambda_mask,
-                "upsampling": self.upsampling}
+                "segmenter_filters": self.segmenter_filters, "upsampling": self.upsampling}
 
     @property
     def generator_variables(self):
