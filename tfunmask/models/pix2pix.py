@@ -15,8 +15,8 @@ are the input's own, so the face, hair and background stay exact. With
 ``segmenter_filters`` as well, it works in two stages, as GANMasker and M2UNet
 do: a separate, narrower U-Net predicts the map, and the inpainting U-Net sees
 the input with the map's region blanked out plus the map itself, so the content
-it paints cannot depend on how the mask looked (one network reads the mask's
-own pixels, which differ from one mask family to the next).
+it paints does not read the mask's pixels inside the map (which differ from one
+mask family to the next; docs/results.md measures what it gains).
 
 Inference is deterministic: dropout is active only with ``training=True`` and
 batch normalisation uses its moving statistics at inference (the TensorFlow
