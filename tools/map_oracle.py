@@ -29,7 +29,7 @@ def define_flags():
 def main(argv):
     if len(argv) > 1:
         fail(f"unexpected arguments: {' '.join(argv[1:])}")
-    from tfunmask import runs
+    from tfunmask import pixels, runs
     from tfunmask.config import ConfigError
     from tfunmask.evaluation import image, mask_map, suite
 
@@ -47,9 +47,9 @@ def main(argv):
             pairs = suite.load_pairs(folder, size, split=FLAGS.split)
         except suite.EvaluationError as error:
             fail(str(error))
-        masked = pairs.masked.astype(np.float32) / 127.5 - 1.0
+        masked = pixels.to_unit(pairs.masked).numpy()
         out = model.generator.predict(masked, batch_size=16, verbose=0)
-        pasted = {name: np.clip((image_ + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8) for name, image_ in
+        pasted = {name: pixels.to_uint8(image_).numpy() for name, image_ in
                   mask_map.composites(masked, out["content"], out["mask"], pairs.mask_map).items()}
         scores = {name: (np.mean(image.masked_psnr(p, pairs.target, pairs.mask_map)),
                          np.mean(image.psnr(p, pairs.target))) for name, p in pasted.items()}
