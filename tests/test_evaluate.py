@@ -205,8 +205,8 @@ def test_scoring_at_another_size_brings_the_output_back_as_the_photo_path_does(h
     inside its map's region; this map covers everything, so the output is the round trip."""
     metrics = suite.evaluate(half_map_model, overlay_folder / "overlay", tmp_path / "eval", split="all", limit=4,
                              score_size=48, image_features=features.random_features())
-    assert metrics["score_size"] == 48 and metrics["image_size"] == SIZE
-    assert "scored at 48 px (model at 32 px)" in (tmp_path / "eval" / "report.md").read_text()
+    assert metrics["score_size"] == 48 and metrics["image_size"] == SIZE and metrics["flip_average"]
+    assert "scored at 48 px (model at 32 px, flip-averaged)" in (tmp_path / "eval" / "report.md").read_text()
     pairs = suite.load_pairs(overlay_folder / "overlay", 48, split="all", limit=4)
     outputs, maps = suite.load_model(half_map_model).unmask_crops(pairs.masked)
     assert outputs.shape == pairs.masked.shape and maps.shape == (4, 48, 48)

@@ -29,10 +29,10 @@ def crops(count, size=32, seed=0):
 
 
 def test_every_backend_gives_the_keras_crops(tiny_exports):
-    keras_crops = tfunmask.load(tiny_exports["keras"].path).generate(crops(5))
+    keras_crops = tfunmask.load(tiny_exports["keras"].path, flip_average=False).generate(crops(5))
     assert keras_crops.dtype == np.uint8 and keras_crops.shape == (5, 32, 32, 3)
     for fmt, result in tiny_exports.items():
-        unmasker = tfunmask.load(result.path, num_threads=1)
+        unmasker = tfunmask.load(result.path, num_threads=1, flip_average=False)
         assert unmasker.size == 32
         output = unmasker.generate(crops(5))
         tolerance = 1 if fmt in ("saved_model", "keras", "float32", "float16") else 8
@@ -115,6 +115,34 @@ class GreyLowerHalf:
         mask = np.zeros(crops.shape[:3], np.float32)
         mask[:, self.MASK_TOP:] = 1.0
         return output, mask
+
+
+class BrightLeftHalf:
+    """A generator that brightens the left half of its crops by 40 levels and says it wrote there
+    only: not mirror-symmetric, so its flip average is known."""
+
+    size = 32
+
+    def predict(self, crops):
+        output = crops.astype(int)
+        output[:, :, :16] += 40
+        mask = np.zeros(crops.shape[:3], np.float32)
+        mask[:, :, :16] = 1.0
+        return np.clip(output, 0, 255).astype(np.uint8), mask
+
+
+def test_flip_average_is_the_mean_over_the_crop_and_its_mirror_image():
+    faces = crops(3, seed=6)
+    brightened = np.minimum(faces.astype(int) + 40, 255)
+    single, single_mask = Unmasker(BrightLeftHalf(), flip_average=False).predict(faces)
+    assert (single[:, :, 16:] == faces[:, :, 16:]).all() and (single_mask[:, :, 16:] == 0).all()
+    # the mirror image's left half is the crop's right half: mirrored back, the mean brightens
+    # every pixel by half and the map is 0.5 everywhere
+    averaged, mask = Unmasker(BrightLeftHalf()).predict(faces)
+    np.testing.assert_array_equal(averaged, np.rint((faces + brightened) / 2).astype(np.uint8))
+    np.testing.assert_array_equal(mask, np.full((3, 32, 32), 0.5, np.float32))
+    assert averaged.dtype == np.uint8 and mask.dtype == np.float32
+    np.testing.assert_array_equal(Unmasker(BrightLeftHalf()).generate(faces), averaged)
 
 
 def test_a_cropped_face_is_blended_only_where_the_mask_map_says(tiny_exports):

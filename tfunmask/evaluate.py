@@ -37,6 +37,9 @@ def define_flags():
     flags.DEFINE_integer("score_size", None, "Score every method on crops of this size (default: the model's). "
                          "The model gets them resized to its size and its output is brought back as the photo "
                          "path does: only its mask map's region replaced at this resolution.", lower_bound=16)
+    flags.DEFINE_bool("flip_average", True, "Score the model as the photo path runs it by default: each crop's "
+                      "output is the mean of the generator's for the crop and for its mirror image "
+                      "(--noflip_average: the generator alone).")
     flags.DEFINE_integer("sheet_faces", 8, "Faces on each contact sheet (more than 8: three per row).", lower_bound=1)
     flags.mark_flags_as_required(["model", "data", "out"])
 
@@ -54,7 +57,8 @@ def main(argv):
             FLAGS.model, FLAGS.data, FLAGS.out, epoch=FLAGS.epoch, split=FLAGS.split, limit=FLAGS.limit, held_out=FLAGS.held_out,
             masked_real=FLAGS.masked_real, masked_real_aligned=FLAGS.masked_real_aligned,
             inception_weights=FLAGS.inception_weights, batch_size=FLAGS.batch_size,
-            score_size=FLAGS.score_size, sheet_faces=FLAGS.sheet_faces, log=print)
+            score_size=FLAGS.score_size, sheet_faces=FLAGS.sheet_faces, flip_average=FLAGS.flip_average,
+            log=print)
     except suite.EvaluationError as error:
         fail(str(error))
     print(report.table(metrics["paired"]["methods"]))

@@ -31,6 +31,8 @@ def define_flags():
                       "Face finder: cascade (BlazeFace, then dlib's HOG, then its CNN where the one before found "
                       "no face), blazeface alone, or dlib (HOG, then CNN).")
     flags.DEFINE_bool("cnn_fallback", True, "Let the finder end with dlib's CNN detector (small faces; slower).")
+    flags.DEFINE_bool("flip_average", True, "Each face's output is the mean of the model's for the face and for "
+                      "its mirror image (closer to the true face, at twice the model's time); --noflip_average: one pass.")
     flags.DEFINE_integer("num_threads", None, "TFLite threads (default: all CPUs).")
     flags.DEFINE_bool("progress", True, "Show a progress bar when there are several inputs.")
     flags.DEFINE_bool("example", False, "Unmask a built-in example instead of INPUTs: NASA's public-domain "
@@ -66,7 +68,8 @@ def main(argv):
             example, inputs = write_example(FLAGS.out)
         folders.plan(inputs, FLAGS.out)  # bad inputs fail before the model loads
         unmasker = photos.load(FLAGS.model, num_threads=FLAGS.num_threads, max_faces=FLAGS.max_faces,
-                                  use_cnn=FLAGS.cnn_fallback, detector=FLAGS.detector)
+                                  use_cnn=FLAGS.cnn_fallback, detector=FLAGS.detector,
+                                  flip_average=FLAGS.flip_average)
         report = folders.unmask_files(unmasker, inputs, FLAGS.out,
                                          assume_cropped=FLAGS.assume_cropped,
                                          compare=FLAGS.compare, save_crops=FLAGS.save_crops,

@@ -94,7 +94,8 @@ def markdown(metrics: dict) -> str:
     paired = metrics["paired"]
     parts = [f"# Evaluation of `{metrics['model']}`", "",
              f"Paired data: `{metrics['data']}`, split {metrics['split']}, {paired['count']} faces scored at "
-             f"{metrics.get('score_size', metrics['image_size'])} px (model at {metrics['image_size']} px), "
+             f"{metrics.get('score_size', metrics['image_size'])} px (model at {metrics['image_size']} px"
+             f"{', flip-averaged' if metrics.get('flip_average') else ''}), "
              f"mask family {_families(paired)}; image features: "
              f"{metrics['image_features'] or 'none'}.", "",
              "## Paired test faces", "", table(paired["methods"]), "", "![contact sheet](contact_sheet.png)", "",

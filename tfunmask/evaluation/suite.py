@@ -170,13 +170,13 @@ def load_real_masked(folder: str | Path, size: int, *, aligned: bool = False,
 
 # ----------------------------------------------------------------------------- methods
 
-def load_model(path: str | Path, epoch: int | None = None):
+def load_model(path: str | Path, epoch: int | None = None, flip_average: bool = True):
     """The model as an `photos.Unmasker` (SavedModel or training run folder, .tflite, .keras); with
     `epoch`, the generator of that epoch's checkpoint of the training run folder `path`."""
     try:
         if epoch is None:
-            return photos.load(path)
-        return photos.load(runs.restore(path, epoch)[0].export_generator())
+            return photos.load(path, flip_average=flip_average)
+        return photos.load(runs.restore(path, epoch)[0].export_generator(), flip_average=flip_average)
     except (ModelError, ConfigError) as error:
         raise EvaluationError(f"--model {error}") from None
 
@@ -215,7 +215,7 @@ def evaluate(model: str | Path, data: str | Path, out: str | Path, *, epoch: int
              masked_real: str | Path | None = None,
              masked_real_aligned: bool = False, inception_weights: str | Path | None = None,
              image_features: features.ImageFeatures | None = None, batch_size: int = 16,
-             score_size: int | None = None, sheet_faces: int = 8,
+             score_size: int | None = None, sheet_faces: int = 8, flip_average: bool = True,
              log: Callable[[str], None] = lambda message: None) -> dict:
     """Score the model (with `epoch`: that checkpoint of the run folder `model`) and the baselines;
     write metrics.json, report.md and PNGs into `out`.
@@ -224,14 +224,15 @@ def evaluate(model: str | Path, data: str | Path, out: str | Path, *, epoch: int
     `data` (its `split`, at most `limit` pairs) and "gap" holds, per method and metric, its score
     minus the in-family one. `score_size` (default: the model's size) is the crop size every
     method is scored at; the model sees crops resized to its own size and its output is brought
-    back as the photo path does (`photos.Unmasker.unmask_crops`). The contact sheets show the first
+    back as the photo path does (`photos.Unmasker.unmask_crops`), with its `flip_average` (the
+    mean of the outputs for each crop and its mirror image) as given. The contact sheets show the first
     `sheet_faces` faces. `image_features` replaces InceptionV3 (tests pass
     `features.random_features()`). Returns the metrics as written to metrics.json. Bad input
     raises EvaluationError.
     """
     if split not in SPLITS:
         raise EvaluationError(f"--split must be one of {', '.join(SPLITS)} (got {split!r})")
-    unmasker = load_model(model, epoch)
+    unmasker = load_model(model, epoch, flip_average)
     size = score_size or unmasker.size
     if size < 16:
         raise EvaluationError(f"--score_size must be at least 16 (got {size})")
@@ -246,7 +247,7 @@ def evaluate(model: str | Path, data: str | Path, out: str | Path, *, epoch: int
     sheet = _sheet(sheet_faces)
     paired, target = _evaluate_paired(pairs, unmasker, extractor, batch_size, sheet, out / "contact_sheet.png")
     metrics = {"model": str(model), "epoch": epoch, "data": str(data), "split": split, "image_size": unmasker.size,
-               "score_size": size,
+               "score_size": size, "flip_average": flip_average,
                "image_features": extractor.name if extractor else None, "notes": notes, "paired": paired}
     if held_pairs is not None:
         log(f"{len(held_pairs.ids)} pairs of the held-out mask family")
