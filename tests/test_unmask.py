@@ -38,7 +38,7 @@ def test_folder_report_counts_add_up_and_inputs_stay(tiny_exports, photo_folder,
                                      compare=True, save_crops=True, on_file=lambda *args: seen.append(args[:2]))
     assert digests(photo_folder) == before
     assert seen == [(i, 5) for i in range(1, 6)]
-    assert report["seen"] == 5 and report["written"] == 2 and report["faces"] == 3
+    assert report["seen"] == 5 and report["written"] == 2 and report["faces"] == 3 and report["flip_average"]
     assert report["seen"] == report["written"] + sum(report["skipped"].values())
     assert report["skipped"]["no_face"] == 1 and report["skipped"]["not_an_image"] == 1
     assert set(report["skipped"]) - {"no_face", "not_an_image"} <= {"truncated", "corrupt"}
@@ -85,8 +85,10 @@ def test_cli_reports_skips_and_exit_codes(tiny_exports, photo_folder, tmp_path):
     assert f"skipped (not_an_image) {photo_folder / 'notes.txt'}" in done.stderr
     no_face = run_cli(f"--model={model}", photo_folder / "sky.png", f"--out={tmp_path / 'sky'}")
     assert no_face.returncode == 0 and "skipped (no_face)" in no_face.stderr  # reported, not a failure
-    ok = run_cli(f"--model={model}", "--assume_cropped", photo_folder / "sky.png", f"--out={tmp_path / 'crop'}")
+    ok = run_cli(f"--model={model}", "--assume_cropped", "--noflip_average", photo_folder / "sky.png",
+                 f"--out={tmp_path / 'crop'}")
     assert ok.returncode == 0, ok.stderr
+    assert json.loads((tmp_path / "crop" / folders.REPORT_FILE).read_text())["flip_average"] is False
     assert images.read_image(tmp_path / "crop" / "unmasked" / "sky.png").shape == (80, 120, 3)
     for args, message in [((f"--model={model}", photo_folder, f"--out={photo_folder}"), "inside the input folder"),
                           ((f"--model={tmp_path / 'none.tflite'}", photo_folder, f"--out={tmp_path / 'o'}"),

@@ -137,7 +137,8 @@ def unmask_files(unmasker, inputs, out_dir, *, assume_cropped=False, compare=Fal
     report = {"seen": len(pairs), "written": len(written),
               "faces": sum(len(entry["faces"]) for entry in written),
               "skipped": dict(Counter(entry["reason"] for entry in skipped)),
-              "assume_cropped": assume_cropped, "outputs": written, "skipped_files": skipped}
+              "assume_cropped": assume_cropped, "flip_average": unmasker.flip_average,
+              "outputs": written, "skipped_files": skipped}
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
     return report
