@@ -247,7 +247,7 @@ def evaluate(model: str | Path, data: str | Path, out: str | Path, *, epoch: int
     sheet = _sheet(sheet_faces)
     paired, target = _evaluate_paired(pairs, unmasker, extractor, batch_size, sheet, out / "contact_sheet.png")
     metrics = {"model": str(model), "epoch": epoch, "data": str(data), "split": split, "image_size": unmasker.size,
-               "score_size": size, "flip_average": flip_average,
+               "score_size": size, "flip_average": unmasker.flip_average,
                "image_features": extractor.name if extractor else None, "notes": notes, "paired": paired}
     if held_pairs is not None:
         log(f"{len(held_pairs.ids)} pairs of the held-out mask family")

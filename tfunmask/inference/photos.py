@@ -93,10 +93,10 @@ class Unmasker:
         outputs, masks = self.generator.predict(crops)
         if not self.flip_average or not len(outputs):
             return outputs, masks
-        mirrored, mirrored_masks = self.generator.predict(np.ascontiguousarray(np.asarray(crops)[:, :, ::-1]))
-        outputs = np.rint((outputs + mirrored[:, :, ::-1].astype(np.float32)) / 2).astype(np.uint8)
+        mirrored, mirrored_masks = self.generator.predict(_mirrored(np.asarray(crops)))
+        outputs = np.rint((outputs + _mirrored(mirrored).astype(np.float32)) / 2).astype(np.uint8)
         if masks is not None:
-            masks = (masks + mirrored_masks[:, :, ::-1]) / 2
+            masks = (masks + _mirrored(mirrored_masks)) / 2
         return outputs, masks
 
     def unmask(self, image, *, assume_cropped=False):
@@ -180,6 +180,11 @@ def _blend(image, output, mask, feather):
     weight = cv2.resize(faces.region_alpha(region, feather), (width, height), interpolation=cv2.INTER_LINEAR)
     blended = image * (1.0 - weight[..., None]) + _resized(output, width, height) * weight[..., None]
     return np.clip(np.rint(blended), 0, 255).astype(np.uint8), region
+
+
+def _mirrored(batch):
+    """A batch of images (N, H, W, ...) mirrored left to right, as a contiguous array."""
+    return np.ascontiguousarray(batch[:, :, ::-1])
 
 
 def _resized(image, width, height):
