@@ -50,6 +50,8 @@ def define_flags():
     flags.DEFINE_integer("rounds", 2, "Rounds over the variants; the best of each is reported.", lower_bound=1)
     flags.DEFINE_bool("reference", False, "Also time the PyTorch reference (benchmarks/torch_reference.py, "
                       "the bench extra) in every round, and print each variant's ratio to it.")
+    flags.DEFINE_list("reference_precisions", ["float32", "bfloat16"],
+                      "Precisions of the PyTorch reference (bfloat16: CPU autocast).")
     flags.DEFINE_bool("flops", True, "Count the step's FLOPs (TensorFlow's profiler) and print the "
                       "fraction of the CPU's FMA peak reached.")
 
@@ -131,19 +133,21 @@ def main(_):
 
         step = torch_reference.make_step(FLAGS.model if FLAGS.model == "pix2pix" else "cyclegan",
                                          FLAGS.image_size, blocks=FLAGS.resnet_blocks)
-        variants[f"pytorch {torch.__version__} float32"] = functools.partial(
-            torch_reference.images_per_second, step, FLAGS.image_size, FLAGS.batch_size, FLAGS.steps, FLAGS.warmup)
+        for precision in FLAGS.reference_precisions:
+            variants[f"pytorch {torch.__version__} {precision}"] = functools.partial(
+                torch_reference.images_per_second, step, FLAGS.image_size, FLAGS.batch_size, FLAGS.steps,
+                FLAGS.warmup, precision)
     best = {}
     for round_ in range(1, FLAGS.rounds + 1):
         for name, run in variants.items():
             rate = run()
             best[name] = max(rate, best.get(name, 0.0))
             print(f"round {round_} {name:>34}: {rate:7.3g} images/s", flush=True)
-    reference = next((rate for name, rate in best.items() if name.startswith("pytorch")), None)
+    references = {name.rsplit(" ", 1)[1]: rate for name, rate in best.items() if name.startswith("pytorch")}
     print(f"best of {FLAGS.rounds} round(s):")
     for name, rate in best.items():
-        ratio = f" ({rate / reference:.2f}x PyTorch)" if reference else ""
-        print(f"{name:>34}: {rate:7.3g} images/s{ratio}", flush=True)
+        ratios = ", ".join(f"{rate / reference:.2f}x PyTorch {precision}" for precision, reference in references.items())
+        print(f"{name:>34}: {rate:7.3g} images/s" + (f" ({ratios})" if ratios else ""), flush=True)
     if FLAGS.flops:
         peak, how = fma_peak()
         print(f"FMA peak {peak / 1e9:.0f} GFLOP/s: {how}")

@@ -53,6 +53,8 @@ import cv2
 import dlib
 import numpy as np
 
+from tfunmask.data import dlib_weights
+
 HOG_PAD = 0.30        # padding on every side before HOG, as a fraction of the longer side
 CNN_PAD = 0.15        # the same before the CNN fallback (it copes better with cut-off faces)
 HOG_MAX_SIDE = 1280   # the padded photo is downscaled to this longest side for HOG
@@ -149,11 +151,9 @@ def _load_model(name: str):
         return BlazeFace()
     if name == "hog":
         return dlib.get_frontal_face_detector()
-    import face_recognition_models  # imports pkg_resources: slow, so only when needed
-
     if name == "cnn":
-        return dlib.cnn_face_detection_model_v1(face_recognition_models.cnn_face_detector_model_location())
-    return dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())
+        return dlib.cnn_face_detection_model_v1(dlib_weights.path(dlib_weights.CNN_DETECTOR))
+    return dlib.shape_predictor(dlib_weights.path(dlib_weights.LANDMARKS_68))
 
 
 # --- detection ----------------------------------------------------------------------------------

@@ -14,10 +14,11 @@ import os
 from pathlib import Path
 
 import dlib
-import face_recognition_models
 import keras
 import numpy as np
 import tensorflow as tf
+
+from tfunmask.data import dlib_weights
 
 INCEPTION_WEIGHTS_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
 INCEPTION_WEIGHTS_URL = ("https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/"
@@ -88,8 +89,8 @@ def random_features(seed: int = 0, size: int = 32) -> ImageFeatures:
 @functools.cache
 def _dlib_models():
     """(shape predictor, face recognition network), loaded once from face-recognition-models."""
-    return (dlib.shape_predictor(face_recognition_models.pose_predictor_model_location()),
-            dlib.face_recognition_model_v1(face_recognition_models.face_recognition_model_location()))
+    return (dlib.shape_predictor(dlib_weights.path(dlib_weights.LANDMARKS_68)),
+            dlib.face_recognition_model_v1(dlib_weights.path(dlib_weights.FACE_RECOGNITION)))
 
 
 def face_landmarks(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
