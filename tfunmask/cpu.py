@@ -1,9 +1,7 @@
 """What this machine's CPU can do, read from /proc/cpuinfo (Linux; elsewhere: nothing special).
 
-Three choices depend on it: TensorFlow's oneDNN kernels (``use_onednn``),  the precision ``--mixed_precision=auto`` picks (bfloat16 where the CPU
-has bf16 matrix instructions) and the form of the decoders' upsampling ``--upsampling=auto``
-picks (``tfunmask.models.layers.UpsampleConv2D`` except on CPUs with AMX, where TensorFlow's
-oneDNN kernels ran the plain resize + 3x3 convolution faster).
+Two choices depend on it: TensorFlow's oneDNN kernels (``use_onednn``) and the precision
+``--mixed_precision=auto`` picks (bfloat16 where the CPU has bf16 matrix instructions).
 """
 
 import functools
@@ -27,10 +25,6 @@ def flags():
 def has_bf16():
     """bfloat16 matrix instructions: AMX or AVX512-BF16."""
     return bool({"amx_bf16", "avx512_bf16"} & flags())
-
-
-def has_amx():
-    return "amx_bf16" in flags()
 
 
 def use_onednn():

@@ -69,8 +69,8 @@ MODEL_FLAGS = {
     "lambda_paired": (AGGAN, 0.0, "AttentionGAN: weight of |G_AB(masked) - unmasked|_1 on synthetic pairs; "
                       "needs --paired_data."),
     "upsampling": (MODELS, "auto", "Decoder upsampling: fused (computed at the input resolution, 2.25x fewer "
-                   "multiply-adds), plain (resize, then a 3x3 conv) or auto (fused, except on CPUs with "
-                   "AMX). The same function, weights and checkpoints either way."),
+                   "multiply-adds), plain (resize, then a 3x3 conv) or auto (fused, the faster on every CPU "
+                   "measured). The same function, weights and checkpoints either way."),
 }
 CHOICES = {"loss": ["l1", "cosine_mean", "cosine_sum"], "normalization": ["batch", "instance", "none"],
            "aggan_scheme": ["1", "2"], "upsampling": ["auto", "fused", "plain"],

@@ -2,7 +2,7 @@
 
 ``MatmulConv2D`` against ``Conv2D``: at batch 1 with 32+ channels its forward pass is a matrix product of shifted copies of the input
 (float32 sums of 9 x channels products in another order: relative differences of order
-sqrt(9 * 32) * 2**-24 ~ 1e-6), elsewhere it is ``Conv2D`` itself; 1e-5 still catches a wrong tap.
+sqrt(9 * 32) * 2**-24 ~ 1e-6), elsewhere (and in bfloat16) it is ``Conv2D`` itself; 1e-5 still catches a wrong tap.
 ``FusedBatchNormalization`` against ``BatchNormalization``: the same statistics summed in another
 order over 4 x 8 x 8 values (relative differences of order 1e-7); 1e-5 catches a biased/unbiased
 variance mix-up (the moving variance would move by about 2e-3 relative here).
@@ -44,6 +44,14 @@ def test_equals_conv2d_in_values_and_gradients(batch, channels, takes_matmul, mo
     assert bool(calls) == takes_matmul
     for got, want in zip(*results):
         assert got.shape == want.shape and relative(want, got) < 1e-5
+
+
+def test_bfloat16_keeps_tensorflows_convolution(monkeypatch):
+    calls = []
+    monkeypatch.setattr(tfl, "_shifted_matmul_conv", lambda *args: calls.append(1))
+    conv = tfl.MatmulConv2D(40, 3, dtype="mixed_bfloat16")
+    y = conv(tf.zeros((1, 9, 10, 32)))
+    assert not calls and y.dtype == tf.bfloat16 and y.shape == (1, 7, 8, 40)
 
 
 def test_only_stride_one_valid_convolutions():

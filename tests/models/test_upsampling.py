@@ -66,11 +66,10 @@ def test_whole_generators_agree_and_checkpoints_cross_load(tmp_path):
             np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
-def test_auto_is_fused_except_on_amx(monkeypatch):
-    monkeypatch.setattr(cpu, "flags", lambda: frozenset({"avx2", "fma"}))
+@pytest.mark.parametrize("cpu_flags", [{"avx2", "fma"}, {"avx512f", "amx_bf16", "amx_tile"}])
+def test_auto_is_fused_on_every_cpu_kind(cpu_flags, monkeypatch):
+    monkeypatch.setattr(cpu, "flags", lambda: frozenset(cpu_flags))
     assert fused_upsampling("auto") and fused_upsampling("fused") and not fused_upsampling("plain")
-    monkeypatch.setattr(cpu, "flags", lambda: frozenset({"avx512f", "amx_bf16", "amx_tile"}))
-    assert not fused_upsampling("auto") and fused_upsampling("fused")
     with pytest.raises(ValueError, match="upsampling must be one of auto, fused, plain"):
         fused_upsampling("bilinear")
 

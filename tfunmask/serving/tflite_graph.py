@@ -9,8 +9,8 @@ convolution of the input, 16 instead of 36 multiply-adds per input pixel and cha
 U-Net decoder these pairs hold about 80 % of the generator's work; fused, a 256 px Pix2Pix
 generator falls from 11.1 to 6.1 G multiply-adds and its TFLite latency by about 1.9x (float and
 int8), while its .tflite files grow by half (the converter stores the combined 2x2 kernels: 16
-taps where there were 9). Generators built with ``upsampling="fused"`` (the default except on
-AMX CPUs) are in that form already, but compute it as training ran fastest (``UpsampleConv2D``'s
+taps where there were 9). Generators built with ``upsampling="fused"`` (or "auto", the default)
+are in that form already, but compute it as training ran fastest (``UpsampleConv2D``'s
 "auto" method: matrix products and transposed convolutions); the rewrite sets every
 ``UpsampleConv2D`` to the 2x2-convolution method. The trained 3x3 kernels are kept and combined inside the graph, so the rewritten model loads the
 same weights, and the exporter's parity check compares its output with the Keras generator's.
