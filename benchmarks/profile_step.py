@@ -38,6 +38,7 @@ def define_flags():
     flags.DEFINE_enum("precision", "float32", ["float32", "bfloat16"], "Precision of the step.")
     flags.DEFINE_enum("upsampling", "fused", ["fused", "plain"], "Decoder upsampling form.")
     flags.DEFINE_integer("resnet_blocks", 9, "CycleGAN/AttentionGAN residual blocks.")
+    flags.DEFINE_integer("aggan_scheme", 2, "AttentionGAN scheme.")
     flags.DEFINE_integer("steps", 2, "Profiled steps (after 2 warm-up steps).", lower_bound=1)
     flags.DEFINE_integer("inter_op_threads", 1, "TensorFlow inter-op threads (1: ops do not overlap).")
     flags.DEFINE_integer("top", 12, "How many single primitives to list.")
@@ -52,19 +53,12 @@ def warmed_model():
     from tfunmask import startup
 
     startup.load_tensorflow()
-    import keras
     import tensorflow as tf
 
-    import train_throughput  # beside this script
-    from tfunmask import models
-    from tfunmask.training.hardware import PRECISIONS
+    import train_throughput  # beside this script: the same model, optimizers and batch it times
 
     tf.config.threading.set_inter_op_parallelism_threads(FLAGS.inter_op_threads)
-    arguments = {"image_size": FLAGS.image_size, "upsampling": FLAGS.upsampling}
-    if FLAGS.model != "pix2pix":
-        arguments["resnet_blocks"] = FLAGS.resnet_blocks
-    model = models.build(FLAGS.model, arguments, dtype=PRECISIONS[FLAGS.precision])
-    model.compile(keras.optimizers.Adam(2e-4, beta_1=0.5), keras.optimizers.Adam(2e-4, beta_1=0.5))
+    model = train_throughput.build(FLAGS.precision, FLAGS.upsampling)
     batch = train_throughput.fake_batch(model.DATA, FLAGS.image_size, FLAGS.batch_size)
     for _ in range(2):
         model.train_on_batch(batch)
