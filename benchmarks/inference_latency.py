@@ -26,9 +26,10 @@ startup.load_tensorflow()  # before anything imports TensorFlow: no native start
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from tfunmask import inference, models  # noqa: E402
-from tfunmask.serving import exporter
-from tfunmask.config import TrainConfig  # noqa: E402
+from tfunmask import models  # noqa: E402
+from tfunmask.inference import generators  # noqa: E402
+from tfunmask.serving import exporter  # noqa: E402
+
 
 def define_flags():
     """Defines the program's flags (only when it runs as a program)."""
@@ -53,25 +54,28 @@ def build_generator():
         from tfunmask import runs
 
         return runs.restore(FLAGS.model_dir)[0].export_generator()
-    config = TrainConfig(model=FLAGS.model, image_size=FLAGS.image_size, filters=FLAGS.filters)
-    return models.build(config).export_generator()
+    return models.build(FLAGS.model, {"image_size": FLAGS.image_size, "filters": FLAGS.filters}).export_generator()
 
 
 def partitions(generator):
-    """XNNPACK delegate pieces of a TFLite generator ('' for other backends)."""
-    if not isinstance(generator, inference.TFLiteGenerator):
+    """XNNPACK delegate pieces of a TFLite generator's graph ('' for other backends)."""
+    if not isinstance(generator, generators.TFLiteGenerator):
         return ""
-    return sum(op["op_name"] == "DELEGATE" for op in generator._interpreter._get_ops_details())  # noqa: SLF001
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(generator.path))
+    interpreter.allocate_tensors()  # applies the delegate
+    return sum(op["op_name"] == "DELEGATE" for op in interpreter._get_ops_details())  # noqa: SLF001
 
 
 def backends(generator, paths):
     """{name: (generator, file size)} for every backend and thread count."""
-    timed = {"keras": (inference.KerasGenerator(generator), exporter.disk_size(paths["keras"])),
-             "saved_model": (inference.SavedModelGenerator(paths["saved_model"]),
+    timed = {"keras": (generators.KerasGenerator(generator), exporter.disk_size(paths["keras"])),
+             "saved_model": (generators.SavedModelGenerator(paths["saved_model"]),
                              exporter.disk_size(paths["saved_model"]))}
     for fmt in exporter.TFLITE_FORMATS:
         for threads in map(int, FLAGS.threads):
-            timed[f"tflite {fmt} x{threads}"] = (inference.TFLiteGenerator(paths[fmt], threads),
+            timed[f"tflite {fmt} x{threads}"] = (generators.TFLiteGenerator(paths[fmt], threads),
                                                  exporter.disk_size(paths[fmt]))
     return timed
 
