@@ -190,8 +190,8 @@ class UpsampleConv2D(layers.Conv2D):
 
 @keras.saving.register_keras_serializable("tfunmask")
 class MatmulConv2D(layers.Conv2D):
-    """A stride-1 "valid" ``Conv2D`` that computes its forward pass for a batch of one image (at
-    least 32 channels in and out) as one matrix product of the input's shifted copies; its
+    """A stride-1 "valid" ``Conv2D`` that computes its forward pass for a batch of one float32
+    image (at least 32 channels in and out) as one matrix product of the input's shifted copies; its
     gradients stay TensorFlow's convolution kernels. Same weights, same function.
 
     For a batch of one, TensorFlow's oneDNN convolution falls back to a GEMM-based forward kernel
