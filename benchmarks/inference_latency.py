@@ -58,14 +58,10 @@ def build_generator():
 
 
 def partitions(generator):
-    """XNNPACK delegate pieces of a TFLite generator's graph ('' for other backends)."""
+    """XNNPACK delegate pieces of a TFLite generator ('' for other backends)."""
     if not isinstance(generator, generators.TFLiteGenerator):
         return ""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_path=str(generator.path))
-    interpreter.allocate_tensors()  # applies the delegate
-    return sum(op["op_name"] == "DELEGATE" for op in interpreter._get_ops_details())  # noqa: SLF001
+    return sum(op["op_name"] == "DELEGATE" for op in generator._interpreter._get_ops_details())  # noqa: SLF001
 
 
 def backends(generator, paths):

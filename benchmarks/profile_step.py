@@ -41,7 +41,7 @@ def define_flags():
     flags.DEFINE_integer("aggan_scheme", 2, "AttentionGAN scheme.")
     flags.DEFINE_integer("steps", 2, "Profiled steps (after 2 warm-up steps).", lower_bound=1)
     flags.DEFINE_integer("inter_op_threads", 1, "TensorFlow inter-op threads (1: ops do not overlap).")
-    flags.DEFINE_integer("top", 12, "How many single primitives to list.")
+    flags.DEFINE_integer("top", 12, "How many op types and single primitives to list.")
     flags.DEFINE_bool("child", False, "Internal: run the steps (in the ONEDNN_VERBOSE child process).")
 
 
@@ -65,16 +65,22 @@ def warmed_model():
     return model, batch
 
 
+def timed_steps(model, batch):
+    """Runs ``--steps`` training steps; wall ms per step."""
+    start = time.perf_counter()
+    for _ in range(FLAGS.steps):
+        model.train_on_batch(batch)
+    return (time.perf_counter() - start) / FLAGS.steps * 1000
+
+
 def run_steps():
     """The child: marks the timed steps on stdout, between oneDNN's lines."""
     model, batch = warmed_model()
     sys.stdout.flush()
     print(f"{MARK} start", flush=True)
-    start = time.perf_counter()
-    for _ in range(FLAGS.steps):
-        model.train_on_batch(batch)
+    wall = timed_steps(model, batch)
     sys.stdout.flush()
-    print(f"{MARK} wall {(time.perf_counter() - start) / FLAGS.steps * 1000:.1f}", flush=True)
+    print(f"{MARK} wall {wall:.1f}", flush=True)
 
 
 def tensorflow_ops():
@@ -87,10 +93,7 @@ def tensorflow_ops():
     model, batch = warmed_model()
     with tempfile.TemporaryDirectory() as folder:
         tf.profiler.experimental.start(folder)
-        start = time.perf_counter()
-        for _ in range(FLAGS.steps):
-            model.train_on_batch(batch)
-        wall = (time.perf_counter() - start) / FLAGS.steps * 1000
+        wall = timed_steps(model, batch)
         tf.profiler.experimental.stop()
         space = xplane_pb2.XSpace()
         space.ParseFromString(next(Path(folder).rglob("*.xplane.pb")).read_bytes())

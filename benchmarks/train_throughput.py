@@ -85,14 +85,19 @@ def images_per_second(precision, upsampling):
     in-memory batch) after ``--warmup`` untimed ones."""
     model = build(precision, upsampling)
     batch = fake_batch(model.DATA, FLAGS.image_size, FLAGS.batch_size)
-    for _ in range(FLAGS.warmup):
-        model.train_on_batch(batch)
+    return FLAGS.batch_size / median_seconds(lambda: model.train_on_batch(batch), FLAGS.steps, FLAGS.warmup)
+
+
+def median_seconds(run, repeats, warmup):
+    """Median wall time of ``repeats`` calls of ``run`` after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        run()
     times = []
-    for _ in range(FLAGS.steps):
+    for _ in range(repeats):
         start = time.perf_counter()
-        model.train_on_batch(batch)
+        run()
         times.append(time.perf_counter() - start)
-    return FLAGS.batch_size / float(np.median(times))
+    return float(np.median(times))
 
 
 def step_flops(upsampling):
@@ -129,13 +134,7 @@ def gemm_rate(n=2048, repeats=10):
     this measured ceiling."""
     rng = np.random.default_rng(0)
     a, b = (tf.constant(rng.standard_normal((n, n)), tf.float32) for _ in range(2))
-    tf.matmul(a, b).numpy()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        tf.matmul(a, b).numpy()
-        times.append(time.perf_counter() - start)
-    return 2 * n ** 3 / float(np.median(times))
+    return 2 * n ** 3 / median_seconds(lambda: tf.matmul(a, b).numpy(), repeats, warmup=1)
 
 
 def main(_):
@@ -172,10 +171,11 @@ def main(_):
               f"{gemm / 1e9:.0f} GFLOP/s")
         for form in FLAGS.upsampling:
             flops = step_flops(form)
-            rate = best.get(f"tfunmask float32 {form}")
-            achieved = flops * rate / FLAGS.batch_size if rate else 0.0
-            share = (f", {achieved / 1e9:.0f} GFLOP/s at float32: {achieved / peak:.1%} of the FMA peak, "
-                     f"{achieved / gemm:.1%} of the matrix product's rate") if rate else ""
+            share = ""
+            if f"tfunmask float32 {form}" in best:
+                achieved = flops * best[f"tfunmask float32 {form}"] / FLAGS.batch_size
+                share = (f", {achieved / 1e9:.0f} GFLOP/s at float32: {achieved / peak:.1%} of the FMA peak, "
+                         f"{achieved / gemm:.1%} of the matrix product's rate")
             print(f"{form}: {flops / 1e9:.1f} GFLOP per step (batch {FLAGS.batch_size}){share}")
 
 

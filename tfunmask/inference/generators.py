@@ -104,9 +104,9 @@ class TFLiteGenerator(_Generator):
 
         self.path = Path(path)
         with filtered_stderr():  # LiteRT's "Created ... XNNPACK delegate" line
-            interpreter = Interpreter(model_path=str(path), num_threads=num_threads or os.cpu_count())
-            interpreter.allocate_tensors()
-            self._runner = interpreter.get_signature_runner()
+            self._interpreter = Interpreter(model_path=str(path), num_threads=num_threads or os.cpu_count())
+            self._interpreter.allocate_tensors()
+            self._runner = self._interpreter.get_signature_runner()
         self._input = self._runner.get_input_details()["images"]
         self._outputs = self._runner.get_output_details()
         self.size = int(self._input["shape"][1])
