@@ -68,6 +68,9 @@ MODEL_FLAGS = {
                                 "with the attention's gradient kept (concat, the paper's)."),
     "lambda_paired": (AGGAN, 0.0, "AttentionGAN: weight of |G_AB(masked) - unmasked|_1 on synthetic pairs; "
                       "needs --paired_data."),
+    "warmup_epochs": (AGGAN, 0, "AttentionGAN: first epochs in which only G_AB learns, from the synthetic pairs "
+                      "alone (--lambda_paired, --lambda_attention_map): a cheap supervised start before the "
+                      "unpaired objective."),
     "upsampling": (MODELS, "auto", "Decoder upsampling: fused (computed at the input resolution, 2.25x fewer "
                    "multiply-adds), plain (resize, then a 3x3 conv) or auto (fused, the faster on every CPU "
                    "measured). The same function, weights and checkpoints either way."),

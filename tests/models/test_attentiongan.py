@@ -172,6 +172,27 @@ def test_guide_terms_need_synthetic_pairs():
         AttentionGAN(SIZE, lambda_attention_map=-1.0)
 
 
+def test_warmup_epochs_train_only_the_unmasker_on_the_guide_terms():
+    """A warm-up step moves G_AB alone, from the guide terms alone; both step counters advance
+    (the learning-rate schedules stay on the epochs); the phase ends with ``warmup_epochs``."""
+    model = compiled(AttentionGAN, attention_masks=3, lambda_attention_map=10.0, lambda_paired=5.0,
+                     warmup_epochs=1)
+    assert model.begin_epoch(0) and model.warming_up
+    networks = {network.name: network for network in model.generators + model.discriminators}
+    before = {name: network.get_weights() for name, network in networks.items()}
+    logs = model.train_on_batch(guided_batch(), return_dict=True)
+    moved = {name: any(not np.array_equal(a, b) for a, b in zip(before[name], network.get_weights()))
+             for name, network in networks.items()}
+    assert moved == {name: name == "generator_ab" for name in networks}, moved
+    assert int(model.g_optimizer.iterations) == int(model.d_optimizer.iterations) == 1
+    assert logs["d_loss"] == logs["cycle"] == 0.0  # not computed in the warm-up
+    assert logs["g_loss"] == pytest.approx(10 * (logs["attention_map"] + logs["attention_unmasked"])
+                                           + 5 * logs["paired"], rel=1e-5)
+    assert model.begin_epoch(1) and not model.warming_up and not model.begin_epoch(2)
+    with pytest.raises(ValueError, match="warmup_epochs trains G_AB on the synthetic pairs alone"):
+        AttentionGAN(SIZE, warmup_epochs=1)
+
+
 def test_attention_map_supervision_teaches_where_the_mask_is():
     """Twelve steps with the map term open a gap between G_AB's attention on the masked and the
     bare half of held-out synthetic faces (0.13 measured); without the term the same steps leave

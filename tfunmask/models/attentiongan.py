@@ -55,6 +55,12 @@ masks alone. The overlay tool's (masked, unmasked, mask map) triples say exactly
 * paired (weight ``lambda_paired``): |G_AB(masked) - unmasked|_1 on the synthetic pair, a
   semi-supervised content term; the adversarial terms still judge real photos.
 
+With ``warmup_epochs`` the first epochs train G_AB on these terms alone (the pairs, and its
+attention on real unmasked faces): one or two generator passes per step instead of the full
+objective's seven and four discriminators, so G_AB learns to paint a face from many more pairs
+before the unpaired terms start. The discriminators' step counter still advances, so both
+learning-rate schedules stay aligned with the epochs.
+
 TensorBoard shows, per direction, the masks and content images beside the
 CycleGAN columns.
 """
@@ -155,7 +161,7 @@ class AttentionGAN(CycleGAN):
 
     def __init__(self, image_size, *, aggan_scheme=2, attention_masks=10, lambda_pixel=1.0, lambda_tv=0.05,
                  lambda_attention_gan=1.0, lambda_attention_map=0.0, lambda_paired=0.0,
-                 attention_discriminator="product", **kwargs):
+                 attention_discriminator="product", warmup_epochs=0, **kwargs):
         check_choice("aggan_scheme", aggan_scheme, SCHEMES)
         check_choice("attention_discriminator", attention_discriminator, ATTENTION_DISCRIMINATORS)
         if attention_masks < 2:
@@ -163,6 +169,9 @@ class AttentionGAN(CycleGAN):
         if lambda_attention_map < 0 or lambda_paired < 0:
             raise ValueError(f"lambda_attention_map and lambda_paired must not be negative "
                              f"(got {lambda_attention_map}, {lambda_paired})")
+        if warmup_epochs < 0 or (warmup_epochs and not (lambda_attention_map or lambda_paired)):
+            raise ValueError(f"warmup_epochs trains G_AB on the synthetic pairs alone: it must not be negative "
+                             f"and needs lambda_paired or lambda_attention_map (got {warmup_epochs})")
         # Set before CycleGAN's constructor, which builds the generators through ``_generator``.
         self.aggan_scheme = aggan_scheme
         self.attention_masks = attention_masks
@@ -172,6 +181,8 @@ class AttentionGAN(CycleGAN):
         self.lambda_attention_map = lambda_attention_map
         self.lambda_paired = lambda_paired
         self.attention_discriminator = attention_discriminator
+        self.warmup_epochs = warmup_epochs
+        self.warming_up = False  # set per epoch by ``begin_epoch``
         super().__init__(image_size, **kwargs)
         channels = 4 if attention_discriminator == "concat" else 3
         with self.policy_scope():
@@ -183,7 +194,7 @@ class AttentionGAN(CycleGAN):
                 "attention_masks": self.attention_masks, "lambda_pixel": self.lambda_pixel,
                 "lambda_tv": self.lambda_tv, "lambda_attention_gan": self.lambda_attention_gan,
                 "lambda_attention_map": self.lambda_attention_map, "lambda_paired": self.lambda_paired,
-                "attention_discriminator": self.attention_discriminator}
+                "attention_discriminator": self.attention_discriminator, "warmup_epochs": self.warmup_epochs}
 
     @property
     def needs_pairs(self):
@@ -247,18 +258,50 @@ class AttentionGAN(CycleGAN):
         if "paired" not in data:
             raise ValueError("lambda_attention_map and lambda_paired need synthetic pairs in every batch "
                              '(data["paired"]: train with --paired_data)')
-        pairs = data["paired"]
-        guided = self._translate(self.generator_ab, pairs["masked"], training)
-        terms.update(attention_map=losses.bce(pairs["mask_map"], foreground(guided["attention"])),
-                     paired=losses.l1(pairs["target"], guided["image"]))
+        terms.update(self._pair_terms(data["paired"], training))
         return terms
+
+    def _pair_terms(self, pairs, training):
+        """The attention-map and paired terms of G_AB on a batch of synthetic pairs."""
+        guided = self._translate(self.generator_ab, pairs["masked"], training)
+        return {"attention_map": losses.bce(pairs["mask_map"], foreground(guided["attention"])),
+                "paired": losses.l1(pairs["target"], guided["image"])}
+
+    @staticmethod
+    def _unattended(same):
+        """BCE of G_AB's foreground attention on a real unmasked face against 0."""
+        attention = foreground(same["attention"])
+        return losses.bce(tf.zeros_like(attention), attention)
+
+    def begin_epoch(self, epoch):
+        warming_up = epoch < self.warmup_epochs
+        changed, self.warming_up = warming_up != self.warming_up, warming_up
+        return changed
+
+    def train_step(self, data):
+        """The full objective's step, or in the warm-up epochs G_AB's step on the guide terms."""
+        if not self.warming_up:
+            return super().train_step(data)
+        data = self.unpack(data)
+        with tf.GradientTape() as tape:
+            terms = self._pair_terms(data["paired"], training=True)
+            if self.lambda_attention_map:
+                terms["attention_unmasked"] = self._unattended(self._translate(self.generator_ab, data["b"], True))
+            weights = {name: weight for name, weight in self.loss_weights()[0].items() if name in terms}
+            loss = self.weighted_sum({name: self.reduce(value, self.reduction(name)) for name, value in terms.items()},
+                                     weights)
+            scaled = self.g_optimizer.scale_loss(loss)
+        self.step(self.g_optimizer, tape, scaled, self.generator_ab.trainable_variables)
+        self.d_optimizer.iterations.assign_add(1)
+        mean = {name: tf.reduce_mean(value) for name, value in terms.items()}
+        return self.track(g_loss=self.weighted_sum(mean, weights), **mean)
 
     def _direction_terms(self, d, data, training):
         terms, fake, same = super()._direction_terms(d, data, training)
         x, y = data[d.source], data[d.target]
         if d.source == "a" and self.lambda_attention_map:  # G_AB on a real unmasked face: attend nowhere
             same = same or self._translate(d.generator, y, training)
-            terms["attention_unmasked"] = losses.bce(tf.zeros_like(y[..., :1]), foreground(same["attention"]))
+            terms["attention_unmasked"] = self._unattended(same)
         judge = getattr(self, f"attention_discriminator_{d.target}")
         mask = foreground(fake["attention"])
         fake_scores = judge(self._attended(mask, fake["image"]), training=training)

@@ -118,6 +118,11 @@ class GAN(keras.Model):
         """Forward pass: ``{term: per-example values}`` for every term ``loss_weights`` names."""
         raise NotImplementedError
 
+    def begin_epoch(self, epoch):
+        """Called by the trainer before each epoch; True when the training step changes with it
+        (a phase of training), so the traced step must be traced again. Never here."""
+        return False
+
     def reduction(self, term):
         """How ``term`` is reduced over the global batch: "mean" unless a subclass says "sum"."""
         return "mean"
