@@ -288,13 +288,10 @@ class AttentionGAN(CycleGAN):
             if self.lambda_attention_map:
                 terms["attention_unmasked"] = self._unattended(self._translate(self.generator_ab, data["b"], True))
             weights = {name: weight for name, weight in self.loss_weights()[0].items() if name in terms}
-            loss = self.weighted_sum({name: self.reduce(value, self.reduction(name)) for name, value in terms.items()},
-                                     weights)
-            scaled = self.g_optimizer.scale_loss(loss)
+            scaled = self.g_optimizer.scale_loss(self._objective(terms, weights))
         self.step(self.g_optimizer, tape, scaled, self.generator_ab.trainable_variables)
         self.d_optimizer.iterations.assign_add(1)
-        mean = {name: tf.reduce_mean(value) for name, value in terms.items()}
-        return self.track(g_loss=self.weighted_sum(mean, weights), **mean)
+        return self._report(terms, {"g_loss": weights})
 
     def _direction_terms(self, d, data, training):
         terms, fake, same = super()._direction_terms(d, data, training)

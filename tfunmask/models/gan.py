@@ -199,19 +199,23 @@ class GAN(keras.Model):
         """sum_i w_i * values[i] over the terms that ``weights`` names."""
         return tf.add_n([weight * values[name] for name, weight in weights.items()])
 
-    def _objectives(self, terms):
-        """Generator and discriminator objectives as this replica's share of the global batch."""
-        reduced = {name: self.reduce(value, self.reduction(name)) for name, value in terms.items()}
-        g_weights, d_weights = self.loss_weights()
-        return self.weighted_sum(reduced, g_weights), self.weighted_sum(reduced, d_weights)
+    def _objective(self, terms, weights):
+        """sum_i w_i * term_i over ``weights``' terms, as this replica's share of the global batch."""
+        return self.weighted_sum({name: self.reduce(terms[name], self.reduction(name)) for name in weights},
+                                 weights)
 
-    def _report(self, terms):
-        """Per-example means of each term and both objectives (comparable across batch sizes
-        and replicas, whatever the training reduction)."""
+    def _objectives(self, terms):
+        """Generator and discriminator objectives (``_objective`` of each of ``loss_weights``)."""
+        return tuple(self._objective(terms, weights) for weights in self.loss_weights())
+
+    def _report(self, terms, objectives=None):
+        """Per-example means of each term and of each objective, ``{name: weights}`` (default:
+        g_loss and d_loss from ``loss_weights``); comparable across batch sizes and replicas,
+        whatever the training reduction."""
         mean = {name: tf.reduce_mean(value) for name, value in terms.items()}
-        g_weights, d_weights = self.loss_weights()
-        return self.track(g_loss=self.weighted_sum(mean, g_weights),
-                          d_loss=self.weighted_sum(mean, d_weights), **mean)
+        objectives = objectives or dict(zip(("g_loss", "d_loss"), self.loss_weights()))
+        return self.track(**{name: self.weighted_sum(mean, weights) for name, weights in objectives.items()},
+                          **mean)
 
     def train_step(self, data):
         with tf.GradientTape(persistent=True) as tape:

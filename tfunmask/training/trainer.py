@@ -202,7 +202,7 @@ def train(config: TrainConfig, *, resume=False, verbose=1, callbacks=()):
                            "finished_before": True, "chief": chief}
         for e in range(start, epochs):
             if model.begin_epoch(e):  # a new phase of training: trace its step anew
-                model.train_function = None
+                model.make_train_function(force=True)
             data = _dataset(config, kind, train_files, training=True, seed=config.runtime.seed + e)
             result = model.fit(data, initial_epoch=e, epochs=e + 1, steps_per_epoch=steps_per_epoch,
                                validation_data=validation, callbacks=callbacks, verbose=verbose,
