@@ -185,9 +185,13 @@ def test_warmup_epochs_train_only_the_unmasker_on_the_guide_terms():
              for name, network in networks.items()}
     assert moved == {name: name == "generator_ab" for name in networks}, moved
     assert int(model.g_optimizer.iterations) == int(model.d_optimizer.iterations) == 1
-    assert logs["d_loss"] == logs["cycle"] == 0.0  # not computed in the warm-up
+    guide_terms = {"g_loss", "attention_map", "attention_unmasked", "paired"}
+    assert set(logs) == guide_terms  # no d_loss or cycle: not computed in the warm-up
     assert logs["g_loss"] == pytest.approx(10 * (logs["attention_map"] + logs["attention_unmasked"])
                                            + 5 * logs["paired"], rel=1e-5)
+    validation = model.test_on_batch(guided_batch(), return_dict=True)  # scores what the phase trains
+    assert set(validation) == guide_terms and validation["g_loss"] == pytest.approx(
+        10 * (validation["attention_map"] + validation["attention_unmasked"]) + 5 * validation["paired"], rel=1e-5)
     assert model.begin_epoch(1) and not model.warming_up and not model.begin_epoch(2)
     with pytest.raises(ValueError, match="warmup_epochs trains G_AB on the synthetic pairs alone"):
         AttentionGAN(SIZE, warmup_epochs=1)

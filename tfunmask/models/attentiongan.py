@@ -278,19 +278,30 @@ class AttentionGAN(CycleGAN):
         changed, self.warming_up = warming_up != self.warming_up, warming_up
         return changed
 
+    def _warmup_terms(self, data, training):
+        """The guide terms a warm-up step trains, and their weights in the generator objective."""
+        data = self.unpack(data)
+        terms = self._pair_terms(data["paired"], training=training)
+        if self.lambda_attention_map:
+            terms["attention_unmasked"] = self._unattended(self._translate(self.generator_ab, data["b"], training))
+        return terms, {name: weight for name, weight in self.loss_weights()[0].items() if name in terms}
+
     def train_step(self, data):
         """The full objective's step, or in the warm-up epochs G_AB's step on the guide terms."""
         if not self.warming_up:
             return super().train_step(data)
-        data = self.unpack(data)
         with tf.GradientTape() as tape:
-            terms = self._pair_terms(data["paired"], training=True)
-            if self.lambda_attention_map:
-                terms["attention_unmasked"] = self._unattended(self._translate(self.generator_ab, data["b"], True))
-            weights = {name: weight for name, weight in self.loss_weights()[0].items() if name in terms}
+            terms, weights = self._warmup_terms(data, training=True)
             scaled = self.g_optimizer.scale_loss(self._objective(terms, weights))
         self.step(self.g_optimizer, tape, scaled, self.generator_ab.trainable_variables)
         self.d_optimizer.iterations.assign_add(1)
+        return self._report(terms, {"g_loss": weights})
+
+    def test_step(self, data):
+        """Validation scores what the current phase trains: in the warm-up, the guide terms."""
+        if not self.warming_up:
+            return super().test_step(data)
+        terms, weights = self._warmup_terms(data, training=False)
         return self._report(terms, {"g_loss": weights})
 
     def _direction_terms(self, d, data, training):

@@ -140,14 +140,16 @@ class GAN(keras.Model):
         return list(self.trackers.values())
 
     def track(self, **values):
-        """Updates the epoch-mean tracker of each named loss term; returns every tracker's result.
+        """Updates the epoch-mean tracker of each named loss term; returns those trackers' results
+        (only the terms this step computes, so a term a phase or a zero weight skips is absent
+        from the logs and TensorBoard instead of shown as 0).
 
         On a cluster the results are shaped [1]: Keras reduces a multi-worker step's outputs with
         ``strategy.reduce(..., axis=0)``, which fails on scalars.
         """
         for name, value in values.items():
             self.trackers[name].update_state(value)
-        results = {name: tracker.result() for name, tracker in self.trackers.items()}
+        results = {name: self.trackers[name].result() for name in values}
         strategy = tf.distribute.get_strategy()
         if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and \
                 strategy.cluster_resolver.cluster_spec().jobs:
