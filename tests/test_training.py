@@ -143,7 +143,7 @@ def test_paired_data_guides_an_attentiongan(tiny_unpaired_data, tiny_paired_data
     model, summary = trainer.train(tiny_config(model_dir=tmp_path / "warm", paired_data=str(tiny_paired_data),
                                                lambda_attention_map=10.0, lambda_paired=1.0,
                                                **{**guided, "epochs": 2, "warmup_epochs": 1}), verbose=0)
-    assert summary["metrics"]["cycle"] > 0 and not model.warming_up
+    assert summary["metrics"]["cycle"] > 0 and summary["metrics"]["val_cycle"] > 0 and not model.warming_up
     assert int(model.g_optimizer.iterations) == int(model.d_optimizer.iterations) == 4
     with pytest.raises(ConfigError, match="need synthetic pairs: give --paired_data"):
         trainer.train(tiny_config(model_dir=tmp_path / "b", lambda_paired=1.0, **guided), verbose=0)

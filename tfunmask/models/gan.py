@@ -119,8 +119,8 @@ class GAN(keras.Model):
         raise NotImplementedError
 
     def begin_epoch(self, epoch):
-        """Called by the trainer before each epoch; True when the training step changes with it
-        (a phase of training), so the traced step must be traced again. Never here."""
+        """Called by the trainer before each epoch; True when the training and validation steps
+        change with it (a phase of training), so both must be traced again. Never here."""
         return False
 
     def reduction(self, term):

@@ -201,8 +201,9 @@ def train(config: TrainConfig, *, resume=False, verbose=1, callbacks=()):
             return model, {"model_dir": str(run.root), "epochs": epochs, "start_epoch": start,
                            "finished_before": True, "chief": chief}
         for e in range(start, epochs):
-            if model.begin_epoch(e):  # a new phase of training: trace its step anew
+            if model.begin_epoch(e):  # a new phase of training: trace its steps (train and validation) anew
                 model.make_train_function(force=True)
+                model.make_test_function(force=True)
             data = _dataset(config, kind, train_files, training=True, seed=config.runtime.seed + e)
             result = model.fit(data, initial_epoch=e, epochs=e + 1, steps_per_epoch=steps_per_epoch,
                                validation_data=validation, callbacks=callbacks, verbose=verbose,
