@@ -55,6 +55,9 @@ MODEL_FLAGS = {
                   "(0 = none)."),
     "lambda_cycle": (UNPAIRED, 10.0, "CycleGAN/AttentionGAN cycle-consistency weight."),
     "lambda_identity": (UNPAIRED, 0.5, "CycleGAN/AttentionGAN identity weight, times lambda_cycle."),
+    "masked_cycle_weight": (UNPAIRED, 1.0, "CycleGAN/AttentionGAN: scale of the masked -> unmasked -> masked "
+                            "cycle term only (0 = one-sided cycle: the unmasker need not keep a trace of the "
+                            "mask for the inverse generator to redraw it)."),
     "aggan_scheme": (AGGAN, 2, "AttentionGAN scheme: 1 or 2."),
     "attention_masks": (AGGAN, 10, "AttentionGAN scheme II masks n."),
     "lambda_pixel": (AGGAN, 1.0, "AttentionGAN input-output L1 weight."),

@@ -141,6 +141,33 @@ def test_loss_terms_match_numpy():
     assert logs["d_loss"] == pytest.approx(0.5 * (mean["d_real"] + mean["d_fake"]), rel=1e-5)
 
 
+@pytest.mark.parametrize("weight", [0.0, 0.25])
+def test_masked_cycle_weight_scales_only_the_masked_cycle(weight):
+    model = compiled(CycleGAN, masked_cycle_weight=weight)
+    data = unpaired_batch()
+    a, b = data["a"], data["b"]
+    g, f = model.generator_ab, model.generator_ba
+    expected = weight * l1(f(g(a)), a) + l1(g(f(b)), b)
+    np.testing.assert_allclose(model._loss_terms(data, training=False)["cycle"], expected, rtol=1e-5)
+    assert model.get_config()["masked_cycle_weight"] == weight
+
+
+def test_one_sided_cycle_gives_the_inverse_generator_no_gradient_from_masked_faces():
+    """With masked_cycle_weight 0, F only learns from B -> A: feeding it a batch whose unmasked
+    half is fixed, F's gradient does not depend on the masked faces."""
+    model = compiled(CycleGAN, masked_cycle_weight=0.0, lambda_identity=0.0)
+    data = unpaired_batch()
+    other = {"a": -data["a"], "b": data["b"]}
+
+    def cycle_gradient(batch):
+        with tf.GradientTape() as tape:
+            cycle = tf.reduce_mean(model._loss_terms(batch, training=False)["cycle"])
+        return tape.gradient(cycle, model.generator_ba.trainable_variables)
+
+    for first, second in zip(cycle_gradient(data), cycle_gradient(other)):
+        np.testing.assert_array_equal(first, second)
+
+
 def test_identity_passes_are_skipped_without_identity_weight():
     model = compiled(CycleGAN, lambda_identity=0.0)
     assert "identity" not in model._loss_terms(unpaired_batch(), training=False)
@@ -165,6 +192,8 @@ def test_constructors_reject_bad_unpaired_options():
 
     with pytest.raises(ValueError, match="pool_size must not be negative"):
         CycleGAN(SIZE, filters=4, pool_size=-1)
+    with pytest.raises(ValueError, match="masked_cycle_weight must not be negative .got -1"):
+        CycleGAN(SIZE, filters=4, masked_cycle_weight=-1.0)
     with pytest.raises(ValueError, match="aggan_scheme must be one of 1, 2 .got 3."):
         AttentionGAN(SIZE, filters=4, aggan_scheme=3)
     with pytest.raises(ValueError, match="image_size must be a multiple of 16"):

@@ -9,7 +9,11 @@ adversarial terms, summed over both directions X -> Y in {A -> B, B -> A}:
           + lambda_id * lambda |G(y) - y|_1           identity
     L_D = 1/2 [(D_Y(y) - 1)^2 + D_Y(pool_Y(G(x)))^2]
 
-with lambda = 10 and lambda_id = 0.5 by default. Each discriminator sees its
+with lambda = 10 and lambda_id = 0.5 by default. ``masked_cycle_weight`` scales the
+cycle term of the A -> B -> A direction only (1: the paper's; 0: a one-sided cycle,
+B -> A -> B alone). The masked cycle asks G(x) to keep enough of the mask for F to
+paint it back exactly, a pressure against removing it; without it G_AB is held by
+the adversarial and identity terms (and, in AttentionGAN, by the synthetic pairs). Each discriminator sees its
 generated images through a history pool of 50 (``image_pool``); the identity
 passes are skipped when lambda_id = 0, as in the official code. One optimizer
 covers both generators and one both discriminators; the learning rate decays
@@ -51,13 +55,15 @@ class CycleGAN(GAN):
     DATA = "unpaired"
 
     def __init__(self, image_size, *, filters=64, resnet_blocks=None, pool_size=50, lambda_cycle=10.0,
-                 lambda_identity=0.5, seed=0, upsampling="auto", **kwargs):
+                 lambda_identity=0.5, masked_cycle_weight=1.0, seed=0, upsampling="auto", **kwargs):
         check_size(image_size)
         check_positive(filters=filters)
         resnet_blocks = default_blocks(image_size) if resnet_blocks is None else resnet_blocks
         fused_upsampling(upsampling)  # checks the value
         if resnet_blocks < 0 or pool_size < 0:
             raise ValueError(f"resnet_blocks and pool_size must not be negative (got {resnet_blocks}, {pool_size})")
+        if masked_cycle_weight < 0:
+            raise ValueError(f"masked_cycle_weight must not be negative (got {masked_cycle_weight})")
         super().__init__(**kwargs)
         self.image_size = image_size
         self.filters = filters
@@ -65,6 +71,7 @@ class CycleGAN(GAN):
         self.pool_size = pool_size
         self.lambda_cycle = lambda_cycle
         self.lambda_identity = lambda_identity
+        self.masked_cycle_weight = masked_cycle_weight
         self.seed = seed
         self.upsampling = upsampling
         with self.policy_scope():
@@ -79,7 +86,8 @@ class CycleGAN(GAN):
     def get_config(self):
         return {**super().get_config(), "image_size": self.image_size, "filters": self.filters,
                 "resnet_blocks": self.resnet_blocks, "pool_size": self.pool_size,
-                "lambda_cycle": self.lambda_cycle, "lambda_identity": self.lambda_identity, "seed": self.seed,
+                "lambda_cycle": self.lambda_cycle, "lambda_identity": self.lambda_identity,
+                "masked_cycle_weight": self.masked_cycle_weight, "seed": self.seed,
                 "upsampling": self.upsampling}
 
     def _generator(self, name):
@@ -149,17 +157,20 @@ class CycleGAN(GAN):
 
     def _direction_terms(self, d, data, training):
         """Per-example terms of one direction X -> Y, G's outputs on x, and G's outputs on y (its
-        identity pass; None when lambda_identity is 0)."""
+        identity pass; None when lambda_identity is 0). The A -> B -> A cycle term is scaled by
+        masked_cycle_weight, and neither computed nor returned when that is 0."""
         x, y = data[d.source], data[d.target]
         fake = self._translate(d.generator, x, training)
-        reconstructed = self._translate(d.inverse, fake["image"], training)["image"]
         history = self._history(d.pool, fake["image"], training)
         terms = {
             "g_gan": losses.lsgan_real(d.discriminator(fake["image"], training=training)),
-            "cycle": losses.l1(x, reconstructed),
             "d_real": losses.lsgan_real(d.discriminator(y, training=training)),
             "d_fake": losses.lsgan_fake(d.discriminator(history, training=training)),
         }
+        cycle_weight = self.masked_cycle_weight if d.source == "a" else 1.0
+        if cycle_weight:
+            reconstructed = self._translate(d.inverse, fake["image"], training)["image"]
+            terms["cycle"] = cycle_weight * losses.l1(x, reconstructed)
         same = None
         if self.lambda_identity:
             same = self._translate(d.generator, y, training)
