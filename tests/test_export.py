@@ -26,6 +26,7 @@ def test_every_format_is_written_with_parity_within_its_threshold(tiny_exports, 
     for exact in ("saved_model", "keras", "float32"):
         assert tiny_exports[exact].parity.max_abs_error <= 1
     assert tiny_exports["float16"].size_bytes < 0.6 * tiny_exports["float32"].size_bytes
+    assert tiny_exports["saved_model_float16"].size_bytes < 0.65 * tiny_exports["saved_model"].size_bytes
     assert tiny_exports["int8"].size_bytes < 0.35 * tiny_exports["float32"].size_bytes
     summary = json.loads((tiny_run / "export" / exporter.SUMMARY_FILE).read_text())
     assert summary["parity_split"] == "val" and summary["parity_samples"] == 8
@@ -33,8 +34,9 @@ def test_every_format_is_written_with_parity_within_its_threshold(tiny_exports, 
     assert all(entry["passed"] for entry in summary["exports"])
 
 
-def test_saved_model_signature_is_uint8_to_uint8(tiny_exports):
-    serve = tf.saved_model.load(str(tiny_exports["saved_model"].path)).signatures["serving_default"]
+@pytest.mark.parametrize("fmt", ["saved_model", "saved_model_float16"])
+def test_saved_model_signature_is_uint8_to_uint8(tiny_exports, fmt):
+    serve = tf.saved_model.load(str(tiny_exports[fmt].path)).signatures["serving_default"]
     (spec,) = serve.structured_input_signature[1].values()
     assert spec.name == "images" and spec.dtype == tf.uint8 and spec.shape.as_list() == [None, SIZE, SIZE, 3]
     output = serve.structured_outputs["unmasked"]
@@ -50,6 +52,16 @@ def test_tflite_signature_is_uint8_batch_one(tiny_exports, fmt):
         assert details["dtype"] == np.uint8 and list(details["shape"]) == [1, SIZE, SIZE, 3]
     quantised = fmt == "int8"
     assert (inputs["quantization"][0] > 0) == quantised and (outputs["quantization"][0] > 0) == quantised
+
+
+def test_saved_model_float16_stores_its_kernels_in_float16_and_only_them(tiny_exports):
+    reader = tf.train.load_checkpoint(str(tiny_exports["saved_model_float16"].path / "variables" / "variables"))
+    dtypes = reader.get_variable_to_dtype_map()
+    shapes = reader.get_variable_to_shape_map()
+    stored = {name: (dtypes[name], int(np.prod(shapes[name]))) for name in dtypes if "VARIABLE_VALUE" in name}
+    assert stored and {dtype for dtype, _ in stored.values()} <= {tf.float16, tf.float32}
+    for name, (dtype, size) in stored.items():
+        assert (dtype == tf.float16) == (size >= exporter.HALF_MIN_SIZE), (name, dtype, size)
 
 
 def test_parity_below_threshold_fails_the_format(tiny_run, tmp_path, monkeypatch):

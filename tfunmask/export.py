@@ -1,6 +1,6 @@
 """Export a trained run for serving: ``python -m tfunmask.export --model_dir=RUN``.
 
-Writes a SavedModel, a ``.keras`` file and TFLite files (float32, float16, dynamic-range int8,
+Writes a SavedModel (float32, and with float16 kernels), a ``.keras`` file and TFLite files (float32, float16, dynamic-range int8,
 full-integer int8) into ``--out`` (default RUN/export), prints each format's parity against the
 Keras generator, and exits 1 if any format falls below its parity threshold.
 Thin wrapper over ``tfunmask.serving.exporter.export``.
@@ -18,8 +18,8 @@ def define_flags():
     flags.DEFINE_integer("epoch", None, "Export the checkpoint of this epoch (the newest three and every "
                          "--keep_every-th are on disk; default: the newest).", lower_bound=1)
     flags.DEFINE_string("out", None, "Output folder (default MODEL_DIR/export).")
-    flags.DEFINE_string("formats", "all", "Comma-separated: saved_model, keras, float32, float16, dynamic_int8, "
-                        "int8; or all.")
+    flags.DEFINE_string("formats", "all", "Comma-separated: saved_model, saved_model_float16, keras, float32, "
+                        "float16, dynamic_int8, int8; or all.")
     flags.DEFINE_string("data", None, "TFRecord folder for calibration and parity faces (default: the run's data).")
     flags.DEFINE_integer("calibration_samples", 32, "Training faces that calibrate full-integer int8.")
     flags.DEFINE_integer("parity_samples", 8, "Held-back faces that parity is measured on.")

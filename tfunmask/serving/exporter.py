@@ -6,6 +6,10 @@ to and from [-1, 1] lives inside the graph, so no caller can get the normalisati
   saved_model   ``serving_default``: input "images" uint8 (None, S, S, 3), output "unmasked"
                 and, for a generator that knows where it writes (composite Pix2Pix,
                 AttentionGAN), "mask" uint8 (None, S, S, 1), 255 where the content is written;
+  saved_model_float16
+                the same SavedModel with its kernels stored in float16 (half the size) and
+                widened to float32 inside the graph: for a repository or a download where size
+                counts; it computes in float32 as saved_model does;
   keras         the float generator as a ``.keras`` file (for Keras users and fine-tuning);
   float32       TFLite, the float graph as is;
   float16       TFLite with float16 weights (half the size); LiteRT's CPU path widens them to
@@ -44,15 +48,19 @@ from tfunmask.models.gan import generator_outputs
 from tfunmask.pixels import to_uint8, to_unit
 from tfunmask.serving.tflite_graph import tflite_graph
 
-FORMATS = ("saved_model", "keras", "float32", "float16", "dynamic_int8", "int8")
+FORMATS = ("saved_model", "saved_model_float16", "keras", "float32", "float16", "dynamic_int8", "int8")
 TFLITE_FORMATS = ("float32", "float16", "dynamic_int8", "int8")
-FILE_NAMES = {"saved_model": "saved_model", "keras": "generator.keras",
+FILE_NAMES = {"saved_model": "saved_model", "saved_model_float16": "saved_model_float16", "keras": "generator.keras",
               **{fmt: f"generator_{fmt}.tflite" for fmt in TFLITE_FORMATS}}
 # The least PSNR (dB) of the worst held-back face, each format's output against Keras float32.
 # Float formats differ only by rounding order; float16 and int8 are limited by their precision.
-MIN_PSNR_DB = {"saved_model": 50.0, "keras": 50.0, "float32": 45.0, "float16": 35.0,
+MIN_PSNR_DB = {"saved_model": 50.0, "saved_model_float16": 35.0, "keras": 50.0, "float32": 45.0, "float16": 35.0,
                "dynamic_int8": 28.0, "int8": 24.0}
 PARITY_SPLITS = ("val", "test", "train")
+# Variables of at least this many values (the kernels) are stored in float16 by
+# saved_model_float16; biases and normalisation statistics stay float32 (a small variance
+# would lose its precision in float16, and together they weigh under 1% of the file).
+HALF_MIN_SIZE = 1024
 SUMMARY_FILE = "export.json"
 
 
@@ -117,16 +125,33 @@ def _pixel_function(generator):
     return _endpoint(generator, lambda unit: (unit + 1.0) * 127.5)
 
 
-def _write_archive(generator, path, batch, *, with_pixels=False):
+def _half_weights(generator, serve):
+    """``serve`` run with the generator's large variables read from float16 copies, widened to
+    float32 in the graph (``keras.StatelessScope`` substitutes the values), so that a traced
+    endpoint captures the float16 copies instead of the float32 variables."""
+    halves = [(v, tf.Variable(tf.cast(v.value, tf.float16), trainable=False, name=v.path.replace("/", "_")))
+              for v in generator.weights if int(np.prod(v.shape)) >= HALF_MIN_SIZE and v.dtype == "float32"]
+
+    def served(images):
+        with keras.StatelessScope(state_mapping=[(v, tf.cast(half, tf.float32)) for v, half in halves]):
+            return serve(images)
+
+    served.halves = [half for _, half in halves]  # kept alive with the function that captures them
+    return served
+
+
+def _write_archive(generator, path, batch, *, with_pixels=False, half=False):
     """A SavedModel with the uint8 ``serving_default`` for batches of ``batch`` (None: any) and,
-    ``with_pixels``, the float pixel endpoint "pixels" that full-integer conversion starts from.
+    ``with_pixels``, the float pixel endpoint "pixels" that full-integer conversion starts from;
+    ``half``: the large weights stored in float16 (``_half_weights``).
 
     The endpoints track the variables they use; ``ExportArchive.track(generator)`` on top would
     store every weight twice (as the Keras variable and as its TensorFlow variable).
     """
     size = generator.input_shape[1]
     archive = keras.export.ExportArchive()
-    archive.add_endpoint("serving_default", _serving_function(generator),
+    serve = _serving_function(generator)
+    archive.add_endpoint("serving_default", _half_weights(generator, serve) if half else serve,
                          input_signature=[tf.TensorSpec([batch, size, size, 3], tf.uint8, name="images")])
     if with_pixels:
         archive.add_endpoint("pixels", _pixel_function(generator),
@@ -134,9 +159,10 @@ def _write_archive(generator, path, batch, *, with_pixels=False):
     archive.write_out(str(path), verbose=False)
 
 
-def export_saved_model(generator, path):
-    """Writes ``generator`` as a SavedModel with a uint8 -> uint8 ``serving_default``."""
-    _write_archive(generator, path, None)
+def export_saved_model(generator, path, *, half=False):
+    """Writes ``generator`` as a SavedModel with a uint8 -> uint8 ``serving_default`` (``half``:
+    its kernels stored in float16)."""
+    _write_archive(generator, path, None, half=half)
     return Path(path)
 
 
@@ -172,8 +198,8 @@ def export_generator(generator, out_dir, formats, *, calibration=None):
             _write_archive(tflite_graph(generator), scratch, 1, with_pixels=True)
         for fmt in formats:
             path = Path(out_dir) / FILE_NAMES[fmt]
-            if fmt == "saved_model":
-                export_saved_model(generator, path)
+            if fmt in ("saved_model", "saved_model_float16"):
+                export_saved_model(generator, path, half=fmt == "saved_model_float16")
             elif fmt == "keras":
                 export_keras(generator, path)
             else:
