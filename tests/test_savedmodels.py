@@ -11,11 +11,13 @@ from tfunmask.data import images
 from tfunmask.inference.photos import SHIPPED_MODEL as MODEL
 from tfunmask.synth import demo, masks
 
+SIZE = 256  # the shipped model's crop size
+
 
 @pytest.fixture(scope="module")
 def example():
     """A drawn face (known landmarks) with a surgical mask rendered on it, at the model's size."""
-    face, landmarks = demo.draw_face(np.random.default_rng(7), 128)
+    face, landmarks = demo.draw_face(np.random.default_rng(7), SIZE)
     rendered = masks.render(face, landmarks, "surgical", np.random.default_rng(3))
     return face, rendered
 
@@ -24,9 +26,9 @@ def example():
 def test_shipped_model_unmasks_inside_the_mask_and_keeps_the_rest(path, example):
     face, rendered = example
     unmasker = tfunmask.load(path)
-    assert unmasker.size == 128
+    assert unmasker.size == SIZE
     output = unmasker.generate(rendered.masked[None])[0]
-    assert output.shape == (128, 128, 3) and output.dtype == np.uint8
+    assert output.shape == (SIZE, SIZE, 3) and output.dtype == np.uint8
     inside = rendered.mask_map > 0
     assert 0.1 < inside.mean() < 0.6
     change = np.abs(output.astype(int) - rendered.masked.astype(int)).mean(axis=-1)

@@ -26,13 +26,13 @@ def define_flags():
     flags.DEFINE_integer("num_threads", None, "TFLite threads for the parity run (default: all CPUs).")
 
 
-HEADER = f"{'format':<13} {'size':>10} {'max |err|':>9} {'PSNR dB':>8} {'min dB':>7}  result  path"
+HEADER = f"{'format':<19} {'size':>10} {'max |err|':>9} {'PSNR dB':>8} {'min dB':>7}  result  path"
 
 
 def row(result):
     """One line of the parity table."""
     parity = result.parity
-    return (f"{result.format:<13} {result.size_bytes / 2 ** 20:>7.2f} MB {parity.max_abs_error:>9d} "
+    return (f"{result.format:<19} {result.size_bytes / 2 ** 20:>7.2f} MB {parity.max_abs_error:>9d} "
             f"{parity.psnr_db:>8.1f} {parity.min_psnr_db:>7.1f}  {'ok' if parity.passed else 'FAILED':<6}  "
             f"{result.path}")
 
