@@ -1,8 +1,9 @@
 """Export a trained run for serving: ``python -m tfunmask.export --model_dir=RUN``.
 
 Writes a SavedModel (float32, and with float16 kernels), a ``.keras`` file and TFLite files
-(float32, float16, dynamic-range int8, full-integer int8) into ``--out`` (default RUN/export), prints each format's parity against the
-Keras generator, and exits 1 if any format falls below its parity threshold.
+(float32, float16, dynamic-range int8, full-integer int8) into ``--out`` (default RUN/export),
+prints each format's parity against the Keras generator, and exits 1 if any format falls below
+its parity threshold.
 Thin wrapper over ``tfunmask.serving.exporter.export``.
 """
 

@@ -112,9 +112,10 @@ def define_flags():
     flags.DEFINE_integer("load_size", None, "Resize size before the random crop (default size*286/256).")
     flags.DEFINE_integer("batch_size", DATA.batch_size, "Global batch size, split over replicas.")
     flags.DEFINE_integer("steps_per_epoch", None, "Steps per epoch (default: one pass over the data).")
-    flags.DEFINE_float("mask_variation", DATA.mask_variation, "Pix2Pix (and AttentionGAN's --paired_data): probability that a training pair's "
-                       "mask is recoloured (and maybe printed) and its photo's light, blur and noise "
-                       "varied, so the model learns masks, not one renderer (0: off).")
+    flags.DEFINE_float("mask_variation", DATA.mask_variation, "Pix2Pix (and AttentionGAN's --paired_data): "
+                       "probability that a training pair's mask is recoloured (and maybe printed) and its "
+                       "photo's light, blur and noise varied, so the model learns masks, not one renderer "
+                       "(0: off).")
     flags.DEFINE_string("paired_data", None, "AttentionGAN: folder of paired TFRecords (synthetic masked, "
                         "unmasked, mask map) whose pairs guide the attention (--lambda_attention_map, "
                         "--lambda_paired) beside the unpaired --data.")
@@ -144,9 +145,9 @@ def define_flags():
                       "auto: a progress bar on a terminal, one plain line per epoch otherwise (logs, nohup, CI).")
 
 
-CONFIG_FLAGS = ("model", "data", "model_dir", "load_size", "batch_size", "steps_per_epoch", "mask_variation", "paired_data", "epochs",
-                "decay_epochs", "lr", "beta_1", "mixed_precision", "strategy", "cluster_timeout", "seed",
-                "summary_every", "image_every", "export", "keep_every")
+CONFIG_FLAGS = ("model", "data", "model_dir", "load_size", "batch_size", "steps_per_epoch", "mask_variation",
+                "paired_data", "epochs", "decay_epochs", "lr", "beta_1", "mixed_precision", "strategy",
+                "cluster_timeout", "seed", "summary_every", "image_every", "export", "keep_every")
 
 
 def config_from_flags():

@@ -10,17 +10,17 @@ adversarial terms, summed over both directions X -> Y in {A -> B, B -> A}:
     L_D = 1/2 [(D_Y(y) - 1)^2 + D_Y(pool_Y(G(x)))^2]
 
 with lambda = 10 and lambda_id = 0.5 by default. ``masked_cycle_weight`` scales the
-cycle term of the A -> B -> A direction only (1: the paper's; 0: a one-sided cycle,
-B -> A -> B alone). The masked cycle asks G(x) to keep enough of the mask for F to
-paint it back exactly, a pressure against removing it; without it G_AB is held by
-the adversarial and identity terms (and, in AttentionGAN, by the synthetic pairs). Each discriminator sees its
-generated images through a history pool of 50 (``image_pool``); the identity
-passes are skipped when lambda_id = 0, as in the official code. One optimizer
-covers both generators and one both discriminators; the learning rate decays
-linearly (``training.schedule.LinearDecay``). ResNet blocks default to 6 up to
-128 px and 9 above (the paper's rule). A subclass changes the generators through
-``_generator`` (a builder) and ``_translate`` and adds terms in
-``_direction_terms`` and ``loss_weights`` (see ``attentiongan``).
+cycle term of the A -> B -> A direction only (1: the paper's; 0: a one-sided cycle, B ->
+A -> B alone). The masked cycle asks G(x) to keep enough of the mask for F to paint it
+back exactly, a pressure against removing it; without it G_AB is held by the adversarial
+and identity terms (and, in AttentionGAN, by the synthetic pairs). Each discriminator
+sees its generated images through a history pool of 50 (``image_pool``); the identity
+passes are skipped when lambda_id = 0, as in the official code. One optimizer covers
+both generators and one both discriminators; the learning rate decays linearly
+(``training.schedule.LinearDecay``). ResNet blocks default to 6 up to 128 px and 9 above
+(the paper's rule). A subclass changes the generators through ``_generator`` (a builder)
+and ``_translate`` and adds terms in ``_direction_terms`` and ``loss_weights`` (see
+``attentiongan``).
 """
 
 import collections

@@ -50,12 +50,12 @@ from tfunmask.serving.tflite_graph import tflite_graph
 
 FORMATS = ("saved_model", "saved_model_float16", "keras", "float32", "float16", "dynamic_int8", "int8")
 TFLITE_FORMATS = ("float32", "float16", "dynamic_int8", "int8")
-FILE_NAMES = {"saved_model": "saved_model", "saved_model_float16": "saved_model_float16", "keras": "generator.keras",
-              **{fmt: f"generator_{fmt}.tflite" for fmt in TFLITE_FORMATS}}
+FILE_NAMES = {"saved_model": "saved_model", "saved_model_float16": "saved_model_float16",
+              "keras": "generator.keras", **{fmt: f"generator_{fmt}.tflite" for fmt in TFLITE_FORMATS}}
 # The least PSNR (dB) of the worst held-back face, each format's output against Keras float32.
 # Float formats differ only by rounding order; float16 and int8 are limited by their precision.
-MIN_PSNR_DB = {"saved_model": 50.0, "saved_model_float16": 35.0, "keras": 50.0, "float32": 45.0, "float16": 35.0,
-               "dynamic_int8": 28.0, "int8": 24.0}
+MIN_PSNR_DB = {"saved_model": 50.0, "saved_model_float16": 35.0, "keras": 50.0, "float32": 45.0,
+               "float16": 35.0, "dynamic_int8": 28.0, "int8": 24.0}
 PARITY_SPLITS = ("val", "test", "train")
 # Variables of at least this many values (the kernels) are stored in float16 by
 # saved_model_float16; biases and normalisation statistics stay float32 (a small variance
@@ -278,7 +278,8 @@ def export(model_dir, out_dir=None, formats=FORMATS, *, epoch=None, data=None, c
         results.append(Exported(fmt, path, disk_size(path), parity(reference, output, MIN_PSNR_DB[fmt])))
         if on_exported:
             on_exported(results[-1])
-    summary = {"model_dir": str(model_dir), "checkpoint": runs.Run(model_dir).checkpoint(epoch), "parity_split": split, "parity_samples": len(held_back),
+    summary = {"model_dir": str(model_dir), "checkpoint": runs.Run(model_dir).checkpoint(epoch),
+               "parity_split": split, "parity_samples": len(held_back),
                "calibration_samples": 0 if calibration is None else len(calibration),
                "exports": [_summary_entry(result) for result in results]}
     (out_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
