@@ -136,7 +136,6 @@ def _half_weights(generator, serve):
         with keras.StatelessScope(state_mapping=[(v, tf.cast(half, tf.float32)) for v, half in halves]):
             return serve(images)
 
-    served.halves = [half for _, half in halves]  # kept alive with the function that captures them
     return served
 
 
