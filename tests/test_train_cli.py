@@ -143,10 +143,13 @@ def test_resumed_config_takes_the_saved_one_and_only_safe_changes():
     assert same == saved and changes == {}
     moved, changes = saved.resumed({"model_dir": "elsewhere/run"})
     assert moved.runtime.model_dir == "elsewhere/run" and changes == {}
-    longer, changes = saved.resumed({"epochs": 8, "data": "data/b", "filters": 16})
+    longer, changes = saved.resumed({"epochs": 8, "data": "data/b", "filters": 16, "mask_variation": 0.5,
+                                     "variation_extras": 0.25})
     assert (longer.optimizer.epochs, longer.data.path) == (8, "data/b")
+    assert (longer.data.mask_variation, longer.data.variation_extras) == (0.5, 0.25)
     assert longer.optimizer.decay_epochs == saved.optimizer.decay_epochs and longer.model == saved.model
-    assert changes == {"epochs": (4, 8), "data": ("data/a", "data/b")}
+    assert changes == {"epochs": (4, 8), "data": ("data/a", "data/b"), "mask_variation": (0.0, 0.5),
+                       "variation_extras": (0.0, 0.25)}
     with pytest.raises(ConfigError, match=r"--filters=64 \(the run has 16\).*--lr"):
         saved.resumed({"filters": 64, "lr": 1.0})
     with pytest.raises(ConfigError, match="only add epochs"):

@@ -151,6 +151,10 @@ def test_paired_data_guides_an_attentiongan(tiny_unpaired_data, tiny_paired_data
         tiny_config(tiny_paired_data, tmp_path / "c", paired_data=str(tiny_paired_data)).validate()
     with pytest.raises(ConfigError, match="--mask_variation varies paired data"):
         tiny_config(model_dir=tmp_path / "d", mask_variation=0.5, **guided).validate()
+    with pytest.raises(ConfigError, match="--variation_extras adds to --mask_variation"):
+        tiny_config(tiny_paired_data, tmp_path / "d", variation_extras=0.5).validate()
+    with pytest.raises(ConfigError, match=r"--variation_extras must be a probability in \[0, 1\] \(got 2.0\)"):
+        tiny_config(tiny_paired_data, tmp_path / "d", mask_variation=0.5, variation_extras=2.0).validate()
     with pytest.raises(ConfigError, match="no paired training shards in"):
         trainer.train(tiny_config(model_dir=tmp_path / "e", paired_data=str(tmp_path), lambda_paired=1.0,
                                   **guided), verbose=0)

@@ -24,11 +24,12 @@ from typing import Optional
 
 CONFIG_FILE = "config.json"
 
-# What a resumed run may change: how long and on what it trains, what it logs, on which machines
-# (the global batch is the same steps on any number of replicas); never the networks, the
-# optimiser or the batches' making (those would silently make it another run).
-RESUMABLE_CHANGES = ("epochs", "data", "summary_every", "image_every", "export", "strategy",
-                     "cluster_timeout", "keep_every")
+# What a resumed run may change: how long and on what it trains (the data and how its pairs are
+# varied: a fine-tuning curriculum), what it logs, on which machines (the global batch is the same
+# steps on any number of replicas); never the networks, the optimiser or the batches' size and
+# crop (those would silently make it another run).
+RESUMABLE_CHANGES = ("epochs", "data", "mask_variation", "variation_extras", "summary_every", "image_every",
+                     "export", "strategy", "cluster_timeout", "keep_every")
 
 
 class ConfigError(ValueError):
@@ -54,6 +55,7 @@ class DataConfig:
     batch_size: int = 8
     steps_per_epoch: Optional[int] = None  # None: one pass over the larger training set
     mask_variation: float = 0.0  # paired: probability of varying a pair's mask look and photo
+    variation_extras: float = 0.0  # of a varied look being textured and a photo compressed
     paired_path: Optional[str] = None  # aggan: synthetic pairs that guide the attention
 
 
@@ -121,6 +123,10 @@ class TrainConfig:
             raise ConfigError(f"--cluster_timeout must be positive (got {self.runtime.cluster_timeout})")
         if not 0 <= self.data.mask_variation <= 1:
             raise ConfigError(f"--mask_variation must be a probability in [0, 1] (got {self.data.mask_variation})")
+        if not 0 <= self.data.variation_extras <= 1:
+            raise ConfigError(f"--variation_extras must be a probability in [0, 1] (got {self.data.variation_extras})")
+        if self.data.variation_extras and not self.data.mask_variation:
+            raise ConfigError("--variation_extras adds to --mask_variation: give --mask_variation too")
         if self.data.paired_path and self.model_name != "aggan":
             raise ConfigError("--paired_data guides an AttentionGAN's attention: only --model=aggan takes it")
         guided = self.model.get("lambda_attention_map") or self.model.get("lambda_paired")

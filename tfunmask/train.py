@@ -116,6 +116,10 @@ def define_flags():
                        "probability that a training pair's mask is recoloured (and maybe printed) and its "
                        "photo's light, blur and noise varied, so the model learns masks, not one renderer "
                        "(0: off).")
+    flags.DEFINE_float("variation_extras", DATA.variation_extras, "With --mask_variation: probability that "
+                       "a recoloured mask gets a random texture instead of its rendered shading (with a hem "
+                       "band or dots half the time each) and, independently, that the photo is downscaled "
+                       "and JPEG-compressed (0: off).")
     flags.DEFINE_string("paired_data", None, "AttentionGAN: folder of paired TFRecords (synthetic masked, "
                         "unmasked, mask map) whose pairs guide the attention (--lambda_attention_map, "
                         "--lambda_paired) beside the unpaired --data.")
@@ -146,8 +150,8 @@ def define_flags():
 
 
 CONFIG_FLAGS = ("model", "data", "model_dir", "load_size", "batch_size", "steps_per_epoch", "mask_variation",
-                "paired_data", "epochs", "decay_epochs", "lr", "beta_1", "mixed_precision", "strategy",
-                "cluster_timeout", "seed", "summary_every", "image_every", "export", "keep_every")
+                "variation_extras", "paired_data", "epochs", "decay_epochs", "lr", "beta_1", "mixed_precision",
+                "strategy", "cluster_timeout", "seed", "summary_every", "image_every", "export", "keep_every")
 
 
 def config_from_flags():

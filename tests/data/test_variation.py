@@ -53,6 +53,35 @@ def test_the_mask_gets_new_looks_and_the_same_key_the_same_one():
     np.testing.assert_array_equal(again, variation.vary(masked, target, mask, _key(3), 1.0)[0].numpy())
 
 
+def test_extras_texture_every_new_look_and_keep_the_outside_exactly():
+    """extras=1: every recoloured look is a textured one (not the flat look extras=0 draws from
+    the same key), and after downscaling and JPEG the masked image still equals the target
+    outside the map, exactly (it takes the target's compressed pixels there)."""
+    masked, target, mask = _pair()
+    inside, outside = mask.numpy()[..., 0] == 1, mask.numpy()[..., 0] == 0
+    for i in range(12):
+        plain = variation.vary(masked, target, mask, _key(i), 1.0)[0].numpy()
+        out_masked, out_target = (t.numpy() for t in variation.vary(masked, target, mask, _key(i), 1.0, 1.0))
+        assert np.abs(out_masked[inside] - plain[inside]).max() > 0.05
+        assert out_masked.min() >= -1 and out_masked.max() <= 1 and out_target.min() >= -1 and out_target.max() <= 1
+        np.testing.assert_array_equal(out_masked[outside], out_target[outside])
+    # compression and downscaling change the photo itself (the target), not only the mask
+    targets = [variation.vary(masked, target, mask, _key(i), 1.0, 1.0)[1].numpy() for i in range(4)]
+    assert min(np.abs(t - variation.vary(masked, target, mask, _key(i), 1.0)[1].numpy()).mean()
+               for i, t in enumerate(targets)) > 1e-3
+
+
+@pytest.mark.parametrize("width", [1, 2, 3])
+def test_hem_is_the_band_along_the_edge_of_the_map(width):
+    """A 10 x 20 rectangle's band of width w is the rectangle less its (10 - 2w) x (20 - 2w) core."""
+    mask = np.zeros((S, S, 1), np.float32)
+    mask[10:20, 5:25] = 1
+    band = variation.hem(tf.constant(mask), width).numpy()
+    assert set(np.unique(band)) == {0.0, 1.0} and band.sum() == 200 - (10 - 2 * width) * (20 - 2 * width)
+    assert band[10, 15, 0] == 1 and band[15, 5 + width - 1, 0] == 1 and band[15, 5 + width, 0] == 0
+    assert band[mask == 0].max() == 0
+
+
 def test_only_training_pairs_are_varied_and_bad_probabilities_fail(tmp_path):
     masked, target, mask = _pair()
     to_uint8 = lambda x: np.rint((x.numpy() + 1) * 127.5).astype(np.uint8)  # noqa: E731
@@ -70,5 +99,8 @@ def test_only_training_pairs_are_varied_and_bad_probabilities_fail(tmp_path):
     evaluation = dict(training=False)
     np.testing.assert_array_equal(first(mask_variation=1.0, **evaluation)["masked"],
                                   first(mask_variation=0.0, **evaluation)["masked"])
+    np.testing.assert_array_equal(plain["mask_map"], first(mask_variation=1.0, variation_extras=1.0)["mask_map"])
     with pytest.raises(ValueError, match="mask_variation must be a probability"):
         first(mask_variation=1.5)
+    with pytest.raises(ValueError, match="variation_extras must be a probability"):
+        first(mask_variation=0.5, variation_extras=-0.1)

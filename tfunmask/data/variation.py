@@ -11,8 +11,13 @@ varied, with a given probability, in two independent ways:
 * the photo, on masked and target alike (so the pixels outside the mask still agree): brightness
   and contrast, a Gaussian blur and sensor noise, as in real photos of other cameras.
 
-Nothing here knows the other mask family (no outlines, straps or pictures), so it stays an
-honest held-out test. Randomness is stateless, keyed by the element's key like the crop.
+With ``extras`` (a second probability, 0 by default) a recoloured mask may also lose its own
+shading to a random smooth texture (so no renderer's folds and light are left to learn), get a
+hem-like band along its edge or a print of dots, and the photo may be JPEG-compressed and
+downscaled, as photos from the web are. These are generic properties of real masks and photos,
+not drawings of the held-out family (no straps, cut-outs or warped pictures are drawn), so that
+family stays an honest held-out test. Randomness is stateless, keyed by the element's key like
+the crop.
 """
 from __future__ import annotations
 
@@ -23,6 +28,9 @@ import tensorflow as tf
 _PRINT_PROBABILITY = 0.5
 _BLUR_SIGMA = 1.2  # largest blur at 128 px, scaled with the crop
 _NOISE_SIGMA = 0.04  # largest noise standard deviation in [-1, 1] units
+_HEM_WIDTHS = (1, 2, 3)  # band widths along the mask's edge at 128 px, scaled with the crop
+_JPEG_QUALITY = (20, 90)
+_SMALLEST_SCALE = 0.35  # downscaled to at most this fraction of the crop, then back up
 
 
 def _uniform(key, low, high, shape=()):
@@ -51,16 +59,65 @@ def _pattern(size: int, k) -> tf.Tensor:
     return pattern * _uniform(k[3], -0.6, 0.6, [3])
 
 
-def _recoloured(masked, mask, key):
+def _recoloured(masked, mask, key, extras: float):
     """The mask's pixels with a random base colour (mostly greys, some tints) and their own
-    shading, gained and maybe inverted; a print on top half of the time."""
+    shading, gained and maybe inverted; a print on top half of the time. With probability
+    ``extras`` the shading is a random texture instead, with a hem band or dots half the time each."""
     area = tf.maximum(tf.reduce_sum(mask), 1.0)
     mean = tf.reduce_sum(masked * mask, axis=[0, 1]) / area
     shading = tf.reduce_mean(masked - mean, axis=-1, keepdims=True)
     k = tf.unstack(tf.random.experimental.stateless_split(key, 4))
     gain = _uniform(k[0], -1.5, 1.5)
     colour = _uniform(k[1], -0.9, 0.9) + _uniform(k[2], -0.35, 0.35, [3])  # a grey level, a tint
-    return colour + gain * shading + _print(masked.shape[0], k[3])
+    look = colour + gain * shading + _print(masked.shape[0], k[3])
+    if extras <= 0:
+        return look
+    e = tf.unstack(tf.random.experimental.stateless_split(tf.random.experimental.stateless_fold_in(key, 1), 2))
+    return tf.cond(_uniform(e[0], 0.0, 1.0) < extras, lambda: _decorated(colour, mask, e[1]), lambda: look)
+
+
+def _texture(size: int, key) -> tf.Tensor:
+    """Smooth random shading (size, size, 1) of unit spread: coarse and fine noise grids enlarged,
+    mixed at a random ratio, so the mask shows folds and light no renderer made."""
+    k = tf.unstack(tf.random.experimental.stateless_split(key, 3))
+    coarse = tf.image.resize(tf.random.stateless_normal([1, 4, 4, 1], k[0]), [size, size], "bicubic")
+    fine = tf.image.resize(tf.random.stateless_normal([1, 16, 16, 1], k[1]), [size, size], "bicubic")
+    mix = _uniform(k[2], 0.0, 1.0)
+    texture = (mix * coarse + (1.0 - mix) * fine)[0]
+    return texture / (tf.math.reduce_std(texture) + 1e-6)
+
+
+def hem(mask: tf.Tensor, width: int) -> tf.Tensor:
+    """The band (S, S, 1) of a {0, 1} mask map's pixels within ``width`` pixels of its edge:
+    the map minus its erosion by a (2 width + 1) square."""
+    eroded = -tf.nn.max_pool2d(-mask[None], 2 * width + 1, 1, "SAME")[0]
+    return mask - eroded
+
+
+def _dots(size: int, key) -> tf.Tensor:
+    """A polka-dot print (size, size, 1) in {0, 1} of random period and dot size."""
+    k = tf.unstack(tf.random.experimental.stateless_split(key, 3))
+    coords = (tf.range(size, dtype=tf.float32) + 0.5) / size
+    y, x = tf.meshgrid(coords, coords, indexing="ij")
+    period = _uniform(k[0], 0.05, 0.2)
+    phase = _uniform(k[1], 0.0, 1.0, [2])
+    wave = tf.sin(2 * math.pi * (x / period + phase[0])) * tf.sin(2 * math.pi * (y / period + phase[1]))
+    return tf.cast(wave > _uniform(k[2], 0.3, 0.8), tf.float32)[..., None]
+
+
+def _decorated(colour, mask, key):
+    """A recoloured mask whose shading is a random texture, with a hem band of another colour
+    half of the time and a print of dots half of the time."""
+    size = mask.shape[0]
+    k = tf.unstack(tf.random.experimental.stateless_split(key, 8))
+    look = colour + _uniform(k[0], 0.0, 0.35) * _texture(size, k[1])
+    widths = [max(1, round(w * size / 128)) for w in _HEM_WIDTHS]
+    band = tf.switch_case(tf.random.stateless_uniform([], k[2], 0, len(widths), tf.int32),
+                          [lambda w=w: hem(mask, w) for w in widths])
+    band *= tf.cast(_uniform(k[3], 0.0, 1.0) < 0.5, tf.float32)
+    dots = _dots(size, k[4]) * tf.cast(_uniform(k[5], 0.0, 1.0) < 0.5, tf.float32)
+    look = look * (1.0 - dots) + _uniform(k[6], -0.9, 0.9, [3]) * dots
+    return look * (1.0 - band) + _uniform(k[7], -0.9, 0.9, [3]) * band
 
 
 def _blurred(images, sigma):
@@ -89,21 +146,46 @@ def _photo(stacked, key):
     return tf.clip_by_value(varied, -1.0, 1.0)
 
 
+def _degraded(masked, target, mask, key):
+    """Both images downscaled by a random factor and back, then JPEG-compressed at a random
+    quality; outside the mask map the masked image takes the target's compressed pixels, so the
+    two still agree there."""
+    k = tf.unstack(tf.random.experimental.stateless_split(key, 2))
+    size = masked.shape[0]
+    small = tf.cast(tf.round(size * _uniform(k[0], _SMALLEST_SCALE, 1.0)), tf.int32)
+    both = tf.image.resize(tf.image.resize(tf.concat([masked, target], -1), [small, small], "area"),
+                           [size, size], "bilinear")
+    quality = tf.random.stateless_uniform([], k[1], *_JPEG_QUALITY, tf.int32)
+    masked, target = (tf.image.adjust_jpeg_quality(tf.clip_by_value(x * 0.5 + 0.5, 0.0, 1.0), quality) * 2.0 - 1.0
+                      for x in (both[..., :3], both[..., 3:]))
+    masked = tf.reshape(masked, [size, size, 3])
+    target = tf.reshape(target, [size, size, 3])
+    return masked * mask + target * (1.0 - mask), target
+
+
 def vary(masked: tf.Tensor, target: tf.Tensor, mask: tf.Tensor, key: tf.Tensor,
-         probability: float) -> tuple[tf.Tensor, tf.Tensor]:
+         probability: float, extras: float = 0.0) -> tuple[tf.Tensor, tf.Tensor]:
     """(masked, target) of one pair, (S, S, 3) in [-1, 1], varied with ``probability`` each way.
 
     ``mask`` is the pair's mask map (S, S, 1) in {0, 1}; ``key`` a stateless RNG key. The mask's
     new look replaces the masked image inside the map; the photo changes apply to both images.
+    ``extras``: probability that a new look is a textured one (hem, dots) and, independently,
+    that the photo is downscaled and JPEG-compressed; 0 leaves the variation as it was.
     """
     if probability <= 0:
         return masked, target
     k = tf.unstack(tf.random.experimental.stateless_split(key, 4))
     # tf.cond, not tf.where: in the tf.data map a variation is computed only when it is drawn.
     def recoloured():
-        return masked * (1.0 - mask) + tf.clip_by_value(_recoloured(masked, mask, k[1]), -1.0, 1.0) * mask
+        look = _recoloured(masked, mask, k[1], extras)
+        return masked * (1.0 - mask) + tf.clip_by_value(look, -1.0, 1.0) * mask
 
     masked = tf.cond(_uniform(k[0], 0.0, 1.0) < probability, recoloured, lambda: masked)
     both = tf.concat([masked, target], axis=-1)
     both = tf.cond(_uniform(k[2], 0.0, 1.0) < probability, lambda: _photo(both, k[3]), lambda: both)
-    return both[..., :3], both[..., 3:]
+    masked, target = both[..., :3], both[..., 3:]
+    if extras <= 0:
+        return masked, target
+    e = tf.unstack(tf.random.experimental.stateless_split(tf.random.experimental.stateless_fold_in(key, 1), 2))
+    return tf.cond(_uniform(e[0], 0.0, 1.0) < extras, lambda: _degraded(masked, target, mask, e[1]),
+                   lambda: (masked, target))
