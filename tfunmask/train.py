@@ -67,8 +67,10 @@ MODEL_FLAGS = {
     "lambda_attention_map": (AGGAN, 0.0, "AttentionGAN: weight of the BCE between G_AB's attention and the "
                              "synthetic mask map (and 0 on real unmasked faces); needs --paired_data."),
     "attention_discriminator": (AGGAN, "product", "AttentionGAN: the attention-guided discriminators see the "
-                                "image times the gradient-stopped attention (product) or [attention, image] "
-                                "with the attention's gradient kept (concat, the paper's)."),
+                                "image times the gradient-stopped attention (product), times that attention "
+                                "dilated by an eighth of the image, so they see the region's surroundings "
+                                "(context), or [attention, image] with the attention's gradient kept (concat, "
+                                "the paper's)."),
     "lambda_paired": (AGGAN, 0.0, "AttentionGAN: weight of |G_AB(masked) - unmasked|_1 on synthetic pairs; "
                       "needs --paired_data."),
     "warmup_epochs": (AGGAN, 0, "AttentionGAN: first epochs in which only G_AB learns, from the synthetic pairs "
@@ -80,7 +82,7 @@ MODEL_FLAGS = {
 }
 CHOICES = {"loss": ["l1", "cosine_mean", "cosine_sum"], "normalization": ["batch", "instance", "none"],
            "aggan_scheme": ["1", "2"], "upsampling": ["auto", "fused", "plain"],
-           "attention_discriminator": ["product", "concat"]}
+           "attention_discriminator": ["product", "concat", "context"]}
 OPTIMIZER, DATA, RUNTIME = OptimizerConfig(), DataConfig(), RuntimeConfig()
 
 

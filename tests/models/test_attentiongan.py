@@ -244,8 +244,32 @@ def test_concat_attention_discriminator_sees_the_mask_and_passes_its_gradient():
             (model.attention_discriminator_a, model.generator_ba(data["b"]))]
     expected = sum(lsgan(judge(tf.concat([out["attention"][..., :1], out["image"]], -1)), 1) for judge, out in seen)
     np.testing.assert_allclose(terms["g_attention"], expected, rtol=1e-5)
-    with pytest.raises(ValueError, match="attention_discriminator must be one of product, concat"):
+    with pytest.raises(ValueError, match="attention_discriminator must be one of product, concat, context"):
         AttentionGAN(SIZE, attention_discriminator="stack")
+
+
+def test_context_attention_discriminator_sees_the_dilated_region_and_stops_its_gradient():
+    """"context": D^att sees the image times the attention max-filtered over an eighth of the image
+    on each side, real and fake alike; like the product, no gradient reaches the attention head
+    through the mask (the real images' term has none), and a one-pixel attention lets it see that
+    pixel's neighbourhood, not the whole face."""
+    model = compiled(AttentionGAN, aggan_scheme=1, attention_discriminator="context")
+    data = unpaired_batch()
+    attention_head = model.generator_ab.get_layer("foreground_conv").kernel
+    with tf.GradientTape() as tape:
+        terms = model._loss_terms(data, training=True)
+        d_term = tf.reduce_sum(terms["d_attention_real"])
+    assert tape.gradient(d_term, attention_head) is None
+    radius = SIZE // 8
+    dilate = lambda m: tf.nn.max_pool2d(m, 2 * radius + 1, 1, "SAME")  # noqa: E731
+    seen = [(model.attention_discriminator_b, model.generator_ab(data["a"])),
+            (model.attention_discriminator_a, model.generator_ba(data["b"]))]
+    expected = sum(lsgan(judge(dilate(out["attention"][..., :1]) * out["image"]), 1) for judge, out in seen)
+    np.testing.assert_allclose(terms["g_attention"], expected, rtol=1e-5)
+    dot = np.zeros((1, SIZE, SIZE, 1), np.float32)
+    dot[0, SIZE // 2, SIZE // 2] = 1
+    seen = model._attended(tf.constant(dot), tf.ones((1, SIZE, SIZE, 3)))[0, ..., 0].numpy()
+    assert seen.sum() == (2 * radius + 1) ** 2 and seen[SIZE // 2, SIZE // 2 + radius] == 1
 
 
 # ----------------------------------------------------------------------------- training
