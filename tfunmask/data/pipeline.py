@@ -186,7 +186,8 @@ def unpaired(files_a: Sequence[str | Path], files_b: Sequence[str | Path], *, im
     The two domains are shuffled and augmented independently and zipped; the shorter one is
     repeated, so one pass has as many elements as the longer domain (counted once, here). With
     `paired_files`, each element also holds "paired": a synthetic pair as `paired` makes it (its
-    own endless stream; `mask_variation` and `variation_extras` apply to it), which guides an AttentionGAN's attention.
+    own endless stream; `mask_variation` and `variation_extras` apply to it), which guides an
+    AttentionGAN's attention.
     Other arguments as in `paired`.
     """
     files_a = _check_args(files_a, image_size, load_size, batch_size)

@@ -29,8 +29,8 @@ _PRINT_PROBABILITY = 0.5
 _BLUR_SIGMA = 1.2  # largest blur at 128 px, scaled with the crop
 _NOISE_SIGMA = 0.04  # largest noise standard deviation in [-1, 1] units
 _HEM_WIDTHS = (1, 2, 3)  # band widths along the mask's edge at 128 px, scaled with the crop
-_JPEG_QUALITY = (20, 90)
-_SMALLEST_SCALE = 0.35  # downscaled to at most this fraction of the crop, then back up
+_JPEG_QUALITY = (20, 90)  # drawn from [20, 90)
+_SMALLEST_SCALE = 0.35  # downscaled to between this fraction of the crop and all of it, then back up
 
 
 def _uniform(key, low, high, shape=()):
