@@ -6,7 +6,8 @@
    writing) over the first ``--limit`` photos, with 1 and ``--workers`` processes.
 2. Writes its output as paired TFRecords and times ``pipeline.paired`` in
    training mode (decode, resize, random crop, flip, batch) over them for
-   ``--epochs`` passes, after one warm-up pass.
+   ``--epochs`` passes, after one warm-up pass: plain, with ``mask_variation=0.5``
+   and with ``variation_extras=0.5`` on top, each as a ratio to plain (one run).
 """
 
 import os
@@ -21,7 +22,8 @@ startup.load_tensorflow()  # before anything imports TensorFlow: no native start
 
 from absl import app, flags  # noqa: E402
 
-from tfunmask.data import records_builder, tfrecords  # noqa: E402
+from tfunmask.data import tfrecords  # noqa: E402
+from tfunmask.data.tally import Tally
 from tfunmask.synth import overlay
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,14 +57,18 @@ def time_overlay(photos, out, workers):
     return report, time.perf_counter() - start
 
 
-def time_pipeline(files):
+VARIATIONS = {"plain": {}, "mask_variation=0.5": dict(mask_variation=0.5),
+              "+ variation_extras=0.5": dict(mask_variation=0.5, variation_extras=0.5)}
+
+
+def time_pipeline(files, **variation):
     import tensorflow as tf  # noqa: F401  (imported late: the overlay workers fork without it)
 
     from tfunmask.data import pipeline
 
     load = int(round(FLAGS.image_size * 286 / 256))
     make = lambda seed: pipeline.paired(files, image_size=FLAGS.image_size, load_size=load,  # noqa: E731
-                                        batch_size=FLAGS.batch_size, seed=seed)
+                                        batch_size=FLAGS.batch_size, seed=seed, **variation)
     for _ in make(0):
         pass
     start, count = time.perf_counter(), 0
@@ -82,13 +88,16 @@ def main(_):
             print(f"overlay, {workers} worker(s): {report['faces_written']} faces in {seconds:.1f} s = "
                   f"{report['faces_written'] / seconds:.2f} faces/s ({report['seen'] / seconds:.2f} photos/s; "
                   f"skipped {report['skipped']})", flush=True)
-        entries = records_builder.paired_entries(work / "overlay1")
-        tally = records_builder.Tally()
-        records = records_builder.paired_records(work / "overlay1", entries, tally)
+        entries = overlay.read_entries(work / "overlay1")
+        records = overlay.read_triples(work / "overlay1", entries, Tally())
         tfrecords.write_paired_shards(records, work / "records", shards=4, fractions=(1.0, 0.0, 0.0))
-        count, seconds = time_pipeline(tfrecords.paired_files(work / "records", "train"))
-        print(f"pipeline.paired (train mode, {FLAGS.image_size} px, batch {FLAGS.batch_size}): "
-              f"{count} images in {seconds:.1f} s = {count / seconds:.1f} images/s")
+        plain = None
+        for name, variation in VARIATIONS.items():
+            count, seconds = time_pipeline(tfrecords.paired_files(work / "records", "train"), **variation)
+            plain = plain or count / seconds
+            print(f"pipeline.paired (train mode, {FLAGS.image_size} px, batch {FLAGS.batch_size}, {name}): "
+                  f"{count} images in {seconds:.1f} s = {count / seconds:.1f} images/s "
+                  f"({count / seconds / plain:.2f}x plain)", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
