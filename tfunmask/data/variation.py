@@ -33,6 +33,17 @@ _JPEG_QUALITY = (20, 90)  # drawn from [20, 90)
 _SMALLEST_SCALE = 0.35  # downscaled to between this fraction of the crop and all of it, then back up
 
 
+def _keys(key, count: int) -> list:
+    """``count`` independent stateless RNG keys derived from ``key``."""
+    return tf.unstack(tf.random.experimental.stateless_split(key, count))
+
+
+def _extra_keys(key) -> list:
+    """Two keys for the extras, derived apart from ``_keys(key, n)`` so that with extras off the
+    other draws are exactly what they were before extras existed."""
+    return _keys(tf.random.experimental.stateless_fold_in(key, 1), 2)
+
+
 def _uniform(key, low, high, shape=()):
     return tf.random.stateless_uniform(shape, key, low, high)
 
@@ -40,7 +51,7 @@ def _uniform(key, low, high, shape=()):
 def _print(size: int, key) -> tf.Tensor:
     """Stripes or checks (size, size, 3) in [-1, 1] times a random colour, half of the time;
     else zeros (and then nothing is drawn)."""
-    k = tf.unstack(tf.random.experimental.stateless_split(key, 6))
+    k = _keys(key, 6)
     return tf.cond(_uniform(k[4], 0.0, 1.0) < _PRINT_PROBABILITY, lambda: _pattern(size, k),
                    lambda: tf.zeros([size, size, 3]))
 
@@ -63,23 +74,25 @@ def _recoloured(masked, mask, key, extras: float):
     """The mask's pixels with a random base colour (mostly greys, some tints) and their own
     shading, gained and maybe inverted; a print on top half of the time. With probability
     ``extras`` the shading is a random texture instead, with a hem band or dots half the time each."""
-    area = tf.maximum(tf.reduce_sum(mask), 1.0)
-    mean = tf.reduce_sum(masked * mask, axis=[0, 1]) / area
-    shading = tf.reduce_mean(masked - mean, axis=-1, keepdims=True)
-    k = tf.unstack(tf.random.experimental.stateless_split(key, 4))
-    gain = _uniform(k[0], -1.5, 1.5)
+    k = _keys(key, 4)
     colour = _uniform(k[1], -0.9, 0.9) + _uniform(k[2], -0.35, 0.35, [3])  # a grey level, a tint
-    look = colour + gain * shading + _print(masked.shape[0], k[3])
+
+    def plain():
+        area = tf.maximum(tf.reduce_sum(mask), 1.0)
+        mean = tf.reduce_sum(masked * mask, axis=[0, 1]) / area
+        shading = tf.reduce_mean(masked - mean, axis=-1, keepdims=True)
+        return colour + _uniform(k[0], -1.5, 1.5) * shading + _print(masked.shape[0], k[3])
+
     if extras <= 0:
-        return look
-    e = tf.unstack(tf.random.experimental.stateless_split(tf.random.experimental.stateless_fold_in(key, 1), 2))
-    return tf.cond(_uniform(e[0], 0.0, 1.0) < extras, lambda: _decorated(colour, mask, e[1]), lambda: look)
+        return plain()
+    e = _extra_keys(key)  # the branch not drawn is not computed (this runs in the tf.data map)
+    return tf.cond(_uniform(e[0], 0.0, 1.0) < extras, lambda: _decorated(colour, mask, e[1]), plain)
 
 
 def _texture(size: int, key) -> tf.Tensor:
     """Smooth random shading (size, size, 1) of unit spread: coarse and fine noise grids enlarged,
     mixed at a random ratio, so the mask shows folds and light no renderer made."""
-    k = tf.unstack(tf.random.experimental.stateless_split(key, 3))
+    k = _keys(key, 3)
     coarse = tf.image.resize(tf.random.stateless_normal([1, 4, 4, 1], k[0]), [size, size], "bicubic")
     fine = tf.image.resize(tf.random.stateless_normal([1, 16, 16, 1], k[1]), [size, size], "bicubic")
     mix = _uniform(k[2], 0.0, 1.0)
@@ -96,7 +109,7 @@ def hem(mask: tf.Tensor, width: int) -> tf.Tensor:
 
 def _dots(size: int, key) -> tf.Tensor:
     """A polka-dot print (size, size, 1) in {0, 1} of random period and dot size."""
-    k = tf.unstack(tf.random.experimental.stateless_split(key, 3))
+    k = _keys(key, 3)
     coords = (tf.range(size, dtype=tf.float32) + 0.5) / size
     y, x = tf.meshgrid(coords, coords, indexing="ij")
     period = _uniform(k[0], 0.05, 0.2)
@@ -109,7 +122,7 @@ def _decorated(colour, mask, key):
     """A recoloured mask whose shading is a random texture, with a hem band of another colour
     half of the time and a print of dots half of the time."""
     size = mask.shape[0]
-    k = tf.unstack(tf.random.experimental.stateless_split(key, 8))
+    k = _keys(key, 8)
     look = colour + _uniform(k[0], 0.0, 0.35) * _texture(size, k[1])
     widths = [max(1, round(w * size / 128)) for w in _HEM_WIDTHS]
     band = tf.switch_case(tf.random.stateless_uniform([], k[2], 0, len(widths), tf.int32),
@@ -135,7 +148,7 @@ def _blurred(images, sigma):
 
 def _photo(stacked, key):
     """Brightness, contrast, blur and noise applied identically to every stacked image."""
-    k = tf.unstack(tf.random.experimental.stateless_split(key, 5))
+    k = _keys(key, 5)
     size = stacked.shape[0]
     contrast = _uniform(k[0], 0.75, 1.25)
     brightness = _uniform(k[1], -0.15, 0.15)
@@ -150,7 +163,7 @@ def _degraded(masked, target, mask, key):
     """Both images downscaled by a random factor and back, then JPEG-compressed at a random
     quality; outside the mask map the masked image takes the target's compressed pixels, so the
     two still agree there."""
-    k = tf.unstack(tf.random.experimental.stateless_split(key, 2))
+    k = _keys(key, 2)
     size = masked.shape[0]
     small = tf.cast(tf.round(size * _uniform(k[0], _SMALLEST_SCALE, 1.0)), tf.int32)
     both = tf.image.resize(tf.image.resize(tf.concat([masked, target], -1), [small, small], "area"),
@@ -174,7 +187,7 @@ def vary(masked: tf.Tensor, target: tf.Tensor, mask: tf.Tensor, key: tf.Tensor,
     """
     if probability <= 0:
         return masked, target
-    k = tf.unstack(tf.random.experimental.stateless_split(key, 4))
+    k = _keys(key, 4)
     # tf.cond, not tf.where: in the tf.data map a variation is computed only when it is drawn.
     def recoloured():
         look = _recoloured(masked, mask, k[1], extras)
@@ -186,6 +199,6 @@ def vary(masked: tf.Tensor, target: tf.Tensor, mask: tf.Tensor, key: tf.Tensor,
     masked, target = both[..., :3], both[..., 3:]
     if extras <= 0:
         return masked, target
-    e = tf.unstack(tf.random.experimental.stateless_split(tf.random.experimental.stateless_fold_in(key, 1), 2))
+    e = _extra_keys(key)
     return tf.cond(_uniform(e[0], 0.0, 1.0) < extras, lambda: _degraded(masked, target, mask, e[1]),
                    lambda: (masked, target))
