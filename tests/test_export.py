@@ -109,3 +109,26 @@ def test_cli_prints_the_parity_table_and_exit_codes(tiny_run, tmp_path):
     bad = run_cli(f"--model_dir={tmp_path / 'nothing'}")
     assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("error: no config.json")
     assert "Traceback" not in bad.stderr
+
+
+def test_mask_closing_exports_with_parity_and_only_for_composite_runs(tiny_paired_data, tiny_run, tmp_path):
+    """``--mask_closing`` puts the closed map in every format (TFLite float and int8 included)
+    and is recorded; a run without a map refuses it with one clear error."""
+    from tfunmask.config import TrainConfig
+    from tfunmask.training import trainer
+
+    config = TrainConfig.create(model="pix2pix", data=str(tiny_paired_data), model_dir=str(tmp_path / "run"),
+                                image_size=SIZE, batch_size=4, epochs=1, decay_epochs=0, steps_per_epoch=2,
+                                filters=4, max_filters=16, composite=True, mixed_precision="none",
+                                strategy="one_device", summary_every=100, image_every=1000)
+    model, _ = trainer.train(config, verbose=0)
+    results = exporter.export(tmp_path / "run", tmp_path / "out", ("saved_model", "float16", "int8"),
+                              calibration_samples=4, parity_samples=2, mask_closing=2)
+    assert [r.parity.passed for r in results] == [True] * 3, [r.parity for r in results]
+    assert json.loads((tmp_path / "out" / exporter.SUMMARY_FILE).read_text())["mask_closing"] == 2
+    served = tf.saved_model.load(str(results[0].path)).signatures["serving_default"]
+    images = tf.constant(np.random.default_rng(0).integers(0, 256, (2, SIZE, SIZE, 3)), tf.uint8)
+    closed = model.export_generator(mask_closing=2)(tf.cast(images, tf.float32) / 127.5 - 1.0)["mask"]
+    np.testing.assert_allclose(served(images=images)["mask"].numpy() / 255.0, closed.numpy(), atol=1 / 255)
+    with pytest.raises(exporter.ExportError, match="--mask_closing needs a composite Pix2Pix run"):
+        exporter.export(tiny_run, tmp_path / "plain", ("float32",), mask_closing=2)

@@ -131,6 +131,39 @@ def test_composite_generator_keeps_input_where_mask_is_zero():
     np.testing.assert_array_equal(exported["mask"].numpy(), mask)
 
 
+def test_map_closing_fills_cracks_and_keeps_the_outer_edge():
+    from tfunmask.models.layers import MapClosing
+
+    block = np.zeros((1, 16, 16, 1), np.float32)
+    block[0, 4:12, 3:13] = 1.0
+    cracked = block.copy()
+    cracked[0, 7, 3:13] = 0.2  # a dim line across the map, one pixel high
+    np.testing.assert_array_equal(MapClosing(1)(cracked).numpy(), block)
+    np.testing.assert_array_equal(MapClosing(2)(block).numpy(), block)
+    with pytest.raises(ValueError, match="radius must be at least 1"):
+        MapClosing(0)
+
+
+def test_export_with_mask_closing_composites_by_the_closed_map():
+    """The exported generator's map is the trained map closed (grey closing over a (2r+1)
+    square, as scipy computes it) and its image the content pasted by that map."""
+    from scipy import ndimage
+
+    model = compiled(composite=True, dropout=0.0)
+    data = batch()
+    out = model.generator(data["masked"], training=False)
+    closed = ndimage.grey_closing(out["mask"].numpy(), size=(1, 5, 5, 1), mode="nearest")
+    exported = model.export_generator(mask_closing=2)(data["masked"])
+    np.testing.assert_allclose(exported["mask"].numpy(), closed, atol=1e-6)
+    assert not np.allclose(closed, out["mask"].numpy(), atol=1e-3)  # the closing did something here
+    expected = out["content"].numpy() * closed + data["masked"] * (1 - closed)
+    np.testing.assert_allclose(exported["unmasked"].numpy(), expected, atol=1e-5)
+    with pytest.raises(ValueError, match="mask_closing must be 0"):
+        compiled(dropout=0.0).export_generator(mask_closing=2)
+    with pytest.raises(ValueError, match="mask_closing must be 0"):
+        model.export_generator(mask_closing=-1)
+
+
 def test_composite_learns_the_mask_map():
     model = compiled(composite=True, dropout=0.0)
     data = batch()

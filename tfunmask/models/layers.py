@@ -288,6 +288,31 @@ class Erased(layers.Layer):
         return (*shapes[0][:-1], shapes[0][-1] + 1)
 
 
+@keras.saving.register_keras_serializable("tfunmask")
+class MapClosing(layers.Layer):
+    """Morphological closing of a mask map (N, H, W, 1): a max filter over a (2 radius + 1)
+    square, then a min filter of the same size, in float32.
+
+    It fills holes and cracks narrower than the square (a dim line that a predicted map leaves
+    along a mask's pleat or seam, through which the mask would show in the composite) without
+    growing the map's outer edge. Max pooling with stride 1, which TFLite runs in float and int8.
+    """
+
+    def __init__(self, radius, **kwargs):
+        if radius < 1:
+            raise ValueError(f"MapClosing radius must be at least 1 (got {radius})")
+        super().__init__(**{**kwargs, "dtype": "float32"})
+        self.radius = radius
+
+    def call(self, mask):
+        size = 2 * self.radius + 1
+        dilated = ops.max_pool(ops.cast(mask, "float32"), size, strides=1, padding="same")
+        return -ops.max_pool(-dilated, size, strides=1, padding="same")
+
+    def get_config(self):
+        return {**super().get_config(), "radius": self.radius}
+
+
 def _fused_norm(layer, inputs):
     """TensorFlow's fused batch-norm kernel over an NHWC batch with ``layer``'s gamma, beta and
     epsilon, in float32: (output in the layer's compute dtype, batch mean, unbiased batch variance)."""

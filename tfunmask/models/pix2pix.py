@@ -34,6 +34,7 @@ from tfunmask.models.layers import (
     NORMALIZATIONS,
     Composite,
     Erased,
+    MapClosing,
     conv3x3,
     down,
     fused_upsampling,
@@ -175,12 +176,21 @@ class Pix2Pix(GAN):
     def discriminator_variables(self):
         return self.discriminator.trainable_variables
 
-    def export_generator(self):
+    def export_generator(self, mask_closing=0):
         """The generator; with ``composite``, reduced to {"unmasked", "mask"} (the content image
-        stays inside)."""
+        stays inside). ``mask_closing`` > 0 (composite only) closes the predicted map with a
+        square of that radius in pixels (``layers.MapClosing``) and composites the content by
+        the closed map: a deployment choice that fills cracks the map leaves inside a mask."""
+        if mask_closing < 0 or (mask_closing and not self.composite):
+            raise ValueError(f"mask_closing must be 0 or, for a composite generator, positive (got {mask_closing})")
         if not self.composite:
             return self.generator
         outputs = {name: self.generator.get_layer(name).output for name in ("unmasked", "mask")}
+        if mask_closing:
+            mask = MapClosing(mask_closing, name="closed_mask")(outputs["mask"])
+            content = self.generator.get_layer("content").output
+            outputs = {"unmasked": Composite(name="closed_unmasked")([content, mask, self.generator.input]),
+                       "mask": mask}
         return keras.Model(self.generator.input, outputs, name="generator")
 
     def generate(self, masked, training=False):

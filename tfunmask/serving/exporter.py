@@ -249,17 +249,21 @@ def _summary_entry(result):
 
 
 def export(model_dir, out_dir=None, formats=FORMATS, *, epoch=None, data=None, calibration_samples=32,
-           parity_samples=8, num_threads=None, on_exported=None):
+           parity_samples=8, num_threads=None, mask_closing=0, on_exported=None):
     """Exports the run in ``model_dir`` after ``epoch`` (default: its newest checkpoint) in ``formats``
     to ``out_dir`` (default ``model_dir/export``).
 
     ``data`` overrides the run's TFRecord folder (needed where the run's data is not, e.g. on
     another machine). Each format is checked and reported to ``on_exported(Exported)`` as soon as
-    it is written. Returns the Exported list; ``export.json`` beside the files records it. Formats
+    it is written. ``mask_closing`` (composite Pix2Pix only) closes the predicted map by a square of
+    that radius in pixels before compositing (``Pix2Pix.export_generator``). Returns the Exported list; ``export.json`` beside the files records it. Formats
     failing parity are still written; check ``.parity.passed``.
     """
     model, config = runs.restore(model_dir, epoch)
-    generator = model.export_generator()
+    if mask_closing and not getattr(model, "composite", False):
+        raise ExportError(f"--mask_closing needs a composite Pix2Pix run (this is {config.model_name}"
+                          f"{' without --composite' if config.model_name == 'pix2pix' else ''})")
+    generator = model.export_generator(mask_closing=mask_closing) if mask_closing else model.export_generator()
     data_dir = Path(data) if data else runs.data_dir(config)
     out_dir = Path(out_dir) if out_dir else runs.Run(model_dir).export
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -278,7 +282,7 @@ def export(model_dir, out_dir=None, formats=FORMATS, *, epoch=None, data=None, c
         if on_exported:
             on_exported(results[-1])
     summary = {"model_dir": str(model_dir), "checkpoint": runs.Run(model_dir).checkpoint(epoch),
-               "parity_split": split, "parity_samples": len(held_back),
+               "mask_closing": mask_closing, "parity_split": split, "parity_samples": len(held_back),
                "calibration_samples": 0 if calibration is None else len(calibration),
                "exports": [_summary_entry(result) for result in results]}
     (out_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
