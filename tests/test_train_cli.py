@@ -156,6 +156,18 @@ def test_resumed_config_takes_the_saved_one_and_only_safe_changes():
         saved.resumed({"epochs": 3})
 
 
+def test_resume_applies_or_refuses_an_argument_newer_than_the_run():
+    """A run saved before a model argument existed lacks it: a value given on resume is applied
+    where resuming may change it (feature matching) and refused otherwise, never dropped."""
+    saved = TrainConfig.create(model="pix2pix", data="data/a", epochs=4, composite=True)
+    assert "lambda_feature_matching" not in saved.model and "segmenter_filters" not in saved.model
+    tuned, changes = saved.resumed({"lambda_feature_matching": 10.0, "epochs": 6})
+    assert tuned.model["lambda_feature_matching"] == 10.0 and tuned.model["composite"] is True
+    assert changes == {"lambda_feature_matching": (None, 10.0), "epochs": (4, 6)}
+    with pytest.raises(ConfigError, match=r"--segmenter_filters=8 \(the run has None\)"):
+        saved.resumed({"segmenter_filters": 8})
+
+
 def test_a_flat_config_of_earlier_versions_still_loads(tmp_path):
     """config.json files written before the sections (one flat dict) load as the same run; their
     unrecorded "auto" precision stays unresolved until a run resolves it."""

@@ -25,11 +25,12 @@ from typing import Optional
 CONFIG_FILE = "config.json"
 
 # What a resumed run may change: how long and on what it trains (the data and how its pairs are
-# varied: a fine-tuning curriculum), what it logs, on which machines (the global batch is the same
-# steps on any number of replicas); never the networks, the optimiser or the batches' size and
-# crop (those would silently make it another run).
-RESUMABLE_CHANGES = ("epochs", "data", "mask_variation", "variation_extras", "summary_every", "image_every",
-                     "export", "strategy", "cluster_timeout", "keep_every")
+# varied: a fine-tuning curriculum), the feature-matching loss (a generator loss term on top, which
+# needs no new weights), what it logs, on which machines (the global batch is the same steps on any
+# number of replicas); never the networks, the optimiser or the batches' size and crop (those would
+# silently make it another run).
+RESUMABLE_CHANGES = ("epochs", "data", "mask_variation", "variation_extras", "lambda_feature_matching",
+                     "summary_every", "image_every", "export", "strategy", "cluster_timeout", "keep_every")
 
 
 class ConfigError(ValueError):
@@ -200,8 +201,8 @@ class TrainConfig:
         saved = self.flat()
         given = dict(given)
         saved["model_dir"] = given.pop("model_dir", saved["model_dir"])  # the folder may have moved
-        changes = {name: (saved[name], value) for name, value in given.items()
-                   if name in saved and saved[name] != value}
+        changes = {name: (saved.get(name), value) for name, value in given.items()
+                   if name not in saved or saved[name] != value}  # absent: an argument newer than the run
         refused = [f"--{name}={new!r} (the run has {old!r})" for name, (old, new) in changes.items()
                    if name not in RESUMABLE_CHANGES]
         if refused:
@@ -210,7 +211,7 @@ class TrainConfig:
         if "epochs" in changes and changes["epochs"][1] < self.optimizer.epochs:
             raise ConfigError(f"--resume can only add epochs: the run has --epochs={self.optimizer.epochs}")
         values = {**saved, **{name: new for name, (_, new) in changes.items()}}
-        return TrainConfig.from_flags(values, self.model), changes
+        return TrainConfig.from_flags(values, [*self.model, *(n for n in changes if n not in saved)]), changes
 
 
 # The flat configuration files of tfunmask before sections: field -> constructor argument where

@@ -49,6 +49,9 @@ MODEL_FLAGS = {
     "segmenter_filters": (P2P, 0, "Pix2Pix --composite: first width of a separate U-Net that predicts the "
                           "mask map; the main U-Net then inpaints the input blanked out where the map is "
                           "(two stages). 0: one U-Net predicts both."),
+    "lambda_feature_matching": (P2P, 0.0, "Pix2Pix: weight of pix2pixHD's discriminator feature-matching "
+                                "loss (L1 between the PatchGAN's activations on the true and the generated "
+                                "face; 0 = off). May be switched on when resuming."),
     "resnet_blocks": (UNPAIRED, None, "CycleGAN/AttentionGAN residual blocks (default: 6 up to 128 px, "
                       "9 above)."),
     "pool_size": (UNPAIRED, 50, "CycleGAN/AttentionGAN generated-image history per discriminator "

@@ -86,3 +86,16 @@ def test_bce_of_probabilities_matches_numpy():
     prob = RNG.uniform(0.01, 0.99, (3, 8, 8, 1)).astype(np.float32)
     expected = -(target * np.log(prob) + (1 - target) * np.log(1 - prob)).reshape(3, -1).mean(1)
     np.testing.assert_allclose(losses.bce(target, prob).numpy(), expected, rtol=1e-5)
+
+
+def test_feature_matching_is_the_mean_over_layers_of_the_mean_absolute_difference():
+    real = [tf.ones((2, 4, 4, 3)), tf.zeros((2, 2, 2, 5))]
+    fake = [tf.zeros((2, 4, 4, 3)), tf.fill((2, 2, 2, 5), 3.0)]
+    np.testing.assert_allclose(losses.feature_matching(real, fake).numpy(), [2.0, 2.0])
+    np.testing.assert_array_equal(losses.feature_matching(real, real).numpy(), [0.0, 0.0])
+    real_var = tf.Variable(tf.ones((2, 4, 4, 3)))
+    fake_var = tf.Variable(tf.zeros((2, 4, 4, 3)))
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(losses.feature_matching([real_var], [fake_var]))
+    grad_real, grad_fake = tape.gradient(loss, [real_var, fake_var])
+    assert grad_real is None and float(tf.reduce_sum(tf.abs(grad_fake))) > 0

@@ -164,6 +164,29 @@ def test_export_with_mask_closing_composites_by_the_closed_map():
         model.export_generator(mask_closing=-1)
 
 
+def test_feature_matching_adds_its_weighted_term_and_leaves_the_rest_alone():
+    """The discriminator run layer by layer gives its own logits and its four activations; on the
+    same weights and batch every term is the same with feature matching on, and the generator's
+    objective grows by exactly lambda * g_fm (the discriminator's not at all)."""
+    plain, matched = compiled(dropout=0.0), compiled(dropout=0.0, lambda_feature_matching=10.0)
+    matched.set_weights(plain.get_weights())
+    data = batch()
+    pair = tf.concat([data["masked"], data["target"]], -1)
+    logits, features = matched._discriminate(pair, training=False)
+    np.testing.assert_allclose(logits.numpy(), plain.discriminator(pair, training=False).numpy(), atol=1e-6)
+    assert [f.shape[-1] for f in features] == [8, 16, 32, 64]
+    a, b = (m._report(m._loss_terms(data, training=False)) for m in (plain, matched))
+    a, b = ({k: float(v) for k, v in r.items()} for r in (a, b))
+    assert b["g_fm"] > 0 and "g_fm" not in a
+    for name in ("g_gan", "g_rec", "d_real", "d_fake", "d_loss"):
+        assert b[name] == pytest.approx(a[name], rel=1e-5), name
+    assert b["g_loss"] - a["g_loss"] == pytest.approx(10.0 * b["g_fm"], rel=1e-4)
+    history = [matched.train_on_batch(data, return_dict=True) for _ in range(3)]
+    assert all(np.isfinite(h["g_fm"]) for h in history)
+    with pytest.raises(ValueError, match="lambda_feature_matching must be 0"):
+        Pix2Pix(SIZE, lambda_feature_matching=-1.0)
+
+
 def test_composite_learns_the_mask_map():
     model = compiled(composite=True, dropout=0.0)
     data = batch()

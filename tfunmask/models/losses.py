@@ -88,3 +88,13 @@ def total_variation(maps):
     dy = tf.abs(maps[:, 1:, :, :] - maps[:, :-1, :, :])
     dx = tf.abs(maps[:, :, 1:, :] - maps[:, :, :-1, :])
     return tf.reduce_mean(_flat(dy), axis=1) + tf.reduce_mean(_flat(dx), axis=1)
+
+
+def feature_matching(real_features, fake_features):
+    """pix2pixHD's discriminator feature matching, per example: the mean over layers of the
+    mean absolute difference between the discriminator's activations on the real and on the
+    generated image. The real side is a constant (no gradient reaches the discriminator through
+    it); the generator is pulled towards the real image's statistics at every depth, which
+    sharpens without a pretrained network."""
+    return tf.add_n([tf.reduce_mean(tf.abs(_flat(tf.stop_gradient(real)) - _flat(fake)), axis=1)
+                     for real, fake in zip(real_features, fake_features)]) / len(real_features)

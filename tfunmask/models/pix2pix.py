@@ -8,6 +8,9 @@ generator's reconstruction loss is selectable:
 * ``cosine_mean`` / ``cosine_sum``: per image ``1 - x.y / max(|x| |y|, eps)``
   over the flattened image, then averaged or summed over the *global* batch.
 
+``lambda_feature_matching`` > 0 adds pix2pixHD's discriminator feature-matching
+term (``losses.feature_matching`` over the PatchGAN's four activations).
+
 With ``composite=True`` the generator also predicts where the mask is (a
 sigmoid map supervised by the overlay tool's mask maps) and returns
 ``content * mask + input * (1 - mask)``: pixels outside the predicted mask
@@ -129,7 +132,7 @@ class Pix2Pix(GAN):
 
     def __init__(self, image_size, *, filters=64, max_filters=512, dropout=0.5, normalization="batch",
                  loss="l1", lambda_l1=100.0, mask_weight=1.0, composite=False, lambda_mask=10.0,
-                 segmenter_filters=0, upsampling="auto", **kwargs):
+                 segmenter_filters=0, lambda_feature_matching=0.0, upsampling="auto", **kwargs):
         check_size(image_size)
         check_choice("loss", loss, RECONSTRUCTION)
         check_choice("normalization", normalization, NORMALIZATIONS)
@@ -141,7 +144,10 @@ class Pix2Pix(GAN):
             raise ValueError(f"segmenter_filters must be 0 (one network) or positive (got {segmenter_filters})")
         if segmenter_filters and not composite:
             raise ValueError("segmenter_filters needs composite=True: the segmenter predicts the mask map")
-        super().__init__(loss_names=self.LOSS_NAMES + (("g_mask",) if composite else ()), **kwargs)
+        if lambda_feature_matching < 0:
+            raise ValueError(f"lambda_feature_matching must be 0 (off) or positive (got {lambda_feature_matching})")
+        super().__init__(loss_names=self.LOSS_NAMES + (("g_mask",) if composite else ())
+                         + (("g_fm",) if lambda_feature_matching else ()), **kwargs)
         self.image_size = image_size
         self.filters = filters
         self.max_filters = max_filters
@@ -153,6 +159,7 @@ class Pix2Pix(GAN):
         self.composite = composite
         self.lambda_mask = lambda_mask
         self.segmenter_filters = segmenter_filters
+        self.lambda_feature_matching = lambda_feature_matching
         self.upsampling = upsampling
         with self.policy_scope():
             self.generator = unet_generator(image_size, filters=filters, max_filters=max_filters, dropout=dropout,
@@ -166,7 +173,8 @@ class Pix2Pix(GAN):
                 "max_filters": self.max_filters, "dropout": self.dropout, "normalization": self.normalization,
                 "loss": self.reconstruction, "lambda_l1": self.lambda_l1, "mask_weight": self.mask_weight,
                 "composite": self.composite, "lambda_mask": self.lambda_mask,
-                "segmenter_filters": self.segmenter_filters, "upsampling": self.upsampling}
+                "segmenter_filters": self.segmenter_filters,
+                "lambda_feature_matching": self.lambda_feature_matching, "upsampling": self.upsampling}
 
     @property
     def generator_variables(self):
@@ -220,8 +228,8 @@ class Pix2Pix(GAN):
         data = self.unpack(data)
         masked, target = data["masked"], data["target"]
         output, mask = self.generate(masked, training)
-        real_logits = self.discriminator(tf.concat([masked, target], -1), training=training)
-        fake_logits = self.discriminator(tf.concat([masked, output], -1), training=training)
+        real_logits, real_features = self._discriminate(tf.concat([masked, target], -1), training)
+        fake_logits, fake_features = self._discriminate(tf.concat([masked, output], -1), training)
         rec_fn, _ = RECONSTRUCTION[self.reconstruction]
         terms = {
             "g_gan": losses.bce_real(fake_logits),
@@ -231,12 +239,28 @@ class Pix2Pix(GAN):
         }
         if self.composite:
             terms["g_mask"] = losses.bce(data["mask_map"], mask)
+        if self.lambda_feature_matching:
+            terms["g_fm"] = losses.feature_matching(real_features, fake_features)
         return terms
+
+    def _discriminate(self, pair, training):
+        """(logits, the PatchGAN's activations): with feature matching on, the layers run one by
+        one (the discriminator is a chain) so that each activation is kept; otherwise one call."""
+        if not self.lambda_feature_matching:
+            return self.discriminator(pair, training=training), ()
+        x, features = pair, []
+        for layer in self.discriminator.layers[1:]:
+            x = layer(x, training=training)
+            if layer.name.endswith("_act"):
+                features.append(x)
+        return x, features
 
     def loss_weights(self):
         g = {"g_gan": 1.0, "g_rec": self.lambda_l1}
         if self.composite:
             g["g_mask"] = self.lambda_mask
+        if self.lambda_feature_matching:
+            g["g_fm"] = self.lambda_feature_matching
         return g, {"d_real": 0.5, "d_fake": 0.5}
 
     def reduction(self, term):
