@@ -57,18 +57,20 @@ def time_overlay(photos, out, workers):
     return report, time.perf_counter() - start
 
 
-VARIATIONS = {"plain": {}, "mask_variation=0.5": dict(mask_variation=0.5),
-              "+ variation_extras=0.5": dict(mask_variation=0.5, variation_extras=0.5)}
+VARIATIONS = {"plain": {}, "mask_variation=0.5": dict(probability=0.5),
+              "+ variation_extras=0.5": dict(probability=0.5, extras=0.5)}
 
 
 def time_pipeline(files, **variation):
     import tensorflow as tf  # noqa: F401  (imported late: the overlay workers fork without it)
 
     from tfunmask.data import pipeline
+    from tfunmask.data.variation import Variation
 
     load = int(round(FLAGS.image_size * 286 / 256))
     make = lambda seed: pipeline.paired(files, image_size=FLAGS.image_size, load_size=load,  # noqa: E731
-                                        batch_size=FLAGS.batch_size, seed=seed, **variation)
+                                        batch_size=FLAGS.batch_size, seed=seed,
+                                        variation=Variation(**variation))
     for _ in make(0):
         pass
     start, count = time.perf_counter(), 0

@@ -155,6 +155,11 @@ def test_paired_data_guides_an_attentiongan(tiny_unpaired_data, tiny_paired_data
         tiny_config(tiny_paired_data, tmp_path / "d", variation_extras=0.5).validate()
     with pytest.raises(ConfigError, match=r"--variation_extras must be a probability in \[0, 1\] \(got 2.0\)"):
         tiny_config(tiny_paired_data, tmp_path / "d", mask_variation=0.5, variation_extras=2.0).validate()
+    with pytest.raises(ConfigError, match=r"--bare_faces must be a probability in \[0, 1\] \(got -1.0\)"):
+        tiny_config(tiny_paired_data, tmp_path / "d", bare_faces=-1.0).validate()
+    with pytest.raises(ConfigError, match="--bare_faces varies paired data"):
+        tiny_config(model_dir=tmp_path / "d", bare_faces=0.5, **guided).validate()
+    assert tiny_config(tiny_paired_data, tmp_path / "d", bare_faces=0.25).variation.bare == 0.25
     with pytest.raises(ConfigError, match="no paired training shards in"):
         trainer.train(tiny_config(model_dir=tmp_path / "e", paired_data=str(tmp_path), lambda_paired=1.0,
                                   **guided), verbose=0)

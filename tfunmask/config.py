@@ -29,8 +29,9 @@ CONFIG_FILE = "config.json"
 # needs no new weights), what it logs, on which machines (the global batch is the same steps on any
 # number of replicas); never the networks, the optimiser or the batches' size and crop (those would
 # silently make it another run).
-RESUMABLE_CHANGES = ("epochs", "data", "mask_variation", "variation_extras", "lambda_feature_matching",
-                     "summary_every", "image_every", "export", "strategy", "cluster_timeout", "keep_every")
+RESUMABLE_CHANGES = ("epochs", "data", "mask_variation", "variation_extras", "bare_faces",
+                     "lambda_feature_matching", "summary_every", "image_every", "export", "strategy",
+                     "cluster_timeout", "keep_every")
 
 
 class ConfigError(ValueError):
@@ -57,6 +58,7 @@ class DataConfig:
     steps_per_epoch: Optional[int] = None  # None: one pass over the larger training set
     mask_variation: float = 0.0  # paired: probability of varying a pair's mask look and photo
     variation_extras: float = 0.0  # of a varied look being textured and a photo compressed
+    bare_faces: float = 0.0  # paired: probability of a pair becoming the bare face (empty map)
     paired_path: Optional[str] = None  # aggan: synthetic pairs that guide the attention
 
 
@@ -105,6 +107,13 @@ class TrainConfig:
         return self.data.load_size or int(round(self.image_size * 286 / 256))
 
     @property
+    def variation(self):
+        """The data section's ``variation.Variation`` (how training pairs are varied)."""
+        from tfunmask.data.variation import Variation  # TensorFlow loads only when data is made
+
+        return Variation(self.data.mask_variation, self.data.variation_extras, self.data.bare_faces)
+
+    @property
     def model_dir(self):
         return Path(self.runtime.model_dir)
 
@@ -124,8 +133,9 @@ class TrainConfig:
             raise ConfigError(f"--cluster_timeout must be positive (got {self.runtime.cluster_timeout})")
         if not 0 <= self.data.mask_variation <= 1:
             raise ConfigError(f"--mask_variation must be a probability in [0, 1] (got {self.data.mask_variation})")
-        if not 0 <= self.data.variation_extras <= 1:
-            raise ConfigError(f"--variation_extras must be a probability in [0, 1] (got {self.data.variation_extras})")
+        for name in ("variation_extras", "bare_faces"):
+            if not 0 <= getattr(self.data, name) <= 1:
+                raise ConfigError(f"--{name} must be a probability in [0, 1] (got {getattr(self.data, name)})")
         if self.data.variation_extras and not self.data.mask_variation:
             raise ConfigError("--variation_extras adds to --mask_variation: give --mask_variation too")
         if self.data.paired_path and self.model_name != "aggan":
@@ -134,9 +144,10 @@ class TrainConfig:
         if guided and not self.data.paired_path:
             raise ConfigError("--lambda_attention_map and --lambda_paired need synthetic pairs: "
                               "give --paired_data (a folder from tools/make_tfrecords.py --mode=paired)")
-        if self.data.mask_variation and not (self.model_name == "pix2pix" or self.data.paired_path):
-            raise ConfigError("--mask_variation varies paired data: only --model=pix2pix, or --model=aggan "
-                              "with --paired_data, trains on it")
+        for name in ("mask_variation", "bare_faces"):
+            if getattr(self.data, name) and not (self.model_name == "pix2pix" or self.data.paired_path):
+                raise ConfigError(f"--{name} varies paired data: only --model=pix2pix, or --model=aggan "
+                                  "with --paired_data, trains on it")
         if self.optimizer.lr <= 0:
             raise ConfigError(f"--lr must be positive (got {self.optimizer.lr})")
         return self

@@ -125,6 +125,10 @@ def define_flags():
                        "a recoloured mask gets a random texture instead of its rendered shading (with a hem "
                        "band or dots half the time each) and, independently, that the photo is downscaled "
                        "and JPEG-compressed (0: off).")
+    flags.DEFINE_float("bare_faces", DATA.bare_faces, "Pix2Pix (and AttentionGAN's --paired_data): probability "
+                       "that a training pair becomes the bare face (the target as input and output, an empty "
+                       "mask map), so a model that predicts the mask learns to predict none without one "
+                       "(0: off).")
     flags.DEFINE_string("paired_data", None, "AttentionGAN: folder of paired TFRecords (synthetic masked, "
                         "unmasked, mask map) whose pairs guide the attention (--lambda_attention_map, "
                         "--lambda_paired) beside the unpaired --data.")
@@ -155,8 +159,8 @@ def define_flags():
 
 
 CONFIG_FLAGS = ("model", "data", "model_dir", "load_size", "batch_size", "steps_per_epoch", "mask_variation",
-                "variation_extras", "paired_data", "epochs", "decay_epochs", "lr", "beta_1", "mixed_precision",
-                "strategy", "cluster_timeout", "seed", "summary_every", "image_every", "export", "keep_every")
+                "variation_extras", "bare_faces", "paired_data", "epochs", "decay_epochs", "lr", "beta_1",
+                "mixed_precision", "strategy", "cluster_timeout", "seed", "summary_every", "image_every", "export", "keep_every")
 
 
 def config_from_flags():

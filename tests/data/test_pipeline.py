@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from tfunmask.data import pipeline, tfrecords
+from tfunmask.data.variation import Variation
 
 SIZE = 40   # stored image side
 N = 6       # paired examples
@@ -192,8 +193,9 @@ def test_unpaired_with_guiding_pairs(unpaired_files, paired_data):
         assert pair["masked"].shape == (2, 32, 32, 3) and pair["mask_map"].shape == (2, 32, 32, 1)
         np.testing.assert_array_equal(pair["masked"], pair["target"])
         np.testing.assert_array_equal(pair["mask_map"][..., 0], (pair["masked"][..., 0] > 0).astype(np.float32))
-    with pytest.raises(ValueError, match="mask_variation must be a probability"):
-        pipeline.unpaired(files_a, files_b, paired_files=files_p, mask_variation=2.0, **options)
+    bare = next(iter(pipeline.unpaired(files_a, files_b, paired_files=files_p, variation=Variation(bare=1.0),
+                                       **options)))["paired"]  # the variation reaches the guiding pairs
+    assert bare["mask_map"].numpy().max() == 0
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -4,6 +4,7 @@ import pytest
 import tensorflow as tf
 
 from tfunmask.data import pipeline, tfrecords, variation
+from tfunmask.data.variation import Variation
 
 S = 48
 
@@ -90,17 +91,30 @@ def test_only_training_pairs_are_varied_and_bad_probabilities_fail(tmp_path):
     tfrecords.write_paired_shards(pairs, tmp_path, shards=1, fractions=(1, 0, 0))
     files = tfrecords.paired_files(tmp_path, "train")
 
-    def first(**options):
-        return next(iter(pipeline.paired(files, image_size=S, load_size=S, batch_size=4, **options)))
+    def first(training=True, **variation):
+        return next(iter(pipeline.paired(files, image_size=S, load_size=S, batch_size=4, training=training,
+                                         variation=Variation(**variation))))
 
-    plain, varied = first(mask_variation=0.0), first(mask_variation=1.0)
+    plain, varied = first(probability=0.0), first(probability=1.0)
     np.testing.assert_array_equal(plain["mask_map"], varied["mask_map"])
     assert np.abs(plain["masked"] - varied["masked"]).max() > 0.1
-    evaluation = dict(training=False)
-    np.testing.assert_array_equal(first(mask_variation=1.0, **evaluation)["masked"],
-                                  first(mask_variation=0.0, **evaluation)["masked"])
-    np.testing.assert_array_equal(plain["mask_map"], first(mask_variation=1.0, variation_extras=1.0)["mask_map"])
+    np.testing.assert_array_equal(first(training=False, probability=1.0, bare=1.0)["masked"],
+                                  first(training=False)["masked"])
+    np.testing.assert_array_equal(plain["mask_map"], first(probability=1.0, extras=1.0)["mask_map"])
+    # bare faces: the target as both images and an empty map, the photo still varied like the target
+    bare = first(probability=1.0, bare=1.0)
+    np.testing.assert_array_equal(bare["masked"], bare["target"])
+    assert bare["mask_map"].numpy().max() == 0 and np.abs(bare["target"] - varied["target"]).max() == 0
+    half = first(bare=0.5)
+    empty = half["mask_map"].numpy().max(axis=(1, 2, 3)) == 0
+    assert 0 < empty.sum() < 4  # stateless draws: the same on every machine
+    np.testing.assert_array_equal(half["masked"].numpy()[empty], half["target"].numpy()[empty])
+    np.testing.assert_array_equal(half["masked"].numpy()[~empty], plain["masked"].numpy()[~empty])
     with pytest.raises(ValueError, match="mask_variation must be a probability"):
-        first(mask_variation=1.5)
+        Variation(1.5)
     with pytest.raises(ValueError, match="variation_extras must be a probability"):
-        first(mask_variation=0.5, variation_extras=-0.1)
+        Variation(0.5, -0.1)
+    with pytest.raises(ValueError, match="bare_faces must be a probability"):
+        Variation(bare=2.0)
+    with pytest.raises(ValueError, match="variation_extras adds to mask_variation"):
+        Variation(extras=0.5)

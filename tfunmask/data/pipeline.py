@@ -5,7 +5,7 @@ flip. The members of a pair (masked, target, mask_map) are stacked along channel
 flipped ONCE, so they can never disagree. Randomness comes from stateless ops keyed by (seed,
 stream, element index), and shard interleaving uses a fixed cycle length, so a seed gives the same
 batches on any machine. Paired training pairs may also have their mask's look and their photo
-varied (`mask_variation`, see `tfunmask.data.variation`). Evaluation only resizes to `image_size`.
+varied, or replaced by the bare face (`variation.Variation`). Evaluation only resizes to `image_size`.
 Images come out in [-1, 1], mask maps in {0, 1} (resized with nearest neighbour so they stay
 binary).
 """
@@ -17,7 +17,8 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from tfunmask.data import tfrecords, variation
+from tfunmask.data import tfrecords
+from tfunmask.data.variation import Variation
 from tfunmask.data.tfrecords import parse_paired, parse_unpaired
 from tfunmask.pixels import to_unit
 
@@ -100,23 +101,17 @@ def _prepare(stacked_images: tf.Tensor, mask: tf.Tensor | None, index: tf.Tensor
     return stacked
 
 
-def _paired_element(index: tf.Tensor, serialized: tf.Tensor, *, mask_variation: float,
-                    variation_extras: float = 0.0, stream: int = _STREAM_PAIRED, **options) -> dict[str, tf.Tensor]:
+def _paired_element(index: tf.Tensor, serialized: tf.Tensor, *, variation: Variation,
+                    stream: int = _STREAM_PAIRED, **options) -> dict[str, tf.Tensor]:
     example = parse_paired(serialized)
     images = to_unit(tf.concat([example["masked"], example["target"]], axis=-1))
     mask = tf.cast(example["mask_map"] > 127, tf.float32)
     stacked = _prepare(images, mask, index, stream=stream, **options)
     masked, target, mask = stacked[..., :3], stacked[..., 3:6], stacked[..., 6:]
-    if options["training"] and mask_variation > 0:
+    if options["training"] and variation:
         key = _element_key(options["seed"], _STREAM_VARIATION, index)
-        masked, target = variation.vary(masked, target, mask, key, mask_variation, variation_extras)
+        masked, target, mask = variation.apply(masked, target, mask, key)
     return {"masked": masked, "target": target, "mask_map": mask}
-
-
-def _check_variation(mask_variation: float, variation_extras: float) -> None:
-    for name, value in (("mask_variation", mask_variation), ("variation_extras", variation_extras)):
-        if not 0 <= value <= 1:
-            raise ValueError(f"{name} must be a probability in [0, 1] (got {value})")
 
 
 def _unpaired_element(index: tf.Tensor, serialized: tf.Tensor, **options) -> tf.Tensor:
@@ -127,7 +122,7 @@ def _unpaired_element(index: tf.Tensor, serialized: tf.Tensor, **options) -> tf.
 def paired(files: Sequence[str | Path], *, image_size: int = 256, load_size: int = 286,
            batch_size: int = 1, training: bool = True, seed: int = 0, shuffle_buffer: int = 512,
            repeat: bool = False, deterministic: bool | None = None,
-           mask_variation: float = 0.0, variation_extras: float = 0.0) -> tf.data.Dataset:
+           variation: Variation = Variation()) -> tf.data.Dataset:
     """Batches of {"masked", "target": (B, S, S, 3) in [-1, 1], "mask_map": (B, S, S, 1) in {0, 1}}.
 
     training=True: shuffle, resize to load_size, random crop to image_size and flip (identical
@@ -135,17 +130,14 @@ def paired(files: Sequence[str | Path], *, image_size: int = 256, load_size: int
     `strategy.experimental_distribute_dataset`). training=False: no shuffling, resize to image_size
     only, last partial batch kept. `repeat` makes it endless (each pass reshuffled and
     re-augmented). `deterministic=None` follows `tf.data.Options.deterministic` (default True);
-    False lets parallel reads and maps deliver out of order for speed. `mask_variation` is the
-    probability that a training pair's mask look and photo are varied, `variation_extras` that a
-    varied look is textured and the photo compressed (`variation.vary`).
+    False lets parallel reads and maps deliver out of order for speed. `variation` says how
+    training pairs are varied (`variation.Variation`; evaluation pairs never are).
     """
-    _check_variation(mask_variation, variation_extras)
     files = _check_args(files, image_size, load_size, batch_size)
     dataset = _records(files, shuffle=training, seed=_shuffle_seed(seed, _STREAM_PAIRED),
                        shuffle_buffer=shuffle_buffer, deterministic=deterministic, repeat=repeat)
     element = partial(_paired_element, image_size=image_size, load_size=load_size,
-                      training=training, seed=seed, mask_variation=mask_variation,
-                      variation_extras=variation_extras)
+                      training=training, seed=seed, variation=variation)
     dataset = dataset.enumerate().map(element, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
     return _batched(dataset, batch_size, training, None if repeat else count_records(files))
 
@@ -179,14 +171,14 @@ def _endless(files: list[str], stream: int, element, *, training: bool, seed: in
 def unpaired(files_a: Sequence[str | Path], files_b: Sequence[str | Path], *, image_size: int = 256,
              load_size: int = 286, batch_size: int = 1, training: bool = True, seed: int = 0,
              shuffle_buffer: int = 512, repeat: bool = False, deterministic: bool | None = None,
-             paired_files: Sequence[str | Path] | None = None, mask_variation: float = 0.0,
-             variation_extras: float = 0.0) -> tf.data.Dataset:
+             paired_files: Sequence[str | Path] | None = None,
+             variation: Variation = Variation()) -> tf.data.Dataset:
     """Batches of {"a": masked faces, "b": unmasked faces}, each (B, S, S, 3) in [-1, 1].
 
     The two domains are shuffled and augmented independently and zipped; the shorter one is
     repeated, so one pass has as many elements as the longer domain (counted once, here). With
     `paired_files`, each element also holds "paired": a synthetic pair as `paired` makes it (its
-    own endless stream; `mask_variation` and `variation_extras` apply to it), which guides an
+    own endless stream; `variation` applies to it), which guides an
     AttentionGAN's attention.
     Other arguments as in `paired`.
     """
@@ -197,10 +189,8 @@ def unpaired(files_a: Sequence[str | Path], files_b: Sequence[str | Path], *, im
     streams = {"a": _endless(files_a, _STREAM_A, _unpaired_element, **options),
                "b": _endless(files_b, _STREAM_B, _unpaired_element, **options)}
     if paired_files is not None:
-        _check_variation(mask_variation, variation_extras)
         streams["paired"] = _endless(_check_args(paired_files, image_size, load_size, batch_size), _STREAM_GUIDE,
-                                     _paired_element, mask_variation=mask_variation,
-                                     variation_extras=variation_extras, **options)
+                                     _paired_element, variation=variation, **options)
     dataset = tf.data.Dataset.zip(streams)
     examples = None if repeat else max(count_records(files_a), count_records(files_b))
     if examples is not None:
@@ -230,11 +220,10 @@ def split_sizes(data_dir: str | Path, kind: str, split: str) -> list[int]:
         return [count_records(files) if files else 0 for files in split_files(data_dir, kind, split)]
 
 
-def batches(kind: str, files: list[list[str]], *, mask_variation: float = 0.0, variation_extras: float = 0.0,
+def batches(kind: str, files: list[list[str]], *, variation: Variation = Variation(),
             **options) -> tf.data.Dataset:
     """``paired`` or ``unpaired`` batches from ``split_files``' shard lists; an unpaired kind's
     third list, if any, is its guiding synthetic pairs (``unpaired(paired_files=...)``)."""
     if kind == "paired":
-        return paired(*files, mask_variation=mask_variation, variation_extras=variation_extras, **options)
-    return unpaired(*files[:2], paired_files=files[2] if len(files) > 2 else None,
-                    mask_variation=mask_variation, variation_extras=variation_extras, **options)
+        return paired(*files, variation=variation, **options)
+    return unpaired(*files[:2], paired_files=files[2] if len(files) > 2 else None, variation=variation, **options)

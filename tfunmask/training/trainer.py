@@ -48,8 +48,7 @@ def _dataset(config, kind, files, *, training, seed):
     """
     dataset = pipeline.batches(kind, files, image_size=config.image_size, load_size=config.load_size,
                                batch_size=config.data.batch_size, training=training, seed=seed,
-                               repeat=training, mask_variation=config.data.mask_variation,
-                               variation_extras=config.data.variation_extras)
+                               repeat=training, variation=config.variation)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return dataset.with_options(options)
