@@ -52,6 +52,8 @@ MODEL_FLAGS = {
     "lambda_feature_matching": (P2P, 0.0, "Pix2Pix: weight of pix2pixHD's discriminator feature-matching "
                                 "loss (L1 between the PatchGAN's activations on the true and the generated "
                                 "face; 0 = off). May be switched on when resuming."),
+    "lambda_ssim": (P2P, 0.0, "Pix2Pix: weight of 1 - SSIM between the output and the true face, over the "
+                    "mask map (the evaluation's mask-region SSIM; 0 = off). May be switched on when resuming."),
     "resnet_blocks": (UNPAIRED, None, "CycleGAN/AttentionGAN residual blocks (default: 6 up to 128 px, "
                       "9 above)."),
     "pool_size": (UNPAIRED, 50, "CycleGAN/AttentionGAN generated-image history per discriminator "

@@ -23,7 +23,7 @@ SIZE = 32
 # Tiny but complete: every optional part on where a model has one.
 TINY = {
     "pix2pix": dict(image_size=SIZE, filters=4, max_filters=16, composite=True, mask_weight=2.0,
-                    segmenter_filters=2, lambda_feature_matching=1.0),
+                    segmenter_filters=2, lambda_feature_matching=1.0, lambda_ssim=1.0),
     "cyclegan": dict(image_size=SIZE, filters=4, resnet_blocks=1, pool_size=2),
     "aggan": dict(image_size=SIZE, filters=4, resnet_blocks=1, pool_size=2, attention_masks=3,
                   lambda_attention_map=1.0, lambda_paired=1.0, attention_discriminator="concat"),

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tfunmask.evaluation import image
 from tfunmask.models import losses
 
 RNG = np.random.default_rng(0)
@@ -99,3 +100,38 @@ def test_feature_matching_is_the_mean_over_layers_of_the_mean_absolute_differenc
         loss = tf.reduce_sum(losses.feature_matching([real_var], [fake_var]))
     grad_real, grad_fake = tape.gradient(loss, [real_var, fake_var])
     assert grad_real is None and float(tf.reduce_sum(tf.abs(grad_fake))) > 0
+
+
+def test_ssim_distance_is_one_minus_the_evaluations_ssim():
+    """The training term scores what the evaluation reports: 1 - tf.image.ssim on [0, 255]
+    images, whole or over the mask's window centres. Same op in float32 at another scale, so
+    they agree to float32 rounding of the window sums (atol 1e-4 on values of order 1)."""
+    rng = np.random.default_rng(1)
+    target = rng.uniform(-1, 1, (3, 32, 32, 3)).astype(np.float32)
+    output = np.clip(target + rng.normal(0, 0.3, target.shape), -1, 1).astype(np.float32)
+    weights = np.zeros((3, 32, 32, 1), np.float32)
+    weights[:, 12:] = 1
+    pixels = [(x + 1) * 127.5 for x in (target, output)]
+    np.testing.assert_allclose(losses.ssim_distance(target, output).numpy(), 1 - image.ssim(*pixels), atol=1e-4)
+    np.testing.assert_allclose(losses.ssim_distance(target, output, weights).numpy(),
+                               1 - image.masked_ssim(*pixels, weights), atol=1e-4)
+    np.testing.assert_allclose(losses.ssim_distance(target, target).numpy(), 0.0, atol=1e-5)
+    # Only windows centred on weights count: equal images under them (half a window beyond the
+    # weights) give 0 whatever the rest holds.
+    same_below = target.copy()
+    same_below[:, :12 - losses.SSIM_WINDOW // 2] = output[:, :12 - losses.SSIM_WINDOW // 2]
+    np.testing.assert_allclose(losses.ssim_distance(target, same_below, weights).numpy(), 0.0, atol=1e-5)
+    assert (losses.ssim_distance(target, same_below).numpy() > 1e-3).all()  # 100x the tolerance
+
+
+def test_ssim_distance_has_a_gradient_towards_the_target():
+    target = tf.constant(np.random.default_rng(2).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32))
+    output = tf.Variable(tf.zeros_like(target))
+    for _ in range(20):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(losses.ssim_distance(target, output))
+        grad = tape.gradient(loss, output)
+        assert bool(tf.reduce_all(tf.math.is_finite(grad)))
+        output.assign_sub(20.0 * grad)
+    assert float(tf.reduce_sum(losses.ssim_distance(target, output))) < 0.5 * float(
+        tf.reduce_sum(losses.ssim_distance(target, tf.zeros_like(target))))

@@ -164,27 +164,51 @@ def test_export_with_mask_closing_composites_by_the_closed_map():
         model.export_generator(mask_closing=-1)
 
 
-def test_feature_matching_adds_its_weighted_term_and_leaves_the_rest_alone():
-    """The discriminator run layer by layer gives its own logits and its four activations; on the
-    same weights and batch every term is the same with feature matching on, and the generator's
-    objective grows by exactly lambda * g_fm (the discriminator's not at all)."""
-    plain, matched = compiled(dropout=0.0), compiled(dropout=0.0, lambda_feature_matching=10.0)
-    matched.set_weights(plain.get_weights())
+def test_feature_matching_runs_the_discriminator_layer_by_layer():
+    """Run layer by layer, the discriminator gives its own logits and its four activations."""
+    matched = compiled(dropout=0.0, lambda_feature_matching=10.0)
     data = batch()
     pair = tf.concat([data["masked"], data["target"]], -1)
     logits, features = matched._discriminate(pair, training=False)
-    np.testing.assert_allclose(logits.numpy(), plain.discriminator(pair, training=False).numpy(), atol=1e-6)
+    np.testing.assert_allclose(logits.numpy(), matched.discriminator(pair, training=False).numpy(), atol=1e-6)
     assert [f.shape[-1] for f in features] == [8, 16, 32, 64]
-    a, b = (m._report(m._loss_terms(data, training=False)) for m in (plain, matched))
+
+
+@pytest.mark.parametrize("argument, term", [("lambda_feature_matching", "g_fm"), ("lambda_ssim", "g_ssim")])
+def test_an_added_generator_term_adds_its_weighted_value_and_leaves_the_rest_alone(argument, term):
+    """On the same weights and batch every other term is the same with the term on, and the
+    generator's objective grows by exactly lambda * term (the discriminator's not at all)."""
+    plain, added = compiled(dropout=0.0), compiled(dropout=0.0, **{argument: 10.0})
+    added.set_weights(plain.get_weights())
+    data = batch()
+    a, b = (m._report(m._loss_terms(data, training=False)) for m in (plain, added))
     a, b = ({k: float(v) for k, v in r.items()} for r in (a, b))
-    assert b["g_fm"] > 0 and "g_fm" not in a
+    assert b[term] > 0 and term not in a
     for name in ("g_gan", "g_rec", "d_real", "d_fake", "d_loss"):
         assert b[name] == pytest.approx(a[name], rel=1e-5), name
-    assert b["g_loss"] - a["g_loss"] == pytest.approx(10.0 * b["g_fm"], rel=1e-4)
-    history = [matched.train_on_batch(data, return_dict=True) for _ in range(3)]
-    assert all(np.isfinite(h["g_fm"]) for h in history)
-    with pytest.raises(ValueError, match="lambda_feature_matching must be 0"):
-        Pix2Pix(SIZE, lambda_feature_matching=-1.0)
+    assert b["g_loss"] - a["g_loss"] == pytest.approx(10.0 * b[term], rel=1e-4)
+    history = [added.train_on_batch(data, return_dict=True) for _ in range(3)]
+    assert all(np.isfinite(h[term]) for h in history)
+    assert added.get_config()[argument] == 10.0
+    with pytest.raises(ValueError, match=f"{argument} must be 0"):
+        Pix2Pix(SIZE, **{argument: -1.0})
+
+
+def test_ssim_term_scores_the_mask_region():
+    """With mask maps in the batch the SSIM term is 1 - SSIM over the map alone: an output equal
+    to the target under the map's windows scores 0 whatever it does elsewhere."""
+    from tfunmask.models import losses
+
+    data = batch()
+    half = losses.SSIM_WINDOW // 2
+    output = np.array(data["target"])
+    output[:, :SIZE // 2 - half] = -1.0  # the top, outside every window centred on the map
+    np.testing.assert_allclose(losses.ssim_distance(data["target"], output, data["mask_map"]).numpy(), 0.0,
+                               atol=1e-5)
+    model = compiled(dropout=0.0, lambda_ssim=1.0)
+    terms = model._loss_terms(data, training=False)
+    expected = losses.ssim_distance(data["target"], model.generate(data["masked"])[0], data["mask_map"])
+    np.testing.assert_allclose(terms["g_ssim"].numpy(), expected.numpy(), rtol=1e-5)
 
 
 def test_composite_learns_the_mask_map():

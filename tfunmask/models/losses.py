@@ -10,6 +10,7 @@ would otherwise be averaged a second time by the gradient all-reduce, and a
 import tensorflow as tf
 
 EPSILON = 1e-8
+SSIM_WINDOW = 11  # tf.image.ssim's default filter size: its local map is smaller by SSIM_WINDOW - 1
 
 
 def _flat(x):
@@ -47,6 +48,24 @@ def cosine_distance(target, output, weights=None):
     dot = tf.reduce_sum(x * y, axis=1)
     norms = tf.norm(x, axis=1) * tf.norm(y, axis=1)
     return 1.0 - dot / tf.maximum(norms, EPSILON)
+
+
+def ssim_distance(target, output, weights=None):
+    """1 - mean local SSIM per example, on images in [-1, 1].
+
+    The local map is tf.image.ssim's (11x11 Gaussian window, sigma 1.5) of both images taken to
+    [0, 1], which is what the evaluation's SSIM scores (SSIM is not shift-invariant, so the
+    scale matters). With ``weights`` (N, H, W, 1), e.g. the mask map, it is their weighted mean
+    over the window centres (the weights cropped by half a window on each side to line up), so
+    the term is the mask region's SSIM, as ``evaluation.image.masked_ssim`` reports it.
+    """
+    x = (tf.cast(target, tf.float32) + 1.0) / 2.0
+    y = (tf.cast(output, tf.float32) + 1.0) / 2.0
+    local = tf.image.ssim(x, y, max_val=1.0, filter_size=SSIM_WINDOW, return_index_map=True)
+    if weights is not None:
+        half = SSIM_WINDOW // 2
+        weights = tf.cast(weights, tf.float32)[:, half:-half, half:-half, 0]
+    return _weighted_mean(1.0 - local, weights)
 
 
 def bce(target, probability):

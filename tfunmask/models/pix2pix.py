@@ -10,6 +10,10 @@ generator's reconstruction loss is selectable:
 
 ``lambda_feature_matching`` > 0 adds pix2pixHD's discriminator feature-matching
 term (``losses.feature_matching`` over the PatchGAN's four activations).
+``lambda_ssim`` > 0 adds ``1 - SSIM`` of the output against the true face
+(``losses.ssim_distance``), over the mask map where the data has one, else the
+whole image: the structure term of Zhao et al.'s L1 + MS-SSIM mix for image
+restoration, aimed at the mask-region SSIM the evaluation reports.
 
 With ``composite=True`` the generator also predicts where the mask is (a
 sigmoid map supervised by the overlay tool's mask maps) and returns
@@ -132,7 +136,7 @@ class Pix2Pix(GAN):
 
     def __init__(self, image_size, *, filters=64, max_filters=512, dropout=0.5, normalization="batch",
                  loss="l1", lambda_l1=100.0, mask_weight=1.0, composite=False, lambda_mask=10.0,
-                 segmenter_filters=0, lambda_feature_matching=0.0, upsampling="auto", **kwargs):
+                 segmenter_filters=0, lambda_feature_matching=0.0, lambda_ssim=0.0, upsampling="auto", **kwargs):
         check_size(image_size)
         check_choice("loss", loss, RECONSTRUCTION)
         check_choice("normalization", normalization, NORMALIZATIONS)
@@ -144,10 +148,12 @@ class Pix2Pix(GAN):
             raise ValueError(f"segmenter_filters must be 0 (one network) or positive (got {segmenter_filters})")
         if segmenter_filters and not composite:
             raise ValueError("segmenter_filters needs composite=True: the segmenter predicts the mask map")
-        if lambda_feature_matching < 0:
-            raise ValueError(f"lambda_feature_matching must be 0 (off) or positive (got {lambda_feature_matching})")
+        for name, value in (("lambda_feature_matching", lambda_feature_matching), ("lambda_ssim", lambda_ssim)):
+            if value < 0:
+                raise ValueError(f"{name} must be 0 (off) or positive (got {value})")
         super().__init__(loss_names=self.LOSS_NAMES + (("g_mask",) if composite else ())
-                         + (("g_fm",) if lambda_feature_matching else ()), **kwargs)
+                         + (("g_fm",) if lambda_feature_matching else ())
+                         + (("g_ssim",) if lambda_ssim else ()), **kwargs)
         self.image_size = image_size
         self.filters = filters
         self.max_filters = max_filters
@@ -160,6 +166,7 @@ class Pix2Pix(GAN):
         self.lambda_mask = lambda_mask
         self.segmenter_filters = segmenter_filters
         self.lambda_feature_matching = lambda_feature_matching
+        self.lambda_ssim = lambda_ssim
         self.upsampling = upsampling
         with self.policy_scope():
             self.generator = unet_generator(image_size, filters=filters, max_filters=max_filters, dropout=dropout,
@@ -174,7 +181,8 @@ class Pix2Pix(GAN):
                 "loss": self.reconstruction, "lambda_l1": self.lambda_l1, "mask_weight": self.mask_weight,
                 "composite": self.composite, "lambda_mask": self.lambda_mask,
                 "segmenter_filters": self.segmenter_filters,
-                "lambda_feature_matching": self.lambda_feature_matching, "upsampling": self.upsampling}
+                "lambda_feature_matching": self.lambda_feature_matching, "lambda_ssim": self.lambda_ssim,
+                "upsampling": self.upsampling}
 
     @property
     def generator_variables(self):
@@ -241,6 +249,8 @@ class Pix2Pix(GAN):
             terms["g_mask"] = losses.bce(data["mask_map"], mask)
         if self.lambda_feature_matching:
             terms["g_fm"] = losses.feature_matching(real_features, fake_features)
+        if self.lambda_ssim:
+            terms["g_ssim"] = losses.ssim_distance(target, output, data.get("mask_map"))
         return terms
 
     def _discriminate(self, pair, training):
@@ -261,6 +271,8 @@ class Pix2Pix(GAN):
             g["g_mask"] = self.lambda_mask
         if self.lambda_feature_matching:
             g["g_fm"] = self.lambda_feature_matching
+        if self.lambda_ssim:
+            g["g_ssim"] = self.lambda_ssim
         return g, {"d_real": 0.5, "d_fake": 0.5}
 
     def reduction(self, term):
