@@ -117,6 +117,24 @@ def test_one_train_step_in_each_precision(name, policy, upsampling):
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_export_closes_the_map_only_where_one_composites(name):
+    """Every model takes ``mask_closing``: 0 leaves the generator as it is, a radius is taken
+    only by a composite generator (whose exported map is then closed), a negative one by none."""
+    model = models.build(name, TINY[name])
+    images = np.random.default_rng(2).uniform(-1, 1, (2, SIZE, SIZE, 3)).astype(np.float32)
+    np.testing.assert_array_equal(generator_outputs(model.export_generator(mask_closing=0)(images))[0],
+                                  outputs(model, images)[0])
+    with pytest.raises(ValueError, match="mask_closing must be 0"):
+        model.export_generator(mask_closing=-1)
+    if name == "pix2pix":  # TINY's is composite
+        _, closed = generator_outputs(model.export_generator(mask_closing=1)(images))
+        assert (keras.ops.convert_to_numpy(closed) >= outputs(model, images)[1] - 1e-6).all()  # closing is extensive
+    else:
+        with pytest.raises(ValueError, match="mask_closing needs a composite Pix2Pix generator"):
+            model.export_generator(mask_closing=1)
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_generator_exports_and_serves_like_keras(name, tmp_path):
     model = models.build(name, TINY[name])
     path = exporter.export_saved_model(model.export_generator(), tmp_path / "saved_model")

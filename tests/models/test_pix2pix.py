@@ -158,7 +158,7 @@ def test_export_with_mask_closing_composites_by_the_closed_map():
     assert not np.allclose(closed, out["mask"].numpy(), atol=1e-3)  # the closing did something here
     expected = out["content"].numpy() * closed + data["masked"] * (1 - closed)
     np.testing.assert_allclose(exported["unmasked"].numpy(), expected, atol=1e-5)
-    with pytest.raises(ValueError, match="mask_closing must be 0"):
+    with pytest.raises(ValueError, match="mask_closing needs a composite"):
         compiled(dropout=0.0).export_generator(mask_closing=2)
     with pytest.raises(ValueError, match="mask_closing must be 0"):
         model.export_generator(mask_closing=-1)

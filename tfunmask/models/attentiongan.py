@@ -79,7 +79,7 @@ from keras import layers, ops
 
 from tfunmask.models import losses
 from tfunmask.models.cyclegan import CycleGAN
-from tfunmask.models.gan import check_choice
+from tfunmask.models.gan import check_choice, check_mask_closing
 from tfunmask.models.layers import (
     Composite,
     fused_upsampling,
@@ -216,9 +216,12 @@ class AttentionGAN(CycleGAN):
     def discriminators(self):
         return super().discriminators + (self.attention_discriminator_a, self.attention_discriminator_b)
 
-    def export_generator(self):
+    def export_generator(self, mask_closing=0):
         """The A -> B generator reduced to {"unmasked": composed image, "mask": its foreground
-        attention} (what serving needs: the photo path blends where the mask is)."""
+        attention} (what serving needs: the photo path blends where the mask is). Its image is
+        composed from several attention masks inside the generator, so there is no single map
+        to close (``mask_closing`` is refused)."""
+        check_mask_closing(mask_closing, has_map=False)
         outputs = self.generator_ab.output
         return keras.Model(self.generator_ab.input,
                            {"unmasked": outputs["image"], "mask": Foreground(name="mask")(outputs["attention"])},

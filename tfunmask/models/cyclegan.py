@@ -29,7 +29,7 @@ import keras
 import tensorflow as tf
 
 from tfunmask.models import losses
-from tfunmask.models.gan import GAN, check_positive, check_size
+from tfunmask.models.gan import GAN, check_mask_closing, check_positive, check_size
 from tfunmask.models.image_pool import ImagePool
 from tfunmask.models.layers import (
     fused_upsampling,
@@ -115,7 +115,8 @@ class CycleGAN(GAN):
     def discriminator_variables(self):
         return [v for network in self.discriminators for v in network.trainable_variables]
 
-    def export_generator(self):
+    def export_generator(self, mask_closing=0):
+        check_mask_closing(mask_closing, has_map=False)
         return self.generator_ab
 
     def _translate(self, generator, images, training):

@@ -57,6 +57,15 @@ def check_positive(**values):
             raise ValueError(f"{name} must be positive (got {value})")
 
 
+def check_mask_closing(mask_closing, has_map):
+    """``export_generator``'s ``mask_closing``: 0, or a radius for a generator whose map composites."""
+    if mask_closing < 0:
+        raise ValueError(f"mask_closing must be 0 (off) or a positive radius (got {mask_closing})")
+    if mask_closing and not has_map:
+        raise ValueError("mask_closing needs a composite Pix2Pix generator: this one has no mask map that "
+                         "composites its output")
+
+
 def generator_outputs(outputs):
     """``(image, mask or None)`` from an exported generator's output (``GAN.export_generator``):
     the mask, in [0, 1], is where the generator writes its content; outside it the input passes
@@ -104,10 +113,12 @@ class GAN(keras.Model):
     def discriminator_variables(self):
         raise NotImplementedError
 
-    def export_generator(self):
+    def export_generator(self, mask_closing=0):
         """The masked -> unmasked ``keras.Model`` that deployment uses: its output is the image,
         or ``{"unmasked": image, "mask": map}`` where the model knows where it writes
-        (``generator_outputs`` reads either)."""
+        (``generator_outputs`` reads either). ``mask_closing`` > 0 closes a composite generator's
+        map by a square of that radius before compositing; others refuse it
+        (``check_mask_closing``)."""
         raise NotImplementedError
 
     def loss_weights(self):

@@ -35,7 +35,7 @@ import tensorflow as tf
 from keras import layers
 
 from tfunmask.models import losses
-from tfunmask.models.gan import GAN, check_choice, check_positive, check_size
+from tfunmask.models.gan import GAN, check_choice, check_mask_closing, check_positive, check_size
 from tfunmask.models.layers import (
     INIT,
     NORMALIZATIONS,
@@ -197,8 +197,7 @@ class Pix2Pix(GAN):
         stays inside). ``mask_closing`` > 0 (composite only) closes the predicted map with a
         square of that radius in pixels (``layers.MapClosing``) and composites the content by
         the closed map: a deployment choice that fills cracks the map leaves inside a mask."""
-        if mask_closing < 0 or (mask_closing and not self.composite):
-            raise ValueError(f"mask_closing must be 0 or, for a composite generator, positive (got {mask_closing})")
+        check_mask_closing(mask_closing, self.composite)
         if not self.composite:
             return self.generator
         outputs = {name: self.generator.get_layer(name).output for name in ("unmasked", "mask")}

@@ -260,10 +260,10 @@ def export(model_dir, out_dir=None, formats=FORMATS, *, epoch=None, data=None, c
     failing parity are still written; check ``.parity.passed``.
     """
     model, config = runs.restore(model_dir, epoch)
-    if mask_closing and not getattr(model, "composite", False):
-        raise ExportError(f"--mask_closing needs a composite Pix2Pix run (this is {config.model_name}"
-                          f"{' without --composite' if config.model_name == 'pix2pix' else ''})")
-    generator = model.export_generator(mask_closing=mask_closing) if mask_closing else model.export_generator()
+    try:
+        generator = model.export_generator(mask_closing=mask_closing)
+    except ValueError as error:  # the model's own check of mask_closing
+        raise ExportError(f"--{error} (this run: {config.model_name})") from None
     data_dir = Path(data) if data else runs.data_dir(config)
     out_dir = Path(out_dir) if out_dir else runs.Run(model_dir).export
     out_dir.mkdir(parents=True, exist_ok=True)
