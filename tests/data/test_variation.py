@@ -105,6 +105,10 @@ def test_only_training_pairs_are_varied_and_bad_probabilities_fail(tmp_path):
     bare = first(probability=1.0, bare=1.0)
     np.testing.assert_array_equal(bare["masked"], bare["target"])
     assert bare["mask_map"].numpy().max() == 0 and np.abs(bare["target"] - varied["target"]).max() == 0
+    # (compression included; a bare pair's mask gets no new look, which changes no target pixel)
+    degraded, bare_degraded = first(probability=1.0, extras=1.0), first(probability=1.0, extras=1.0, bare=1.0)
+    np.testing.assert_array_equal(bare_degraded["target"], degraded["target"])
+    np.testing.assert_array_equal(bare_degraded["masked"], degraded["target"])
     half = first(bare=0.5)
     empty = half["mask_map"].numpy().max(axis=(1, 2, 3)) == 0
     assert 0 < empty.sum() < 4  # stateless draws: the same on every machine

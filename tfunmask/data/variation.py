@@ -183,13 +183,14 @@ def _degraded(masked, target, mask, key):
 
 
 def vary(masked: tf.Tensor, target: tf.Tensor, mask: tf.Tensor, key: tf.Tensor,
-         probability: float, extras: float = 0.0) -> tuple[tf.Tensor, tf.Tensor]:
+         probability: float, extras: float = 0.0, new_look: bool = True) -> tuple[tf.Tensor, tf.Tensor]:
     """(masked, target) of one pair, (S, S, 3) in [-1, 1], varied with ``probability`` each way.
 
     ``mask`` is the pair's mask map (S, S, 1) in {0, 1}; ``key`` a stateless RNG key. The mask's
     new look replaces the masked image inside the map; the photo changes apply to both images.
     ``extras``: probability that a new look is a textured one (hem, dots) and, independently,
     that the photo is downscaled and JPEG-compressed; 0 leaves the variation as it was.
+    ``new_look=False`` varies the photo alone (the same draws, so the target is the same).
     """
     if probability <= 0:
         return masked, target
@@ -199,7 +200,8 @@ def vary(masked: tf.Tensor, target: tf.Tensor, mask: tf.Tensor, key: tf.Tensor,
         look = _recoloured(masked, mask, k[1], extras)
         return masked * (1.0 - mask) + tf.clip_by_value(look, -1.0, 1.0) * mask
 
-    masked = tf.cond(_uniform(k[0], 0.0, 1.0) < probability, recoloured, lambda: masked)
+    if new_look:
+        masked = tf.cond(_uniform(k[0], 0.0, 1.0) < probability, recoloured, lambda: masked)
     both = tf.concat([masked, target], axis=-1)
     both = tf.cond(_uniform(k[2], 0.0, 1.0) < probability, lambda: _photo(both, k[3]), lambda: both)
     masked, target = both[..., :3], both[..., 3:]
@@ -234,11 +236,18 @@ class Variation:
 
     def apply(self, masked: tf.Tensor, target: tf.Tensor, mask: tf.Tensor,
               key: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        """(masked, target, mask map) of one pair varied (``vary``), then with probability
-        ``bare`` replaced by (target, target, zeros); keys as ``vary``'s, the bare draw apart."""
-        masked, target = vary(masked, target, mask, key, self.probability, self.extras)
+        """(masked, target, mask map) of one pair varied (``vary``), or with probability ``bare``
+        (target, target, zeros) with the target varied as it would have been; keys as ``vary``'s,
+        the bare draw apart. A bare pair's mask is not given a new look only to be dropped."""
         if self.bare <= 0:
-            return masked, target, mask
+            return (*vary(masked, target, mask, key, self.probability, self.extras), mask)
+
+        def bare():
+            face = vary(target, target, mask, key, self.probability, self.extras, new_look=False)[1]
+            return face, face, tf.zeros_like(mask)
+
+        def masked_pair():
+            return (*vary(masked, target, mask, key, self.probability, self.extras), mask)
+
         draw = _uniform(tf.random.experimental.stateless_fold_in(key, 2), 0.0, 1.0)
-        return tf.cond(draw < self.bare, lambda: (target, target, tf.zeros_like(mask)),
-                       lambda: (masked, target, mask))
+        return tf.cond(draw < self.bare, bare, masked_pair)
