@@ -3,6 +3,8 @@ against the PyTorch reference.
 
     python benchmarks/train_throughput.py --model=pix2pix --image_size=256 --reference
     python benchmarks/train_throughput.py --model=cyclegan --image_size=128 --batch_size=1 --reference
+    python benchmarks/train_throughput.py --precisions=bfloat16 --upsampling=fused --flops=false \
+        --args=composite=True --args=composite=True,lambda_ssim=10   # what a loss term costs
 
 Times training steps on one in-memory batch (no input pipeline, which
 benchmarks/data_throughput.py measures), after warm-up steps that absorb tracing, and reports
@@ -19,7 +21,9 @@ single timings on the 2-core development machine varied up to 2x between runs
 another), which one round per precision turned into a wrong ratio.
 """
 
+import ast
 import functools
+import itertools
 import os
 import subprocess
 import time
@@ -53,6 +57,9 @@ def define_flags():
                       "the bench extra) in every round, and print each variant's ratio to it.")
     flags.DEFINE_list("reference_precisions", ["float32", "bfloat16"],
                       "Precisions of the PyTorch reference (bfloat16: CPU autocast).")
+    flags.DEFINE_multi_string("args", [""], "Constructor arguments of one variant of the model, as name=value "
+                              "pairs joined by commas (values are Python literals; '' = the defaults). Repeat "
+                              "the flag to time several variants in the same rounds, e.g. a loss term's cost.")
     flags.DEFINE_bool("flops", True, "Count the step's FLOPs (TensorFlow's profiler) and print the "
                       "fraction of the CPU's FMA peak reached.")
 
@@ -69,8 +76,20 @@ def fake_batch(kind, size, batch):
     return {"a": image(), "b": image()}
 
 
-def build(precision, upsampling):
-    arguments = {"image_size": FLAGS.image_size, "upsampling": upsampling}
+def parse_args(text):
+    """{name: value} from "name=value,name=value" (values as Python literals, else strings)."""
+    arguments = {}
+    for pair in filter(None, text.split(",")):
+        name, _, value = pair.partition("=")
+        try:
+            arguments[name.strip()] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            arguments[name.strip()] = value.strip()
+    return arguments
+
+
+def build(precision, upsampling, args=""):
+    arguments = {"image_size": FLAGS.image_size, "upsampling": upsampling, **parse_args(args)}
     if FLAGS.model != "pix2pix":
         arguments["resnet_blocks"] = FLAGS.resnet_blocks
     if FLAGS.model == "aggan":
@@ -80,10 +99,10 @@ def build(precision, upsampling):
     return model
 
 
-def images_per_second(precision, upsampling):
+def images_per_second(precision, upsampling, args=""):
     """Batch size over the median time of ``--steps`` training steps (``train_on_batch`` on one
     in-memory batch) after ``--warmup`` untimed ones."""
-    model = build(precision, upsampling)
+    model = build(precision, upsampling, args)
     batch = fake_batch(model.DATA, FLAGS.image_size, FLAGS.batch_size)
     return FLAGS.batch_size / median_seconds(lambda: model.train_on_batch(batch), FLAGS.steps, FLAGS.warmup)
 
@@ -100,10 +119,10 @@ def median_seconds(run, repeats, warmup):
     return float(np.median(times))
 
 
-def step_flops(upsampling):
+def step_flops(upsampling, args=""):
     """Floating-point operations of one training step, from the traced graph (TensorFlow's
     profiler counts convolutions forward and backward, matrix products and element-wise ops)."""
-    model = build("float32", upsampling)
+    model = build("float32", upsampling, args)
     batch = {k: tf.constant(v) for k, v in fake_batch(model.DATA, FLAGS.image_size, FLAGS.batch_size).items()}
     graph = tf.function(model.train_step).get_concrete_function(batch).graph
     options = tf.compat.v1.profiler.ProfileOptionBuilder(
@@ -137,11 +156,15 @@ def gemm_rate(n=2048, repeats=10):
     return 2 * n ** 3 / median_seconds(lambda: tf.matmul(a, b).numpy(), repeats, warmup=1)
 
 
+def label(precision, form, args):
+    return f"tfunmask {precision} {form}" + (f" {args}" if args else "")
+
+
 def main(_):
     print(f"{FLAGS.model} {FLAGS.image_size}px batch {FLAGS.batch_size}, {FLAGS.steps} steps, "
           f"{os.cpu_count()} CPUs, TF {tf.__version__}")
-    variants = {f"tfunmask {precision} {form}": functools.partial(images_per_second, precision, form)
-                for precision in FLAGS.precisions for form in FLAGS.upsampling}
+    keys = list(itertools.product(FLAGS.precisions, FLAGS.upsampling, FLAGS.args))
+    variants = {label(*key): functools.partial(images_per_second, *key) for key in keys}
     if FLAGS.reference:
         import torch
 
@@ -160,23 +183,28 @@ def main(_):
             best[name] = max(rate, best.get(name, 0.0))
             print(f"round {round_} {name:>34}: {rate:7.3g} images/s", flush=True)
     references = {name.rsplit(" ", 1)[1]: rate for name, rate in best.items() if name.startswith("pytorch")}
+    # each --args variant against the first one at the same precision and upsampling
+    first = {label(*key): best[label(*key[:2], FLAGS.args[0])] for key in keys if key[2] != FLAGS.args[0]}
     print(f"best of {FLAGS.rounds} round(s):")
     for name, rate in best.items():
-        ratios = ", ".join(f"{rate / reference:.2f}x PyTorch {precision}" for precision, reference in references.items())
-        print(f"{name:>34}: {rate:7.3g} images/s" + (f" ({ratios})" if ratios else ""), flush=True)
+        ratios = [f"{rate / reference:.2f}x PyTorch {precision}" for precision, reference in references.items()]
+        if name in first:
+            ratios.append(f"{rate / first[name]:.2f}x with --args={FLAGS.args[0]!r}")
+        print(f"{name:>34}: {rate:7.3g} images/s" + (f" ({', '.join(ratios)})" if ratios else ""), flush=True)
     if FLAGS.flops:
         peak, how = fma_peak()
         gemm = gemm_rate()
         print(f"FMA peak {peak / 1e9:.0f} GFLOP/s: {how}; a 2048^3 float32 matrix product runs at "
               f"{gemm / 1e9:.0f} GFLOP/s")
-        for form in FLAGS.upsampling:
-            flops = step_flops(form)
+        for form, args in itertools.product(FLAGS.upsampling, FLAGS.args):
+            name = f"{form}" + (f" {args}" if args else "")
+            flops = step_flops(form, args)
             share = ""
-            if f"tfunmask float32 {form}" in best:
-                achieved = flops * best[f"tfunmask float32 {form}"] / FLAGS.batch_size
+            if f"tfunmask float32 {name}" in best:
+                achieved = flops * best[f"tfunmask float32 {name}"] / FLAGS.batch_size
                 share = (f", {achieved / 1e9:.0f} GFLOP/s at float32: {achieved / peak:.1%} of the FMA peak, "
                          f"{achieved / gemm:.1%} of the matrix product's rate")
-            print(f"{form}: {flops / 1e9:.1f} GFLOP per step (batch {FLAGS.batch_size}){share}")
+            print(f"{name}: {flops / 1e9:.1f} GFLOP per step (batch {FLAGS.batch_size}){share}")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
@@ -22,6 +24,17 @@ def test_train_throughput_times_every_variant():
               "--warmup=1", "--rounds=1", "--precisions=float32", "--upsampling=fused,plain", "--noflops")
     rates = re.findall(r"^ *tfunmask float32 (fused|plain): +([0-9.e+-]+) images/s$", out, re.M)
     assert sorted(form for form, _ in rates) == ["fused", "plain"] and all(float(r) > 0 for _, r in rates)
+
+
+def test_train_throughput_times_model_variants_against_the_first():
+    out = run("train_throughput.py", "--model=pix2pix", "--image_size=32", "--batch_size=1", "--steps=1",
+              "--warmup=1", "--rounds=1", "--precisions=float32", "--upsampling=fused", "--noflops",
+              "--args=filters=4,composite=True", "--args=filters=4,composite=True,lambda_ssim=1.0")
+    base = re.search(r"^ *tfunmask float32 fused filters=4,composite=True: +([0-9.e+-]+) images/s$", out, re.M)
+    added = re.search(r"^ *tfunmask float32 fused filters=4,composite=True,lambda_ssim=1.0: +([0-9.e+-]+) "
+                      r"images/s \(([0-9.]+)x with --args='filters=4,composite=True'\)$", out, re.M)
+    assert base and added, out
+    assert float(added[2]) == pytest.approx(float(added[1]) / float(base[1]), rel=0.01)
 
 
 def test_inference_latency_times_every_format():
