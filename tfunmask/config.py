@@ -26,12 +26,12 @@ CONFIG_FILE = "config.json"
 
 # What a resumed run may change: how long and on what it trains (the data and how its pairs are
 # varied: a fine-tuning curriculum), the feature-matching and SSIM losses (generator loss terms on
-# top, which need no new weights), what it logs, on which machines (the global batch is the same steps on any
-# number of replicas); never the networks, the optimiser or the batches' size and crop (those would
-# silently make it another run).
+# top, which need no new weights), what it logs, on which machines (the global batch is the same
+# steps on any number of replicas); never the networks, the optimiser or the batches' size and crop
+# (those would silently make it another run).
 RESUMABLE_CHANGES = ("epochs", "data", "mask_variation", "variation_extras", "bare_faces",
-                     "lambda_feature_matching", "lambda_ssim", "summary_every", "image_every", "export", "strategy",
-                     "cluster_timeout", "keep_every")
+                     "lambda_feature_matching", "lambda_ssim", "summary_every", "image_every", "export",
+                     "strategy", "cluster_timeout", "keep_every")
 
 
 class ConfigError(ValueError):

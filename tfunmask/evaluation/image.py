@@ -15,8 +15,9 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from tfunmask.models.losses import SSIM_WINDOW  # the training term's window: they score alike
+
 MAX_VAL = 255.0
-SSIM_WINDOW = 11  # tf.image.ssim's default filter_size: its map is smaller by SSIM_WINDOW - 1
 
 
 def _float(images: np.ndarray) -> tf.Tensor:
@@ -58,7 +59,7 @@ def masked_psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 def ssim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Structural similarity per image (1 for identical images)."""
-    return tf.image.ssim(_float(a), _float(b), MAX_VAL).numpy().astype(np.float64)
+    return tf.image.ssim(_float(a), _float(b), MAX_VAL, filter_size=SSIM_WINDOW).numpy().astype(np.float64)
 
 
 def masked_ssim(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -67,7 +68,8 @@ def masked_ssim(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> np.ndarray:
     The map is tf.image.ssim's, computed on valid windows only, so the mask is cropped by
     half a window on every side to line up with the window centres.
     """
-    local = tf.image.ssim(_float(a), _float(b), MAX_VAL, return_index_map=True).numpy().astype(np.float64)
+    local = tf.image.ssim(_float(a), _float(b), MAX_VAL, filter_size=SSIM_WINDOW,
+                          return_index_map=True).numpy().astype(np.float64)
     half = SSIM_WINDOW // 2
     return _masked_mean(local, _weights(mask)[:, half:-half, half:-half])
 
