@@ -197,14 +197,15 @@ def main(_):
         print(f"FMA peak {peak / 1e9:.0f} GFLOP/s: {how}; a 2048^3 float32 matrix product runs at "
               f"{gemm / 1e9:.0f} GFLOP/s")
         for form, args in itertools.product(FLAGS.upsampling, FLAGS.args):
-            name = f"{form}" + (f" {args}" if args else "")
+            name = label("float32", form, args)
             flops = step_flops(form, args)
             share = ""
-            if f"tfunmask float32 {name}" in best:
-                achieved = flops * best[f"tfunmask float32 {name}"] / FLAGS.batch_size
+            if name in best:
+                achieved = flops * best[name] / FLAGS.batch_size
                 share = (f", {achieved / 1e9:.0f} GFLOP/s at float32: {achieved / peak:.1%} of the FMA peak, "
                          f"{achieved / gemm:.1%} of the matrix product's rate")
-            print(f"{name}: {flops / 1e9:.1f} GFLOP per step (batch {FLAGS.batch_size}){share}")
+            print(f"{name.removeprefix('tfunmask float32 ')}: {flops / 1e9:.1f} GFLOP per step "
+                  f"(batch {FLAGS.batch_size}){share}")
 
 
 if __name__ == "__main__":

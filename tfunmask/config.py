@@ -131,9 +131,7 @@ class TrainConfig:
             raise ConfigError(f"--decay_epochs must be between 0 and --epochs ({self.optimizer.epochs})")
         if self.runtime.cluster_timeout < 1:
             raise ConfigError(f"--cluster_timeout must be positive (got {self.runtime.cluster_timeout})")
-        if not 0 <= self.data.mask_variation <= 1:
-            raise ConfigError(f"--mask_variation must be a probability in [0, 1] (got {self.data.mask_variation})")
-        for name in ("variation_extras", "bare_faces"):
+        for name in ("mask_variation", "variation_extras", "bare_faces"):
             if not 0 <= getattr(self.data, name) <= 1:
                 raise ConfigError(f"--{name} must be a probability in [0, 1] (got {getattr(self.data, name)})")
         if self.data.variation_extras and not self.data.mask_variation:
