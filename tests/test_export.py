@@ -130,5 +130,5 @@ def test_mask_closing_exports_with_parity_and_only_for_composite_runs(tiny_paire
     images = tf.constant(np.random.default_rng(0).integers(0, 256, (2, SIZE, SIZE, 3)), tf.uint8)
     closed = model.export_generator(mask_closing=2)(tf.cast(images, tf.float32) / 127.5 - 1.0)["mask"]
     np.testing.assert_allclose(served(images=images)["mask"].numpy() / 255.0, closed.numpy(), atol=1 / 255)
-    with pytest.raises(exporter.ExportError, match=r"--mask_closing needs a composite Pix2Pix generator.*\(this run: pix2pix\)"):
+    with pytest.raises(exporter.ExportError, match=r"--mask_closing needs a composite U-Net generator.*\(this run: pix2pix\)"):
         exporter.export(tiny_run, tmp_path / "plain", ("float32",), mask_closing=2)

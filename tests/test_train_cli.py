@@ -86,7 +86,7 @@ def test_a_flag_the_model_does_not_take_is_refused(tmp_path):
                        f"--model_dir={tmp_path / 'run'}", cache=tmp_path / "cache")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == ("error: --model=cyclegan does not take --loss (pix2pix only), "
-                                                      "--normalization (pix2pix only)")
+                                                      "--normalization (pix2pix/aggan only)")
     assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()
 
 

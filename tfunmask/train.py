@@ -31,15 +31,17 @@ DEMO_PRESETS = {"cyclegan": {"filters": 32, "epochs": 4}, "aggan": {"filters": 3
 PROGRESS = {"bar": 1, "epoch": 2, "none": 0}  # Keras' fit verbosity
 MODELS = ("pix2pix", "cyclegan", "aggan")
 P2P, UNPAIRED, AGGAN = ("pix2pix",), ("cyclegan", "aggan"), ("aggan",)
+UNET = ("pix2pix", "aggan")  # the U-Net's own flags: Pix2Pix's generator, AttentionGAN's --backbone=unet
 # The model flags: each is a constructor argument of the models named (a test holds this table to
 # the constructors' signatures and defaults, so it is written here only to keep TensorFlow from
 # loading before the flags are parsed). --seed is a runtime flag that CycleGAN's pools also take.
 MODEL_FLAGS = {
     "image_size": (MODELS, 64, "Training crop size (multiple of 16)."),
     "filters": (MODELS, 64, "Width of the first layer of every network."),
-    "max_filters": (P2P, 512, "Pix2Pix: widest layer; widths double from --filters up to this."),
-    "dropout": (P2P, 0.5, "Pix2Pix decoder dropout (training only)."),
-    "normalization": (P2P, "batch", "Pix2Pix normalisation layers: batch, instance or none."),
+    "max_filters": (UNET, 512, "U-Net (Pix2Pix, AttentionGAN --backbone=unet): widest layer; widths double "
+                    "from --filters up to this."),
+    "dropout": (UNET, 0.5, "U-Net decoder dropout (training only)."),
+    "normalization": (UNET, "batch", "U-Net normalisation layers: batch, instance or none."),
     "loss": (P2P, "l1", "Pix2Pix reconstruction loss: l1, cosine_mean or cosine_sum."),
     "lambda_l1": (P2P, 100.0, "Pix2Pix: weight of the reconstruction loss."),
     "mask_weight": (P2P, 1.0, "Pix2Pix: weight of pixels inside the mask map in the reconstruction "
@@ -64,6 +66,8 @@ MODEL_FLAGS = {
                             "cycle term only (0 = one-sided cycle: the unmasker need not keep a trace of the "
                             "mask for the inverse generator to redraw it)."),
     "aggan_scheme": (AGGAN, 2, "AttentionGAN scheme: 1 or 2."),
+    "backbone": (AGGAN, "resnet", "AttentionGAN generators: resnet (the paper's encoder-decoder) or unet (a "
+                 "composite Pix2Pix U-Net, scheme I; G_AB can then --warm_start from a --composite Pix2Pix run)."),
     "attention_masks": (AGGAN, 10, "AttentionGAN scheme II masks n."),
     "lambda_pixel": (AGGAN, 1.0, "AttentionGAN input-output L1 weight."),
     "lambda_tv": (AGGAN, 0.05, "AttentionGAN weight of the attention masks' total variation "
@@ -87,7 +91,7 @@ MODEL_FLAGS = {
 }
 CHOICES = {"loss": ["l1", "cosine_mean", "cosine_sum"], "normalization": ["batch", "instance", "none"],
            "aggan_scheme": ["1", "2"], "upsampling": ["auto", "fused", "plain"],
-           "attention_discriminator": ["product", "concat", "context"]}
+           "attention_discriminator": ["product", "concat", "context"], "backbone": ["resnet", "unet"]}
 OPTIMIZER, DATA, RUNTIME = OptimizerConfig(), DataConfig(), RuntimeConfig()
 
 
@@ -151,6 +155,10 @@ def define_flags():
     flags.DEFINE_integer("seed", RUNTIME.seed, "Seed of weights, data order and augmentation.")
     flags.DEFINE_integer("summary_every", RUNTIME.summary_every, "Steps between TensorBoard scalars.")
     flags.DEFINE_integer("image_every", RUNTIME.image_every, "Steps between TensorBoard image grids.")
+    flags.DEFINE_string("warm_start", None, "Start the unmasker (Pix2Pix's generator, G_AB of CycleGAN or "
+                        "AttentionGAN) from the one of a run folder or an exported SavedModel, matched weight by "
+                        "weight (e.g. --model=aggan --backbone=unet from a --composite Pix2Pix run of the same "
+                        "widths). Optimizers and discriminators start afresh.")
     flags.DEFINE_bool("resume", False, "Continue the run in --model_dir from its last checkpoint.")
     flags.DEFINE_bool("export", RUNTIME.export, "Export the generator as a SavedModel at the end.")
     flags.DEFINE_integer("keep_every", RUNTIME.keep_every, "Also keep every N-th epoch's checkpoint in "
@@ -162,7 +170,8 @@ def define_flags():
 
 CONFIG_FLAGS = ("model", "data", "model_dir", "load_size", "batch_size", "steps_per_epoch", "mask_variation",
                 "variation_extras", "bare_faces", "paired_data", "epochs", "decay_epochs", "lr", "beta_1",
-                "mixed_precision", "strategy", "cluster_timeout", "seed", "summary_every", "image_every", "export", "keep_every")
+                "mixed_precision", "strategy", "cluster_timeout", "seed", "summary_every", "image_every", "export", "keep_every",
+                "warm_start")
 
 
 def config_from_flags():

@@ -27,9 +27,19 @@ TINY = {
     "cyclegan": dict(image_size=SIZE, filters=4, resnet_blocks=1, pool_size=2),
     "aggan": dict(image_size=SIZE, filters=4, resnet_blocks=1, pool_size=2, attention_masks=3,
                   lambda_attention_map=1.0, lambda_paired=1.0, attention_discriminator="concat"),
+    "aggan_unet": dict(image_size=SIZE, filters=4, max_filters=16, backbone="unet", aggan_scheme=1, pool_size=2,
+                       lambda_attention_map=1.0, lambda_paired=1.0, attention_discriminator="context"),
 }
-NAMES = sorted(models.REGISTRY)
+NAMES = sorted(TINY)  # a case is a model's name, then "_" and a variant's
 HAS_MASK = {"pix2pix": True, "cyclegan": False, "aggan": True}
+
+
+def model_name(case):
+    return case.split("_")[0]
+
+
+def build(case, dtype=None, **overrides):
+    return models.build(model_name(case), {**TINY[case], **overrides}, dtype=dtype)
 
 
 def batch(kind):
@@ -53,15 +63,15 @@ def outputs(model, images):
 
 
 def test_the_harness_covers_every_model():
-    assert sorted(TINY) == NAMES
+    assert {model_name(case) for case in TINY} == set(models.REGISTRY)
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_config_is_the_constructor_arguments_and_round_trips(name):
     keras.utils.set_random_seed(0)
-    model = models.build(name, TINY[name])
+    model = build(name)
     arguments = models.constructor_arguments(model)
-    assert sorted(arguments) == sorted(models.parameters(name))  # no more, no less
+    assert sorted(arguments) == sorted(models.parameters(model_name(name)))  # no more, no less
     assert {k: arguments[k] for k in TINY[name]} == TINY[name]
     rebuilt = type(model).from_config(model.get_config())
     assert rebuilt.get_config() == model.get_config()
@@ -73,16 +83,16 @@ def test_config_is_the_constructor_arguments_and_round_trips(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_constructor_checks_its_arguments_up_front(name):
     with pytest.raises(ValueError, match="image_size must be a multiple of 16"):
-        models.build(name, {**TINY[name], "image_size": 40})
+        build(name, image_size=40)
     with pytest.raises(ValueError, match="filters must be positive"):
-        models.build(name, {**TINY[name], "filters": 0})
+        build(name, filters=0)
     with pytest.raises((TypeError, ValueError), match="no_such_argument"):
-        models.build(name, {**TINY[name], "no_such_argument": 1})
+        build(name, no_such_argument=1)
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_keras_file_round_trip(name, tmp_path):
-    model = models.build(name, TINY[name])
+    model = build(name)
     model.save(tmp_path / "model.keras")
     loaded = keras.saving.load_model(tmp_path / "model.keras")
     assert type(loaded) is type(model) and loaded.get_config() == model.get_config()
@@ -97,7 +107,7 @@ def test_keras_file_round_trip(name, tmp_path):
 def test_one_train_step_in_each_precision(name, policy, upsampling):
     before = keras.mixed_precision.global_policy().name
     keras.utils.set_random_seed(0)
-    model = models.build(name, {**TINY[name], "upsampling": upsampling}, dtype=policy)
+    model = build(name, dtype=policy, upsampling=upsampling)
     assert keras.mixed_precision.global_policy().name == before  # the model's own, not global
     compute = "bfloat16" if policy == "mixed_bfloat16" else "float32"
     convolutions = [layer for network in (model.export_generator(),) for layer in network.layers
@@ -120,23 +130,23 @@ def test_one_train_step_in_each_precision(name, policy, upsampling):
 def test_export_closes_the_map_only_where_one_composites(name):
     """Every model takes ``mask_closing``: 0 leaves the generator as it is, a radius is taken
     only by a composite generator (whose exported map is then closed), a negative one by none."""
-    model = models.build(name, TINY[name])
+    model = build(name)
     images = np.random.default_rng(2).uniform(-1, 1, (2, SIZE, SIZE, 3)).astype(np.float32)
     np.testing.assert_array_equal(generator_outputs(model.export_generator(mask_closing=0)(images))[0],
                                   outputs(model, images)[0])
     with pytest.raises(ValueError, match="mask_closing must be 0"):
         model.export_generator(mask_closing=-1)
-    if name == "pix2pix":  # TINY's is composite
+    if name in ("pix2pix", "aggan_unet"):  # TINY's Pix2Pix is composite
         _, closed = generator_outputs(model.export_generator(mask_closing=1)(images))
         assert (keras.ops.convert_to_numpy(closed) >= outputs(model, images)[1] - 1e-6).all()  # closing is extensive
     else:
-        with pytest.raises(ValueError, match="mask_closing needs a composite Pix2Pix generator"):
+        with pytest.raises(ValueError, match="mask_closing needs a composite U-Net generator"):
             model.export_generator(mask_closing=1)
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_generator_exports_and_serves_like_keras(name, tmp_path):
-    model = models.build(name, TINY[name])
+    model = build(name)
     path = exporter.export_saved_model(model.export_generator(), tmp_path / "saved_model")
     serve = tf.saved_model.load(str(path)).signatures["serving_default"]
     faces = np.random.default_rng(1).integers(0, 256, (2, SIZE, SIZE, 3), dtype=np.uint8)
@@ -146,7 +156,7 @@ def test_generator_exports_and_serves_like_keras(name, tmp_path):
     image, mask = outputs(model, faces / 127.5 - 1.0)
     expected = np.clip(np.rint((image + 1.0) * 127.5), 0, 255)
     assert np.abs(served["unmasked"].numpy().astype(int) - expected).max() <= 1
-    assert ("mask" in served) == HAS_MASK[name] == (mask is not None)
+    assert ("mask" in served) == HAS_MASK[model_name(name)] == (mask is not None)
     if mask is not None:  # the map in [0, 1] as uint8 [0, 255]
         assert served["mask"].dtype == tf.uint8 and served["mask"].shape == (*faces.shape[:3], 1)
         assert np.abs(served["mask"].numpy().astype(int) - np.rint(mask * 255)).max() <= 1
@@ -161,7 +171,7 @@ def test_generator_converts_to_tflite_and_the_photo_path_takes_both_files(name, 
     allow the rounding of both files' uint8 outputs."""
     from tfunmask.inference import photos
 
-    model = models.build(name, TINY[name])
+    model = build(name)
     written = dict(exporter.export_generator(model.export_generator(), tmp_path, ["saved_model", "float16"]))
     face = np.random.default_rng(2).integers(0, 256, (48, 48, 3), dtype=np.uint8)
     crops = np.random.default_rng(3).integers(0, 256, (2, SIZE, SIZE, 3), dtype=np.uint8)
@@ -171,7 +181,7 @@ def test_generator_converts_to_tflite_and_the_photo_path_takes_both_files(name, 
         result = unmasker.unmask(face, assume_cropped=True)
         assert result.image.shape == face.shape and len(result.faces) == 1
         results[fmt] = unmasker.generator.predict(crops)
-        assert (results[fmt][1] is not None) == HAS_MASK[name]
+        assert (results[fmt][1] is not None) == HAS_MASK[model_name(name)]
     (saved, saved_map), (lite, lite_map) = results["saved_model"], results["float16"]
     assert np.abs(saved.astype(int) - lite).max() <= 2
     if saved_map is not None:

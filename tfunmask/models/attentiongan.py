@@ -11,6 +11,12 @@ at every pixel, the last one the background, and composes
 * Scheme II: a shared encoder, a content decoder giving n - 1 content images and
   an attention decoder giving n masks through a softmax across them (n = 10).
 
+``backbone="unet"`` builds both generators as composite Pix2Pix U-Nets instead (scheme I
+only: one content image, one sigmoid mask; the layers keep Pix2Pix's names): then G_AB is the
+same network as a composite Pix2Pix generator, and training can start it from a paired run
+(``--warm_start``, ``training.warm_start``), so that the unpaired terms fine-tune an unmasker
+that already knows where masks are and what lies under them instead of discovering both.
+
 The composition (``layers.Composite``) weights the input by 1 - sum_{i < n} A_i,
 which is A_n up to rounding; where the foreground masks are 0 the input passes through
 exactly (the softmax's A_n itself may then be 1 - 2^-24), which is what an unmasker wants
@@ -79,16 +85,19 @@ from keras import layers, ops
 
 from tfunmask.models import losses
 from tfunmask.models.cyclegan import CycleGAN
-from tfunmask.models.gan import check_choice, check_mask_closing
+from tfunmask.models.gan import check_choice, check_mask_closing, check_positive
 from tfunmask.models.layers import (
+    NORMALIZATIONS,
     Composite,
     fused_upsampling,
     head,
     resnet_decoder,
     resnet_encoder,
 )
+from tfunmask.models.pix2pix import composite_export, unet_generator
 
 SCHEMES = (1, 2)
+BACKBONES = ("resnet", "unet")
 # Foreground attention of an untrained generator: its biases start it near a copy of the input.
 # Zero biases start scheme II at (n - 1) / n = 0.9 foreground (scheme I at 0.5), so the first
 # hundreds of steps go to pulling the attention off a face that should mostly stay as it is.
@@ -148,6 +157,18 @@ def attention_generator(image_size, *, scheme=2, masks=10, filters=64, blocks=9,
     return keras.Model(inputs, {"image": image, "attention": attention, "content": content}, name=name)
 
 
+def unet_attention_generator(image_size, *, filters=64, max_filters=512, normalization="batch", dropout=0.5,
+                             fused=False, name="generator"):
+    """Scheme I on a composite Pix2Pix U-Net: outputs {"image", "attention" (mask, 1 - mask),
+    "content"} whose layers (and so whose weights' paths) are the Pix2Pix generator's."""
+    unet = unet_generator(image_size, filters=filters, max_filters=max_filters, dropout=dropout,
+                          normalization=normalization, composite=True, fused=fused, name=name)
+    out = unet.output
+    attention = WithBackground(name="attention")(out["mask"])
+    return keras.Model(unet.input, {"image": out["unmasked"], "attention": attention, "content": out["content"]},
+                       name=name)
+
+
 def foreground(attention):
     """sum_{i < n} A_i: where the generator writes content (the weight ``Composite`` gives it)."""
     return tf.reduce_sum(attention[..., :-1], axis=-1, keepdims=True)
@@ -167,8 +188,19 @@ class AttentionGAN(CycleGAN):
 
     def __init__(self, image_size, *, aggan_scheme=2, attention_masks=10, lambda_pixel=1.0, lambda_tv=0.05,
                  lambda_attention_gan=1.0, lambda_attention_map=0.0, lambda_paired=0.0,
-                 attention_discriminator="product", warmup_epochs=0, **kwargs):
+                 attention_discriminator="product", warmup_epochs=0, backbone="resnet", max_filters=512,
+                 normalization="batch", dropout=0.5, **kwargs):
         check_choice("aggan_scheme", aggan_scheme, SCHEMES)
+        check_choice("backbone", backbone, BACKBONES)
+        check_choice("normalization", normalization, NORMALIZATIONS)
+        if backbone == "unet":
+            if aggan_scheme != 1:
+                raise ValueError("backbone='unet' composes with one mask: it needs aggan_scheme=1")
+            check_positive(max_filters=max_filters)
+            if not 0.0 <= dropout < 1.0:
+                raise ValueError(f"dropout must be in [0, 1) (got {dropout})")
+        elif (max_filters, normalization, dropout) != (512, "batch", 0.5):
+            raise ValueError("max_filters, normalization and dropout shape the U-Net: they need backbone='unet'")
         check_choice("attention_discriminator", attention_discriminator, ATTENTION_DISCRIMINATORS)
         if attention_masks < 2:
             raise ValueError(f"attention_masks must be at least 2 (got {attention_masks})")
@@ -188,6 +220,10 @@ class AttentionGAN(CycleGAN):
         self.lambda_paired = lambda_paired
         self.attention_discriminator = attention_discriminator
         self.warmup_epochs = warmup_epochs
+        self.backbone = backbone
+        self.max_filters = max_filters
+        self.normalization = normalization
+        self.dropout = dropout
         self.warming_up = False  # set per epoch by ``begin_epoch``
         super().__init__(image_size, **kwargs)
         channels = 4 if attention_discriminator == "concat" else 3
@@ -200,7 +236,9 @@ class AttentionGAN(CycleGAN):
                 "attention_masks": self.attention_masks, "lambda_pixel": self.lambda_pixel,
                 "lambda_tv": self.lambda_tv, "lambda_attention_gan": self.lambda_attention_gan,
                 "lambda_attention_map": self.lambda_attention_map, "lambda_paired": self.lambda_paired,
-                "attention_discriminator": self.attention_discriminator, "warmup_epochs": self.warmup_epochs}
+                "attention_discriminator": self.attention_discriminator, "warmup_epochs": self.warmup_epochs,
+                "backbone": self.backbone, "max_filters": self.max_filters, "normalization": self.normalization,
+                "dropout": self.dropout}
 
     @property
     def needs_pairs(self):
@@ -208,6 +246,10 @@ class AttentionGAN(CycleGAN):
         return bool(self.lambda_attention_map or self.lambda_paired)
 
     def _generator(self, name):
+        if self.backbone == "unet":
+            return unet_attention_generator(self.image_size, filters=self.filters, max_filters=self.max_filters,
+                                            normalization=self.normalization, dropout=self.dropout,
+                                            fused=fused_upsampling(self.upsampling), name=name)
         return attention_generator(self.image_size, scheme=self.aggan_scheme, masks=self.attention_masks,
                                    filters=self.filters, blocks=self.resnet_blocks,
                                    fused=fused_upsampling(self.upsampling), name=name)
@@ -218,10 +260,12 @@ class AttentionGAN(CycleGAN):
 
     def export_generator(self, mask_closing=0):
         """The A -> B generator reduced to {"unmasked": composed image, "mask": its foreground
-        attention} (what serving needs: the photo path blends where the mask is). Its image is
-        composed from several attention masks inside the generator, so there is no single map
-        to close (``mask_closing`` is refused)."""
-        check_mask_closing(mask_closing, has_map=False)
+        attention} (what serving needs: the photo path blends where the mask is). The U-Net
+        backbone composes with one map, which ``mask_closing`` may close as Pix2Pix's does; the
+        ResNet schemes compose from several masks inside the generator (a radius is refused)."""
+        check_mask_closing(mask_closing, has_map=self.backbone == "unet")
+        if self.backbone == "unet":
+            return composite_export(self.generator_ab, mask_closing, name="generator_ab_image")
         outputs = self.generator_ab.output
         return keras.Model(self.generator_ab.input,
                            {"unmasked": outputs["image"], "mask": Foreground(name="mask")(outputs["attention"])},

@@ -115,6 +115,10 @@ class CycleGAN(GAN):
     def discriminator_variables(self):
         return [v for network in self.discriminators for v in network.trainable_variables]
 
+    @property
+    def unmasker(self):
+        return self.generator_ab
+
     def export_generator(self, mask_closing=0):
         check_mask_closing(mask_closing, has_map=False)
         return self.generator_ab

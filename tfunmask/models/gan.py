@@ -62,8 +62,8 @@ def check_mask_closing(mask_closing, has_map):
     if mask_closing < 0:
         raise ValueError(f"mask_closing must be 0 (off) or a positive radius (got {mask_closing})")
     if mask_closing and not has_map:
-        raise ValueError("mask_closing needs a composite Pix2Pix generator: this one has no mask map that "
-                         "composites its output")
+        raise ValueError("mask_closing needs a composite U-Net generator (Pix2Pix --composite, AttentionGAN "
+                         "--backbone=unet): this one has no single mask map that composites its output")
 
 
 def generator_outputs(outputs):
@@ -107,6 +107,12 @@ class GAN(keras.Model):
 
     @property
     def generator_variables(self):
+        raise NotImplementedError
+
+    @property
+    def unmasker(self):
+        """The network that maps masked faces to unmasked ones: what ``--warm_start`` fills and
+        what a run folder offers as a warm start (``training.warm_start``)."""
         raise NotImplementedError
 
     @property

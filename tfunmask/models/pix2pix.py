@@ -126,6 +126,18 @@ def unet_generator(image_size, *, filters=64, max_filters=512, dropout=0.5, norm
     return keras.Model(inputs, {"unmasked": unmasked, "content": content, "mask": mask}, name=name)
 
 
+def composite_export(generator, mask_closing, name):
+    """A composite U-Net ``generator`` reduced to {"unmasked", "mask"} (the content image stays
+    inside); ``mask_closing`` > 0 closes the predicted map with a square of that radius in pixels
+    (``layers.MapClosing``) and composites the content by the closed map."""
+    outputs = {key: generator.get_layer(key).output for key in ("unmasked", "mask")}
+    if mask_closing:
+        mask = MapClosing(mask_closing, name="closed_mask")(outputs["mask"])
+        content = generator.get_layer("content").output
+        outputs = {"unmasked": Composite(name="closed_unmasked")([content, mask, generator.input]), "mask": mask}
+    return keras.Model(generator.input, outputs, name=name)
+
+
 @keras.saving.register_keras_serializable("tfunmask")
 class Pix2Pix(GAN):
     """Conditional GAN trained on (masked, target, mask_map) batches."""
@@ -192,6 +204,10 @@ class Pix2Pix(GAN):
     def discriminator_variables(self):
         return self.discriminator.trainable_variables
 
+    @property
+    def unmasker(self):
+        return self.generator
+
     def export_generator(self, mask_closing=0):
         """The generator; with ``composite``, reduced to {"unmasked", "mask"} (the content image
         stays inside). ``mask_closing`` > 0 (composite only) closes the predicted map with a
@@ -200,13 +216,7 @@ class Pix2Pix(GAN):
         check_mask_closing(mask_closing, self.composite)
         if not self.composite:
             return self.generator
-        outputs = {name: self.generator.get_layer(name).output for name in ("unmasked", "mask")}
-        if mask_closing:
-            mask = MapClosing(mask_closing, name="closed_mask")(outputs["mask"])
-            content = self.generator.get_layer("content").output
-            outputs = {"unmasked": Composite(name="closed_unmasked")([content, mask, self.generator.input]),
-                       "mask": mask}
-        return keras.Model(self.generator.input, outputs, name="generator")
+        return composite_export(self.generator, mask_closing, name="generator")
 
     def generate(self, masked, training=False):
         """(unmasked image, predicted mask map or None)."""

@@ -2,7 +2,8 @@
 
 ``train(config)`` resolves the precision and the distribution strategy (and records both in the
 run's ``config.json``), builds the model in that precision and its optimizers inside the strategy
-scope, restores the latest checkpoint on ``resume``, and runs ``fit`` one epoch at a time (the
+scope, restores the latest checkpoint on ``resume`` (or, on a fresh start with ``warm_start``, the
+unmasker's weights from another run: ``warm_start``), and runs ``fit`` one epoch at a time (the
 traced step is reused across calls). Each epoch's batches come from the pipeline seeded with
 ``seed + epoch``, so a run resumed from an epoch checkpoint sees exactly the batches the
 uninterrupted run saw, with the same learning rate (the schedule reads the restored step counter)
@@ -37,6 +38,7 @@ from tfunmask.training.callbacks import (
 from tfunmask.training.cluster import is_chief
 from tfunmask.training.hardware import make_strategy, precision_policy
 from tfunmask.training.schedule import make_optimizer
+from tfunmask.training.warm_start import warm_start
 
 
 def _dataset(config, kind, files, *, training, seed):
@@ -178,6 +180,8 @@ def train(config: TrainConfig, *, resume=False, verbose=1, callbacks=()):
                 if config.runtime.keep_every else None)
         if resume:
             runs.restore_checkpoint(checkpoint, run.latest_checkpoint())
+        elif config.runtime.warm_start:
+            warm_start(model.unmasker, config.runtime.warm_start)
         throughput = Throughput(config.data.batch_size)
         writers = [throughput]
         if chief:
