@@ -11,11 +11,13 @@ at every pixel, the last one the background, and composes
 * Scheme II: a shared encoder, a content decoder giving n - 1 content images and
   an attention decoder giving n masks through a softmax across them (n = 10).
 
-``backbone="unet"`` builds both generators as composite Pix2Pix U-Nets instead (scheme I
-only: one content image, one sigmoid mask; the layers keep Pix2Pix's names): then G_AB is the
-same network as a composite Pix2Pix generator, and training can start it from a paired run
-(``--warm_start``, ``training.warm_start``), so that the unpaired terms fine-tune an unmasker
-that already knows where masks are and what lies under them instead of discovering both.
+``backbone="unet"`` builds both generators as composite Pix2Pix U-Nets instead (scheme I only:
+one content image, one sigmoid mask; ``max_filters``, ``normalization`` and ``dropout`` shape
+them as Pix2Pix's, and ``resnet_blocks`` and ``attention_masks`` go unused; the layers keep
+Pix2Pix's names). G_AB is then the same network as a composite Pix2Pix generator, and training
+can start it from a paired run (``--warm_start``, ``training.warm_start``), so that the unpaired
+terms fine-tune an unmasker that already knows where masks are and what lies under them instead
+of discovering both.
 
 The composition (``layers.Composite``) weights the input by 1 - sum_{i < n} A_i,
 which is A_n up to rounding; where the foreground masks are 0 the input passes through
