@@ -1,11 +1,13 @@
 """Starting a run's unmasker from another run (``training.warm_start``, ``--warm_start``)."""
 
+import shutil
+
 import keras
 import numpy as np
 import pytest
 
 from tfunmask import models
-from tfunmask.config import ConfigError
+from tfunmask.config import ConfigError, TrainConfig
 from tfunmask.serving import exporter
 from tfunmask.training import trainer, warm_start
 from tests.test_training import tiny_config
@@ -54,7 +56,8 @@ def test_training_starts_the_unmasker_from_a_run_folder_and_a_resume_does_not(
         tiny_paired_data, tiny_unpaired_data, tmp_path):
     """A fresh run's G_AB starts where the Pix2Pix run's generator ended: after one step at a
     negligible learning rate its trainable weights are still the source's (a random start differs
-    by O(0.1)); the path is recorded in config.json, and a missing source is a one-line error."""
+    by O(0.1)); the path is recorded in config.json, a resume does not read it again, and a
+    missing source is a one-line error."""
     pix2pix_run = tmp_path / "pix2pix"
     source, _ = trainer.train(tiny_config(tiny_paired_data, pix2pix_run, composite=True, max_filters=16,
                                           filters=4, epochs=1, decay_epochs=0, steps_per_epoch=1), verbose=0)
@@ -65,9 +68,12 @@ def test_training_starts_the_unmasker_from_a_run_folder_and_a_resume_does_not(
     theirs = {v.path: v for v in source.generator.trainable_weights}
     for ours in model.generator_ab.trainable_weights:
         np.testing.assert_allclose(ours.numpy(), theirs[ours.path].numpy(), atol=1e-6, err_msg=ours.path)
-    from tfunmask.config import TrainConfig
-
-    assert TrainConfig.load(tmp_path / "aggan").runtime.warm_start == str(pix2pix_run)
+    saved = TrainConfig.load(tmp_path / "aggan")
+    assert saved.runtime.warm_start == str(pix2pix_run)
+    shutil.rmtree(pix2pix_run)  # a resume restores its own checkpoint: the source is not read again
+    saved.optimizer.epochs = 2
+    _, summary = trainer.train(saved, resume=True, verbose=0)
+    assert summary["start_epoch"] == 1
     with pytest.raises(ConfigError, match="--warm_start: .* is not a folder"):
         trainer.train(tiny_config(model_dir=tmp_path / "b", warm_start=str(tmp_path / "nowhere"), **unpaired),
                       verbose=0)
