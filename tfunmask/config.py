@@ -76,7 +76,7 @@ class RuntimeConfig:
     image_every: int = 500
     export: bool = True
     keep_every: int = 0  # also keep every N-th epoch's checkpoint (0: only the newest three)
-    warm_start: Optional[str] = None  # run folder or SavedModel whose unmasker starts this run's
+    warm_start: Optional[str] = None  # run folder or SavedModel whose unmasker starts a fresh run's
 
 
 SECTIONS = {"optimizer": OptimizerConfig, "data": DataConfig, "runtime": RuntimeConfig}

@@ -24,9 +24,10 @@ def define_flags():
     flags.DEFINE_string("data", None, "TFRecord folder for calibration and parity faces (default: the run's data).")
     flags.DEFINE_integer("calibration_samples", 32, "Training faces that calibrate full-integer int8.")
     flags.DEFINE_integer("parity_samples", 8, "Held-back faces that parity is measured on.")
-    flags.DEFINE_integer("mask_closing", 0, "Composite U-Nets (Pix2Pix, AttentionGAN --backbone=unet): close the predicted mask map with a square of "
-                         "this radius in pixels (at the model's size) before pasting the content, filling cracks "
-                         "the map leaves inside a mask (0 = the map as trained).", lower_bound=0)
+    flags.DEFINE_integer("mask_closing", 0, "Composite U-Nets (Pix2Pix, AttentionGAN --backbone=unet): close "
+                         "the predicted mask map with a square of this radius in pixels (at the model's size) "
+                         "before pasting the content, filling cracks the map leaves inside a mask (0 = the map "
+                         "as trained).", lower_bound=0)
     flags.DEFINE_integer("num_threads", None, "TFLite threads for the parity run (default: all CPUs).")
 
 

@@ -255,9 +255,10 @@ def export(model_dir, out_dir=None, formats=FORMATS, *, epoch=None, data=None, c
 
     ``data`` overrides the run's TFRecord folder (needed where the run's data is not, e.g. on
     another machine). Each format is checked and reported to ``on_exported(Exported)`` as soon as
-    it is written. ``mask_closing`` (composite U-Nets only: Pix2Pix, AttentionGAN backbone="unet") closes the predicted map by a square of
-    that radius in pixels before compositing (``Pix2Pix.export_generator``). Returns the Exported list; ``export.json`` beside the files records it. Formats
-    failing parity are still written; check ``.parity.passed``.
+    it is written. ``mask_closing`` (composite U-Nets only: Pix2Pix, AttentionGAN backbone="unet")
+    closes the predicted map by a square of that radius in pixels before compositing
+    (``pix2pix.composite_export``). Returns the Exported list; ``export.json`` beside the files
+    records it. Formats failing parity are still written; check ``.parity.passed``.
     """
     model, config = runs.restore(model_dir, epoch)
     try:
