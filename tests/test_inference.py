@@ -48,7 +48,10 @@ def test_bad_model_paths_fail_with_one_line(tmp_path):
     (tmp_path / "broken.tflite").write_bytes(b"not a flatbuffer")
     (tmp_path / "weights.h5").write_bytes(b"")
     (tmp_path / "empty").mkdir()
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text("{}")
     for path, message in [(tmp_path / "missing.tflite", "no such model"),
+                          (tmp_path / "run", "a training run folder without saved_model/: export it .* --epoch=N"),
                           (tmp_path / "broken.tflite", "cannot load the tflite model"),
                           (tmp_path / "weights.h5", "unknown model format"),
                           (tmp_path / "empty", "not a SavedModel folder")]:
