@@ -130,6 +130,21 @@ def test_loss_terms_match_numpy():
     assert d_weights == {"d_real": 0.5, "d_fake": 0.5, "d_attention_real": 0.5, "d_attention_fake": 0.5}
 
 
+def test_no_attention_discriminators_at_weight_0():
+    """``lambda_attention_gan=0`` builds and trains no attention-guided pair: two discriminators,
+    no D^att terms or weights, and a training step still updates both players."""
+    model = compiled(AttentionGAN, attention_masks=3, lambda_attention_gan=0.0)
+    assert model.attention_discriminator_a is None and len(model.discriminators) == 2
+    terms = model._loss_terms(unpaired_batch(), training=False)
+    assert not {"g_attention", "d_attention_real", "d_attention_fake"} & set(terms)
+    g_weights, d_weights = model.loss_weights()
+    assert "g_attention" not in g_weights and d_weights == {"d_real": 0.5, "d_fake": 0.5}
+    before = [v.numpy().copy() for v in model.discriminator_variables]
+    logs = model.train_on_batch(unpaired_batch(), return_dict=True)
+    assert np.isfinite(logs["d_loss"]) and "d_attention_real" not in logs
+    assert any(not np.array_equal(a, v.numpy()) for a, v in zip(before, model.discriminator_variables))
+
+
 def np_bce(target, probability):
     p = np.clip(np.asarray(probability, np.float64), 1e-7, 1 - 1e-7)
     y = np.asarray(target, np.float64)

@@ -228,10 +228,12 @@ class AttentionGAN(CycleGAN):
         self.dropout = dropout
         self.warming_up = False  # set per epoch by ``begin_epoch``
         super().__init__(image_size, **kwargs)
-        channels = 4 if attention_discriminator == "concat" else 3
-        with self.policy_scope():
-            self.attention_discriminator_a = self._discriminator("attention_discriminator_a", channels)
-            self.attention_discriminator_b = self._discriminator("attention_discriminator_b", channels)
+        self.attention_discriminator_a = self.attention_discriminator_b = None  # none at weight 0
+        if lambda_attention_gan:
+            channels = 4 if attention_discriminator == "concat" else 3
+            with self.policy_scope():
+                self.attention_discriminator_a = self._discriminator("attention_discriminator_a", channels)
+                self.attention_discriminator_b = self._discriminator("attention_discriminator_b", channels)
 
     def get_config(self):
         return {**super().get_config(), "aggan_scheme": self.aggan_scheme,
@@ -258,7 +260,9 @@ class AttentionGAN(CycleGAN):
 
     @property
     def discriminators(self):
-        return super().discriminators + (self.attention_discriminator_a, self.attention_discriminator_b)
+        """D_A and D_B, and the attention-guided pair where ``lambda_attention_gan`` > 0."""
+        attention = (self.attention_discriminator_a, self.attention_discriminator_b)
+        return super().discriminators + (attention if self.lambda_attention_gan else ())
 
     def export_generator(self, mask_closing=0):
         """The A -> B generator reduced to {"unmasked": composed image, "mask": its foreground
@@ -288,12 +292,14 @@ class AttentionGAN(CycleGAN):
 
     def loss_weights(self):
         g, d = super().loss_weights()
-        g.update(pixel=self.lambda_pixel, tv=self.lambda_tv, g_attention=self.lambda_attention_gan)
+        g.update(pixel=self.lambda_pixel, tv=self.lambda_tv)
+        if self.lambda_attention_gan:
+            g["g_attention"] = self.lambda_attention_gan
+            d.update(d_attention_real=0.5, d_attention_fake=0.5)
         if self.lambda_attention_map:
             g.update(attention_map=self.lambda_attention_map, attention_unmasked=self.lambda_attention_map)
         if self.lambda_paired:
             g["paired"] = self.lambda_paired
-        d.update(d_attention_real=0.5, d_attention_fake=0.5)
         return g, d
 
     def _attended(self, mask, images):
@@ -367,14 +373,15 @@ class AttentionGAN(CycleGAN):
         if d.source == "a" and self.lambda_attention_map:  # G_AB on a real unmasked face: attend nowhere
             same = same or self._translate(d.generator, y, training)
             terms["attention_unmasked"] = self._unattended(same)
-        judge = getattr(self, f"attention_discriminator_{d.target}")
-        mask = foreground(fake["attention"])
-        fake_scores = judge(self._attended(mask, fake["image"]), training=training)
-        terms.update(
-            pixel=losses.l1(x, fake["image"]),
-            tv=losses.total_variation(fake["attention"]),
-            g_attention=losses.lsgan_real(fake_scores),
-            d_attention_real=losses.lsgan_real(judge(self._attended(tf.stop_gradient(mask), y), training=training)),
-            d_attention_fake=losses.lsgan_fake(fake_scores),
-        )
+        terms.update(pixel=losses.l1(x, fake["image"]), tv=losses.total_variation(fake["attention"]))
+        if self.lambda_attention_gan:  # at weight 0 the attention-guided pair is not even built
+            judge = getattr(self, f"attention_discriminator_{d.target}")
+            mask = foreground(fake["attention"])
+            fake_scores = judge(self._attended(mask, fake["image"]), training=training)
+            terms.update(
+                g_attention=losses.lsgan_real(fake_scores),
+                d_attention_real=losses.lsgan_real(judge(self._attended(tf.stop_gradient(mask), y),
+                                                         training=training)),
+                d_attention_fake=losses.lsgan_fake(fake_scores),
+            )
         return terms, fake, same
