@@ -31,7 +31,7 @@ own weight:
   so its weight does not depend on the image size: the default 0.05 is close to
   the official code's 1e-6 on a pixel *sum* at 256 px (1e-6 * 256^2 = 0.066);
 * attention-guided adversarial terms, from a second PatchGAN per domain, D^att_Y,
-  that judges the attended region only:
+  that judges the attended region only (at ``lambda_attention_gan=0`` the pair is not built):
 
       L_G^att = (D^att_Y(m . G(x)) - 1)^2,
       L_D^att = 1/2 [(D^att_Y(m . y) - 1)^2 + D^att_Y(m . G(x))^2],
