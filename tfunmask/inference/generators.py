@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tfunmask.config import CONFIG_FILE
+
 BATCH = 16            # crops per call of a SavedModel or Keras generator
 
 class ModelError(ValueError):
@@ -144,7 +146,7 @@ def _locate(path):
         for folder in (path, path / "saved_model"):
             if (folder / "saved_model.pb").is_file():
                 return folder, "saved_model"
-        if (path / "config.json").is_file():  # a run trained with --export=false
+        if (path / CONFIG_FILE).is_file():  # a run trained with --export=false
             raise ModelError(f"{path}: a training run folder without saved_model/: export it "
                              "(python -m tfunmask.export), or score one of its checkpoints with evaluate --epoch=N")
         raise ModelError(f"{path}: not a SavedModel folder (no saved_model.pb)")

@@ -58,21 +58,18 @@ def source_weights(path):
 def apply(network, weights, source="the warm start source"):
     """Assigns ``weights`` (``source_weights``) to every weight of ``network``; returns how many.
     ConfigError, changing nothing, when one is missing or has another shape."""
-    missing, wrong = [], []
-    for variable in network.weights:
-        value = weights.get(_key(variable.path))
-        if value is None:
-            missing.append(variable.path)
-        elif tuple(value.shape) != tuple(variable.shape):
-            wrong.append(f"{variable.path} {tuple(value.shape)} vs {tuple(variable.shape)}")
+    pairs = [(variable, weights.get(_key(variable.path))) for variable in network.weights]
+    missing = [variable.path for variable, value in pairs if value is None]
+    wrong = [f"{variable.path} {tuple(value.shape)} vs {tuple(variable.shape)}" for variable, value in pairs
+             if value is not None and tuple(value.shape) != tuple(variable.shape)]
     if missing or wrong:
         problems = [f"{what}{_first(names)}" for what, names in (("it lacks ", missing), ("shapes differ: ", wrong))
                     if names]
         raise ConfigError(f"{source} does not fit the network {network.name!r}: {'; '.join(problems)} "
                           "(the same architecture and widths are needed)")
-    for variable in network.weights:
-        variable.assign(weights[_key(variable.path)].astype(variable.dtype))
-    return len(network.weights)
+    for variable, value in pairs:
+        variable.assign(value.astype(variable.dtype))
+    return len(pairs)
 
 
 def warm_start(network, path):
