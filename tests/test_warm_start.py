@@ -37,13 +37,13 @@ def test_a_unet_attentiongan_started_from_a_pix2pix_export_unmasks_like_it(tmp_p
     source = composite_pix2pix()
     path = exporter.export_saved_model(source.generator, tmp_path / "saved_model")
     model = unet_aggan()
-    assert warm_start.warm_start(model.unmasker, path) == len(source.generator.weights)
+    assert warm_start.warm_start(model, path) == len(source.generator.weights)
     ours, theirs = model.generator_ab(faces()), source.generator(faces())
     np.testing.assert_array_equal(ours["image"], theirs["unmasked"])
     np.testing.assert_array_equal(ours["attention"][..., :1], theirs["mask"])
 
     half = exporter.export_saved_model(source.generator, tmp_path / "half", half=True)
-    warm_start.warm_start(model.unmasker, half)
+    warm_start.warm_start(model, half)
     theirs = {v.path: v for v in source.generator.weights}
     for ours in model.generator_ab.weights:
         expected = theirs[ours.path].numpy()
@@ -79,6 +79,40 @@ def test_training_starts_the_unmasker_from_a_run_folder_and_a_resume_does_not(
                       verbose=0)
 
 
+def test_a_fine_tune_can_keep_the_source_runs_discriminator(tiny_paired_data, tmp_path):
+    """With ``warm_start_discriminators`` a Pix2Pix run starts both its generator and its
+    PatchGAN from the source run (after one step at a negligible learning rate both still equal
+    the source's); without it the discriminator starts at random. A SavedModel source, a model
+    whose discriminators the source lacks, and the flag without --warm_start are one-line errors."""
+    p2p = dict(composite=True, max_filters=16, filters=4, epochs=1, decay_epochs=0, steps_per_epoch=1)
+    source_run = tmp_path / "source"
+    source, _ = trainer.train(tiny_config(tiny_paired_data, source_run, **p2p), verbose=0)
+
+    def fine_tune(name, **runtime):
+        model, _ = trainer.train(tiny_config(tiny_paired_data, tmp_path / name, warm_start=str(source_run),
+                                             lr=1e-9, seed=1, **p2p, **runtime), verbose=0)
+        return model
+
+    def same(network, reference):
+        return all(np.allclose(a.numpy(), b.numpy(), atol=1e-6)
+                   for a, b in zip(network.trainable_weights, reference.trainable_weights))
+
+    kept = fine_tune("kept", warm_start_discriminators=True)
+    assert same(kept.generator, source.generator) and same(kept.discriminator, source.discriminator)
+    fresh = fine_tune("fresh")
+    assert same(fresh.generator, source.generator) and not same(fresh.discriminator, source.discriminator)
+    assert TrainConfig.load(tmp_path / "kept").runtime.warm_start_discriminators
+
+    exported = exporter.export_saved_model(source.generator, tmp_path / "saved_model")
+    with pytest.raises(ConfigError, match="is an exported SavedModel, which holds no discriminator"):
+        warm_start.warm_start(kept, exported, discriminators=True)
+    with pytest.raises(ConfigError, match=r"has no discriminator named discriminator_a, discriminator_b, .* "
+                                          r"\(it has discriminator\)"):
+        warm_start.warm_start(unet_aggan(), source_run, discriminators=True)
+    with pytest.raises(ConfigError, match="--warm_start_discriminators .* give --warm_start"):
+        tiny_config(tiny_paired_data, tmp_path / "none", warm_start_discriminators=True, **p2p).validate()
+
+
 def test_a_source_that_does_not_fit_changes_nothing_and_says_what_differs(tmp_path):
     path = exporter.export_saved_model(composite_pix2pix().generator, tmp_path / "saved_model")
     weights = warm_start.source_weights(path)
@@ -93,7 +127,7 @@ def test_a_source_that_does_not_fit_changes_nothing_and_says_what_differs(tmp_pa
     with pytest.raises(ConfigError, match=r"it lacks .* and \d+ more"):
         warm_start.apply(resnet.unmasker, weights)
     with pytest.raises(ConfigError, match="not a tfunmask training directory"):
-        warm_start.warm_start(resnet.unmasker, tmp_path)
+        warm_start.warm_start(resnet, tmp_path)
 
 
 def test_the_unet_backbone_takes_its_own_arguments_only():

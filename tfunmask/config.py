@@ -77,6 +77,7 @@ class RuntimeConfig:
     export: bool = True
     keep_every: int = 0  # also keep every N-th epoch's checkpoint (0: only the newest three)
     warm_start: Optional[str] = None  # run folder or SavedModel whose unmasker starts a fresh run's
+    warm_start_discriminators: bool = False  # the warm_start run folder's discriminators start ours too
 
 
 SECTIONS = {"optimizer": OptimizerConfig, "data": DataConfig, "runtime": RuntimeConfig}
@@ -149,6 +150,9 @@ class TrainConfig:
                                   "with --paired_data, trains on it")
         if self.optimizer.lr <= 0:
             raise ConfigError(f"--lr must be positive (got {self.optimizer.lr})")
+        if self.runtime.warm_start_discriminators and not self.runtime.warm_start:
+            raise ConfigError("--warm_start_discriminators starts the discriminators from the --warm_start run "
+                              "folder: give --warm_start")
         return self
 
     def flat(self):

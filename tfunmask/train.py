@@ -158,7 +158,10 @@ def define_flags():
     flags.DEFINE_string("warm_start", None, "Start the unmasker (Pix2Pix's generator, G_AB of CycleGAN or "
                         "AttentionGAN) from the one of a run folder or an exported SavedModel, matched weight by "
                         "weight (e.g. --model=aggan --backbone=unet from a --composite Pix2Pix run of the same "
-                        "widths). Optimizers and discriminators start afresh.")
+                        "widths). Optimizers start afresh; discriminators too, unless --warm_start_discriminators.")
+    flags.DEFINE_bool("warm_start_discriminators", RUNTIME.warm_start_discriminators, "With a --warm_start run "
+                      "folder of the same model and widths: start the discriminators from its too (a fine-tune "
+                      "that keeps its adversary), matched by network name.")
     flags.DEFINE_bool("resume", False, "Continue the run in --model_dir from its last checkpoint.")
     flags.DEFINE_bool("export", RUNTIME.export, "Export the generator as a SavedModel at the end.")
     flags.DEFINE_integer("keep_every", RUNTIME.keep_every, "Also keep every N-th epoch's checkpoint in "
@@ -171,7 +174,7 @@ def define_flags():
 CONFIG_FLAGS = ("model", "data", "model_dir", "load_size", "batch_size", "steps_per_epoch", "mask_variation",
                 "variation_extras", "bare_faces", "paired_data", "epochs", "decay_epochs", "lr", "beta_1",
                 "mixed_precision", "strategy", "cluster_timeout", "seed", "summary_every", "image_every", "export",
-                "keep_every", "warm_start")
+                "keep_every", "warm_start", "warm_start_discriminators")
 
 
 def config_from_flags():

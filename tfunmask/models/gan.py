@@ -116,6 +116,12 @@ class GAN(keras.Model):
         raise NotImplementedError
 
     @property
+    def discriminators(self):
+        """The discriminator networks this model trains (``--warm_start_discriminators`` fills
+        them by name)."""
+        raise NotImplementedError
+
+    @property
     def discriminator_variables(self):
         raise NotImplementedError
 

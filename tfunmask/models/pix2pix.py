@@ -201,6 +201,10 @@ class Pix2Pix(GAN):
         return self.generator.trainable_variables
 
     @property
+    def discriminators(self):
+        return (self.discriminator,)
+
+    @property
     def discriminator_variables(self):
         return self.discriminator.trainable_variables
 

@@ -181,7 +181,7 @@ def train(config: TrainConfig, *, resume=False, verbose=1, callbacks=()):
         if resume:
             runs.restore_checkpoint(checkpoint, run.latest_checkpoint())
         elif config.runtime.warm_start:
-            warm_start(model.unmasker, config.runtime.warm_start)
+            warm_start(model, config.runtime.warm_start, discriminators=config.runtime.warm_start_discriminators)
         throughput = Throughput(config.data.batch_size)
         writers = [throughput]
         if chief:

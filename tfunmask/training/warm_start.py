@@ -9,7 +9,9 @@ networks built from the same layers match: a composite Pix2Pix generator starts 
 of the target must be found with its shape; anything else is a ConfigError naming what is
 missing, so a warm start never silently leaves part of a network at its random start.
 
-Only the network's weights move: optimizers, discriminators and step counters start afresh.
+Only the networks' weights move: optimizers and step counters start afresh. Discriminators start
+afresh too unless ``discriminators=True`` (``--warm_start_discriminators``): then a run folder's
+discriminators start ours, matched by network name, so a fine-tune keeps its trained adversary.
 """
 
 from pathlib import Path
@@ -41,23 +43,35 @@ def _first(names, shown=4):
     return ", ".join(names[:shown]) + more
 
 
+def _network_weights(network):
+    return _keyed((v.path, v.numpy()) for v in network.weights)
+
+
+def _run_model(path):
+    """The model of the run folder at ``path``, restored from its newest checkpoint."""
+    from tfunmask import runs  # ConfigError when it is not a run folder
+
+    model, _ = runs.restore(path)
+    return model
+
+
+def _is_saved_model(path):
+    return (Path(path) / "saved_model.pb").is_file()
+
+
 def source_weights(path):
     """``{key: float32 array}`` of the unmasker stored at ``path`` (a run folder or a SavedModel)."""
-    path = Path(path)
-    if (path / "saved_model.pb").is_file():
+    if _is_saved_model(path):
         import tensorflow as tf
 
         loaded = tf.saved_model.load(str(path))  # held: the signature's variables live as long as it
         return _keyed((v.name, v.numpy()) for v in loaded.signatures["serving_default"].variables)
-    from tfunmask import runs  # a run folder (ConfigError when it is not one)
-
-    model, _ = runs.restore(path)
-    return _keyed((v.path, v.numpy()) for v in model.unmasker.weights)
+    return _network_weights(_run_model(path).unmasker)
 
 
-def apply(network, weights, source="the warm start source"):
-    """Assigns ``weights`` (``source_weights``) to every weight of ``network``; returns how many.
-    ConfigError, changing nothing, when one is missing or has another shape."""
+def _pairs(network, weights, source):
+    """(variable, value) for every weight of ``network``; ConfigError when one is missing or has
+    another shape."""
     pairs = [(variable, weights.get(_key(variable.path))) for variable in network.weights]
     missing = [variable.path for variable, value in pairs if value is None]
     wrong = [f"{variable.path} {tuple(value.shape)} vs {tuple(variable.shape)}" for variable, value in pairs
@@ -67,13 +81,40 @@ def apply(network, weights, source="the warm start source"):
                     if names]
         raise ConfigError(f"{source} does not fit the network {network.name!r}: {'; '.join(problems)} "
                           "(the same architecture and widths are needed)")
+    return pairs
+
+
+def _assign(pairs):
     for variable, value in pairs:
         variable.assign(value.astype(variable.dtype))
     return len(pairs)
 
 
-def warm_start(network, path):
-    """``apply`` the unmasker at ``path`` to ``network``; returns how many weights were set."""
+def apply(network, weights, source="the warm start source"):
+    """Assigns ``weights`` (``source_weights``) to every weight of ``network``; returns how many.
+    ConfigError, changing nothing, when one is missing or has another shape."""
+    return _assign(_pairs(network, weights, source))
+
+
+def warm_start(model, path, discriminators=False):
+    """Starts ``model.unmasker`` from the unmasker at ``path`` and, with ``discriminators``, each of
+    ``model.discriminators`` from the run folder's discriminator of the same name. Returns how many
+    weights were set; ConfigError, changing nothing, where a network does not fit."""
     if not Path(path).is_dir():
         raise ConfigError(f"--warm_start: {path} is not a folder (give a run folder or an exported SavedModel)")
-    return apply(network, source_weights(path), source=f"--warm_start {path}")
+    source = f"--warm_start {path}"
+    if not discriminators:
+        return apply(model.unmasker, source_weights(path), source)
+    if _is_saved_model(path):
+        raise ConfigError(f"--warm_start_discriminators: {path} is an exported SavedModel, which holds no "
+                          "discriminator (give the run folder)")
+    theirs = _run_model(path)
+    named = {network.name: network for network in theirs.discriminators}
+    absent = [network.name for network in model.discriminators if network.name not in named]
+    if absent:
+        raise ConfigError(f"--warm_start_discriminators: {path} has no discriminator named {_first(absent)} "
+                          f"(it has {', '.join(named) or 'none'})")
+    pairs = _pairs(model.unmasker, _network_weights(theirs.unmasker), source)
+    for network in model.discriminators:
+        pairs += _pairs(network, _network_weights(named[network.name]), source)
+    return _assign(pairs)
