@@ -85,6 +85,9 @@ MODEL_FLAGS = {
     "warmup_epochs": (AGGAN, 0, "AttentionGAN: first epochs in which only G_AB learns, from the synthetic pairs "
                       "alone (--lambda_paired, --lambda_attention_map): a cheap supervised start before the "
                       "unpaired objective."),
+    "discriminator_warmup_epochs": (AGGAN, 0, "AttentionGAN: first epochs in which only the discriminators "
+                                    "learn, against the generators as they are (after --warm_start: an adversary "
+                                    "that is not random when the generator starts to learn from it)."),
     "upsampling": (MODELS, "auto", "Decoder upsampling: fused (computed at the input resolution, 2.25x fewer "
                    "multiply-adds), plain (resize, then a 3x3 conv) or auto (fused, the faster on every CPU "
                    "measured). The same function, weights and checkpoints either way."),

@@ -74,6 +74,12 @@ objective's seven and four discriminators, so G_AB learns to paint a face from m
 before the unpaired terms start. The discriminators' step counter still advances, so both
 learning-rate schedules stay aligned with the epochs.
 
+With ``discriminator_warmup_epochs`` (for a G_AB that ``--warm_start`` already taught to paint)
+the first epochs train the discriminators alone against the generators as they are: a fine-tune
+whose adversary starts at random lets the generator drift towards the blurred mean of its
+L1 terms before the adversary can object (``docs/results.md``; the paired model shows the same).
+The generators' step counter still advances. The two warm-ups exclude each other.
+
 TensorBoard shows, per direction, the masks and content images beside the
 CycleGAN columns.
 """
@@ -190,7 +196,8 @@ class AttentionGAN(CycleGAN):
 
     def __init__(self, image_size, *, aggan_scheme=2, attention_masks=10, lambda_pixel=1.0, lambda_tv=0.05,
                  lambda_attention_gan=1.0, lambda_attention_map=0.0, lambda_paired=0.0,
-                 attention_discriminator="product", warmup_epochs=0, backbone="resnet", max_filters=512,
+                 attention_discriminator="product", warmup_epochs=0, discriminator_warmup_epochs=0,
+                 backbone="resnet", max_filters=512,
                  normalization="batch", dropout=0.5, **kwargs):
         check_choice("aggan_scheme", aggan_scheme, SCHEMES)
         check_choice("backbone", backbone, BACKBONES)
@@ -212,6 +219,9 @@ class AttentionGAN(CycleGAN):
         if warmup_epochs < 0 or (warmup_epochs and not (lambda_attention_map or lambda_paired)):
             raise ValueError(f"warmup_epochs trains G_AB on the synthetic pairs alone: it must not be negative "
                              f"and needs lambda_paired or lambda_attention_map (got {warmup_epochs})")
+        if discriminator_warmup_epochs < 0 or (discriminator_warmup_epochs and warmup_epochs):
+            raise ValueError(f"discriminator_warmup_epochs must not be negative, nor combined with warmup_epochs "
+                             f"(got {discriminator_warmup_epochs} and {warmup_epochs})")
         # Set before CycleGAN's constructor, which builds the generators through ``_generator``.
         self.aggan_scheme = aggan_scheme
         self.attention_masks = attention_masks
@@ -222,11 +232,12 @@ class AttentionGAN(CycleGAN):
         self.lambda_paired = lambda_paired
         self.attention_discriminator = attention_discriminator
         self.warmup_epochs = warmup_epochs
+        self.discriminator_warmup_epochs = discriminator_warmup_epochs
         self.backbone = backbone
         self.max_filters = max_filters
         self.normalization = normalization
         self.dropout = dropout
-        self.warming_up = False  # set per epoch by ``begin_epoch``
+        self.phase = "full"  # set per epoch by ``begin_epoch``: "full", "pairs" or "discriminators"
         super().__init__(image_size, **kwargs)
         self.attention_discriminator_a = self.attention_discriminator_b = None  # none at weight 0
         if lambda_attention_gan:
@@ -241,6 +252,7 @@ class AttentionGAN(CycleGAN):
                 "lambda_tv": self.lambda_tv, "lambda_attention_gan": self.lambda_attention_gan,
                 "lambda_attention_map": self.lambda_attention_map, "lambda_paired": self.lambda_paired,
                 "attention_discriminator": self.attention_discriminator, "warmup_epochs": self.warmup_epochs,
+                "discriminator_warmup_epochs": self.discriminator_warmup_epochs,
                 "backbone": self.backbone, "max_filters": self.max_filters, "normalization": self.normalization,
                 "dropout": self.dropout}
 
@@ -337,8 +349,9 @@ class AttentionGAN(CycleGAN):
         return losses.bce(tf.zeros_like(attention), attention)
 
     def begin_epoch(self, epoch):
-        warming_up = epoch < self.warmup_epochs
-        changed, self.warming_up = warming_up != self.warming_up, warming_up
+        phase = ("pairs" if epoch < self.warmup_epochs else
+                 "discriminators" if epoch < self.discriminator_warmup_epochs else "full")
+        changed, self.phase = phase != self.phase, phase
         return changed
 
     def _warmup_terms(self, data, training):
@@ -350,8 +363,16 @@ class AttentionGAN(CycleGAN):
         return terms, {name: weight for name, weight in self.loss_weights()[0].items() if name in terms}
 
     def train_step(self, data):
-        """The full objective's step, or in the warm-up epochs G_AB's step on the guide terms."""
-        if not self.warming_up:
+        """The full objective's step; in a warm-up epoch G_AB's step on the guide terms, or the
+        discriminators' step alone."""
+        if self.phase == "discriminators":
+            with tf.GradientTape() as tape:
+                terms = self._loss_terms(data, training=True)
+                scaled = self.d_optimizer.scale_loss(self._objectives(terms)[1])
+            self.step(self.d_optimizer, tape, scaled, self.discriminator_variables)
+            self.g_optimizer.iterations.assign_add(1)
+            return self._report(terms)
+        if self.phase == "full":
             return super().train_step(data)
         with tf.GradientTape() as tape:
             terms, weights = self._warmup_terms(data, training=True)
@@ -362,7 +383,7 @@ class AttentionGAN(CycleGAN):
 
     def test_step(self, data):
         """Validation scores what the current phase trains: in the warm-up, the guide terms."""
-        if not self.warming_up:
+        if self.phase != "pairs":
             return super().test_step(data)
         terms, weights = self._warmup_terms(data, training=False)
         return self._report(terms, {"g_loss": weights})
