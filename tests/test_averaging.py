@@ -1,0 +1,52 @@
+"""Weight averaging of runs (``training.averaging``, ``tools/average_runs.py``)."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tfunmask import runs
+from tfunmask.config import ConfigError
+from tfunmask.training import averaging, trainer
+from tests.test_training import tiny_config
+
+TINY = dict(filters=4, epochs=1, decay_epochs=0, steps_per_epoch=1)
+
+
+@pytest.fixture(scope="module")
+def two_runs(tiny_paired_data, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("runs")
+    for seed in (0, 1):
+        trainer.train(tiny_config(tiny_paired_data, folder / f"s{seed}", seed=seed, **TINY), verbose=0)
+    return folder / "s0", folder / "s1"
+
+
+def test_the_average_run_holds_the_mean_of_every_weight(two_runs, tmp_path):
+    path = averaging.average_runs([str(two_runs[0]), f"{two_runs[1]}:1"], tmp_path / "soup")
+    assert path.endswith("ckpt-1")
+    averaged, config = runs.restore(tmp_path / "soup")
+    first, second = (runs.restore(run)[0] for run in two_runs)
+    assert len(averaged.weights) == len(first.weights)
+    for mean, a, b in zip(averaged.weights, first.weights, second.weights):
+        assert not np.array_equal(a.numpy(), b.numpy()) or a.name.endswith(("moving_variance", "moving_mean"))
+        np.testing.assert_allclose(mean.numpy(), (a.numpy() + b.numpy()) / 2, rtol=1e-6, atol=1e-7)
+    assert config.runtime.model_dir == str(tmp_path / "soup")
+    assert json.loads((tmp_path / "soup" / averaging.SOURCES_FILE).read_text()) == {
+        "runs": [str(run) for run in two_runs], "epochs": [1, 1]}
+
+
+def test_runs_that_cannot_be_averaged_are_one_line_errors(two_runs, tiny_paired_data, tmp_path):
+    with pytest.raises(ConfigError, match="at least two runs"):
+        averaging.average_runs([str(two_runs[0])], tmp_path / "one")
+    wider = tmp_path / "wider"
+    trainer.train(tiny_config(tiny_paired_data, wider, **{**TINY, "filters": 8}), verbose=0)
+    with pytest.raises(ConfigError, match="built other networks than .* only runs of one architecture"):
+        averaging.average_runs([str(two_runs[0]), str(wider)], tmp_path / "mixed")
+    with pytest.raises(ConfigError, match="already holds a run"):
+        averaging.average_runs(list(map(str, two_runs)), two_runs[0])
+    result = subprocess.run([sys.executable, "tools/average_runs.py", f"--runs={two_runs[0]},{tmp_path / 'none'}",
+                             f"--out={tmp_path / 'x'}"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert result.stderr.startswith("error: no config.json in")

@@ -1,0 +1,53 @@
+"""Averaging the weights of runs fine-tuned from one start (a "model soup", Wortsman et al. 2022).
+
+Runs that start from the same weights and differ in their fine-tuning (another loss term, a kept
+or a fresh discriminator, more steps) tend to stay in one basin of the loss, where the uniform
+mean of their weights is itself a good model and often trades their strengths. ``average_runs``
+restores each run's checkpoint, checks that every run built the same networks (same model and
+constructor arguments), and writes a new run folder holding the mean of every weight (batch-norm
+moving statistics included) as its one checkpoint, so ``export`` and ``evaluate`` take it like a
+trained run. The folder's config.json is the first run's, and ``averaged_from.json`` records the
+runs and epochs averaged.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from tfunmask import runs
+from tfunmask.config import CONFIG_FILE, ConfigError
+
+SOURCES_FILE = "averaged_from.json"
+
+
+def average_runs(sources, out):
+    """Writes the weight average of the run folders ``sources`` (each ``path`` or ``path:epoch``)
+    to the new run folder ``out``; returns the checkpoint's path. ConfigError where fewer than two
+    runs are given, one is not a run, the runs built different networks, or ``out`` holds a run."""
+    import tensorflow as tf
+
+    if len(sources) < 2:
+        raise ConfigError(f"averaging needs at least two runs (got {len(sources)})")
+    out = Path(out)
+    if (out / CONFIG_FILE).exists():
+        raise ConfigError(f"{out} already holds a run: choose another folder")
+    restored, epochs = [], []
+    for source in sources:
+        path, _, epoch = str(source).partition(":")
+        epoch = int(epoch) if epoch else None
+        model, config = runs.restore(path, epoch)
+        restored.append((path, model, config))
+        epochs.append(epoch if epoch is not None else int(runs.Run(path).latest_checkpoint().rsplit("-", 1)[1]))
+    first_path, model, config = restored[0]
+    for path, _, other in restored[1:]:
+        if (other.model_name, other.model) != (config.model_name, config.model):
+            raise ConfigError(f"{path} built other networks than {first_path} (model or its arguments "
+                              "differ): only runs of one architecture can be averaged")
+    model.set_weights([np.mean(values, axis=0) for values in zip(*(m.get_weights() for _, m, _ in restored))])
+    config.runtime.model_dir = str(out)
+    config.save(out)
+    (out / SOURCES_FILE).write_text(json.dumps({"runs": [p for p, _, _ in restored], "epochs": epochs}, indent=2))
+    manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=model), runs.Run(out).checkpoints,
+                                         max_to_keep=1)
+    return manager.save(checkpoint_number=max(epochs))

@@ -1,0 +1,43 @@
+"""Average the weights of training runs fine-tuned from one start into a new run folder.
+
+    python tools/average_runs.py --runs=runs/a,runs/b:5 --out=runs/soup
+    python -m tfunmask.export --model_dir=runs/soup --out=export --mask_closing=6
+
+Each run is a folder (its newest checkpoint) or FOLDER:EPOCH. The runs must have built the same
+networks; the new folder takes the first run's config.json and records the runs in
+averaged_from.json (``tfunmask.training.averaging``).
+"""
+
+from absl import flags
+
+from tfunmask.cli import fail, run_main
+
+
+def define_flags():
+    """Defines the program's flags (only when it runs as a program)."""
+    flags.DEFINE_list("runs", None, "Run folders (FOLDER or FOLDER:EPOCH), at least two.")
+    flags.DEFINE_string("out", None, "New run folder for the average.")
+
+
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    if len(argv) > 1:
+        fail(f"unexpected arguments: {' '.join(argv[1:])}")
+    for name in ("runs", "out"):
+        if not getattr(FLAGS, name):
+            fail(f"--{name} is required")
+    from tfunmask.config import ConfigError
+    from tfunmask.training import averaging
+
+    try:
+        path = averaging.average_runs(FLAGS.runs, FLAGS.out)
+    except ConfigError as error:
+        fail(str(error))
+    print(f"averaged {len(FLAGS.runs)} runs into {path}")
+
+
+if __name__ == "__main__":
+    define_flags()
+    run_main(main)
