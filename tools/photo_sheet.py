@@ -1,6 +1,6 @@
 """Contact sheet of whole photos through the photo path: each photo beside its unmasked version.
 
-    python tools/photo_sheet.py --model savedmodels/unmask-pix2pix-composite-256-v6 \
+    python tools/photo_sheet.py --model savedmodels/unmask-pix2pix-composite-256-v7 \
         --photos ../shared/data/faces/masked_real --count 24 --out docs/photo_sheet.jpg
 
 Takes --count photos spread evenly over the sorted folder (so the sheet is not one corner of it),

@@ -30,7 +30,7 @@ from tfunmask.inference.generators import KerasGenerator, ModelError, open_gener
 
 # The model the photo path uses when none is named: the one shipped in the repository (a source
 # checkout or editable install; a wheel does not carry it).
-SHIPPED_MODEL = Path(__file__).resolve().parents[2] / "savedmodels" / "unmask-pix2pix-composite-256-v6"
+SHIPPED_MODEL = Path(__file__).resolve().parents[2] / "savedmodels" / "unmask-pix2pix-composite-256-v7"
 
 # Landmarks (dlib's 68) whose hull is the region a face mask can cover: the jaw line below the
 # temples (1-15) and the top of the nose bridge (27), level with the eyes' lower lids.
