@@ -44,6 +44,8 @@ def test_runs_that_cannot_be_averaged_are_one_line_errors(two_runs, tiny_paired_
     trainer.train(tiny_config(tiny_paired_data, wider, **{**TINY, "filters": 8}), verbose=0)
     with pytest.raises(ConfigError, match="built other networks than .* only runs of one architecture"):
         averaging.average_runs([str(two_runs[0]), str(wider)], tmp_path / "mixed")
+    with pytest.raises(ConfigError, match=r":last: give a run as FOLDER or FOLDER:EPOCH"):
+        averaging.average_runs([str(two_runs[0]), f"{two_runs[1]}:last"], tmp_path / "bad")
     with pytest.raises(ConfigError, match="already holds a run"):
         averaging.average_runs(list(map(str, two_runs)), two_runs[0])
     result = subprocess.run([sys.executable, "tools/average_runs.py", f"--runs={two_runs[0]},{tmp_path / 'none'}",

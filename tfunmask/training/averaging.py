@@ -35,6 +35,8 @@ def average_runs(sources, out):
     restored, epochs = [], []
     for source in sources:
         path, _, epoch = str(source).partition(":")
+        if epoch and not epoch.isdigit():
+            raise ConfigError(f"{source}: give a run as FOLDER or FOLDER:EPOCH (an epoch number)")
         epoch = int(epoch) if epoch else None
         model, config = runs.restore(path, epoch)
         restored.append((path, model, config))
