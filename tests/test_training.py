@@ -3,13 +3,11 @@
 import json
 import textwrap
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from tests.training_helpers import run_script
-from tfunmask import models
 from tfunmask.config import ConfigError, TrainConfig
 from tfunmask.data.images import read_image
 from tfunmask.training import trainer
@@ -165,44 +163,6 @@ def test_paired_data_guides_an_attentiongan(tiny_unpaired_data, tiny_paired_data
     with pytest.raises(ConfigError, match="no paired training shards in"):
         trainer.train(tiny_config(model_dir=tmp_path / "e", paired_data=str(tmp_path), lambda_paired=1.0,
                                   **guided), verbose=0)
-
-
-class EpochWeights(keras.callbacks.Callback):
-    """Each generator's and each discriminator's trainable weights, flattened, at the start and at
-    the end of each epoch."""
-
-    def __init__(self):
-        super().__init__()
-        self.seen = []
-
-    def on_train_begin(self, logs=None):
-        if not self.seen:
-            self.on_epoch_end(-1)
-
-    def on_epoch_end(self, epoch, logs=None):
-        model = self.model
-        networks = {"g": (model.generator_ab, model.generator_ba), "d": model.discriminators}
-        self.seen.append({k: [np.concatenate([w.numpy().ravel() for w in n.trainable_weights]) for n in v]
-                          for k, v in networks.items()})
-
-
-def test_a_discriminator_warm_up_leaves_the_generators_alone(tiny_unpaired_data, tmp_path):
-    """--discriminator_warmup_epochs: in the first epoch only the discriminators learn (the
-    generators' weights are bit for bit the same), both step counters advance, and the next epoch
-    trains everything; combined with the pair warm-up it is refused."""
-    weights = EpochWeights()
-    config = tiny_config(model="aggan", data=tiny_unpaired_data, model_dir=tmp_path / "run", filters=4,
-                         resnet_blocks=1, attention_masks=2, epochs=2, decay_epochs=0, steps_per_epoch=2,
-                         batch_size=2, discriminator_warmup_epochs=1)
-    model, _ = trainer.train(config, verbose=0, callbacks=[weights])
-    start, warmed, trained = weights.seen
-    changed = {k: [not np.array_equal(a, b) for a, b in zip(start[k], warmed[k])] for k in start}
-    assert not any(changed["g"]) and all(changed["d"])
-    assert all(not np.array_equal(a, b) for a, b in zip(warmed["g"], trained["g"])) and model.phase == "full"
-    assert int(model.g_optimizer.iterations) == int(model.d_optimizer.iterations) == 4
-    with pytest.raises(ValueError, match="nor combined with warmup_epochs"):
-        models.build("aggan", dict(image_size=32, filters=4, resnet_blocks=1, discriminator_warmup_epochs=1,
-                                   warmup_epochs=1, lambda_paired=1.0))
 
 
 def test_tensorboard_logs_and_saved_model(tiny_paired_data, tmp_path):

@@ -192,7 +192,7 @@ def test_warmup_epochs_train_only_the_unmasker_on_the_guide_terms():
     (the learning-rate schedules stay on the epochs); the phase ends with ``warmup_epochs``."""
     model = compiled(AttentionGAN, attention_masks=3, lambda_attention_map=10.0, lambda_paired=5.0,
                      warmup_epochs=1)
-    assert model.begin_epoch(0) and model.warming_up
+    assert model.begin_epoch(0) and model.phase == "pairs"
     networks = {network.name: network for network in model.generators + model.discriminators}
     before = {name: network.get_weights() for name, network in networks.items()}
     logs = model.train_on_batch(guided_batch(), return_dict=True)
@@ -207,9 +207,26 @@ def test_warmup_epochs_train_only_the_unmasker_on_the_guide_terms():
     validation = model.test_on_batch(guided_batch(), return_dict=True)  # scores what the phase trains
     assert set(validation) == guide_terms and validation["g_loss"] == pytest.approx(
         10 * (validation["attention_map"] + validation["attention_unmasked"]) + 5 * validation["paired"], rel=1e-5)
-    assert model.begin_epoch(1) and not model.warming_up and not model.begin_epoch(2)
+    assert model.begin_epoch(1) and model.phase == "full" and not model.begin_epoch(2)
     with pytest.raises(ValueError, match="warmup_epochs trains G_AB on the synthetic pairs alone"):
         AttentionGAN(SIZE, warmup_epochs=1)
+
+
+def test_a_discriminator_warm_up_trains_the_discriminators_alone():
+    """A discriminator warm-up step moves every discriminator and no generator; both step counters
+    advance; the phase ends with ``discriminator_warmup_epochs``; it excludes the pair warm-up."""
+    model = compiled(AttentionGAN, attention_masks=3, discriminator_warmup_epochs=1)
+    assert model.begin_epoch(0) and model.phase == "discriminators"
+    networks = {network.name: network for network in model.generators + model.discriminators}
+    before = {name: [w.numpy() for w in network.trainable_weights] for name, network in networks.items()}
+    model.train_on_batch(unpaired_batch(), return_dict=True)
+    moved = {name: any(not np.array_equal(a, b.numpy()) for a, b in zip(before[name], network.trainable_weights))
+             for name, network in networks.items()}
+    assert moved == {name: network in model.discriminators for name, network in networks.items()}, moved
+    assert int(model.g_optimizer.iterations) == int(model.d_optimizer.iterations) == 1
+    assert model.begin_epoch(1) and model.phase == "full"
+    with pytest.raises(ValueError, match="nor combined with warmup_epochs"):
+        AttentionGAN(SIZE, discriminator_warmup_epochs=1, warmup_epochs=1, lambda_paired=1.0)
 
 
 def test_attention_map_supervision_teaches_where_the_mask_is():
