@@ -77,8 +77,10 @@ learning-rate schedules stay aligned with the epochs.
 With ``discriminator_warmup_epochs`` (for a G_AB that ``--warm_start`` already taught to paint)
 the first epochs train the discriminators alone against the generators as they are: a fine-tune
 whose adversary starts at random lets the generator drift towards the blurred mean of its
-L1 terms before the adversary can object (``docs/results.md``; the paired model shows the same).
-The generators' step counter still advances. The two warm-ups exclude each other.
+L1 terms before the adversary can object (the paired model shows it: ``docs/results.md``, "v7").
+Measured on the U-Net backbone (run W4) it did not keep real-photo mouths as the paired model's
+kept PatchGAN does. The generators' step counter still advances. The two warm-ups exclude each
+other.
 
 TensorBoard shows, per direction, the masks and content images beside the
 CycleGAN columns.
