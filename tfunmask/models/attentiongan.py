@@ -370,7 +370,7 @@ class AttentionGAN(CycleGAN):
         if self.phase == "discriminators":
             with tf.GradientTape() as tape:
                 terms = self._loss_terms(data, training=True)
-                scaled = self.d_optimizer.scale_loss(self._objectives(terms)[1])
+                scaled = self.d_optimizer.scale_loss(self._objective(terms, self.loss_weights()[1]))
             self.step(self.d_optimizer, tape, scaled, self.discriminator_variables)
             self.g_optimizer.iterations.assign_add(1)
             return self._report(terms)

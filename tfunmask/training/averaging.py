@@ -40,7 +40,7 @@ def average_runs(sources, out):
         epoch = int(epoch) if epoch else None
         model, config = runs.restore(path, epoch)
         restored.append((path, model, config))
-        epochs.append(epoch if epoch is not None else int(runs.Run(path).latest_checkpoint().rsplit("-", 1)[1]))
+        epochs.append(epoch if epoch is not None else max(runs.Run(path).saved_epochs()))
     first_path, model, config = restored[0]
     for path, _, other in restored[1:]:
         if (other.model_name, other.model) != (config.model_name, config.model):
