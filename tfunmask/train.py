@@ -65,6 +65,8 @@ MODEL_FLAGS = {
     "masked_cycle_weight": (UNPAIRED, 1.0, "CycleGAN/AttentionGAN: scale of the masked -> unmasked -> masked "
                             "cycle term only (0 = one-sided cycle: the unmasker need not keep a trace of the "
                             "mask for the inverse generator to redraw it)."),
+    "lambda_gan": (UNPAIRED, 1.0, "CycleGAN/AttentionGAN: weight of the generators' adversarial term (the "
+                   "whole-image PatchGANs'; below 1 the cycle, identity and pair terms dominate)."),
     "aggan_scheme": (AGGAN, 2, "AttentionGAN scheme: 1 or 2."),
     "backbone": (AGGAN, "resnet", "AttentionGAN generators: resnet (the paper's encoder-decoder) or unet (a "
                  "composite Pix2Pix U-Net, scheme I; G_AB can then --warm_start from a --composite Pix2Pix run)."),

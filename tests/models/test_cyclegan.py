@@ -152,6 +152,18 @@ def test_masked_cycle_weight_scales_only_the_masked_cycle(weight):
     assert model.get_config()["masked_cycle_weight"] == weight
 
 
+@pytest.mark.parametrize("weight", [0.0, 0.25])
+def test_lambda_gan_weights_only_the_generators_adversarial_term(weight):
+    model = compiled(CycleGAN, lambda_gan=weight)
+    data = unpaired_batch()
+    mean = {name: float(np.mean(value)) for name, value in model._loss_terms(data, training=False).items()}
+    logs = model.test_on_batch(data, return_dict=True)
+    assert logs["g_loss"] == pytest.approx(weight * mean["g_gan"] + 10 * mean["cycle"] + 5 * mean["identity"],
+                                           rel=1e-5)
+    assert logs["d_loss"] == pytest.approx(0.5 * (mean["d_real"] + mean["d_fake"]), rel=1e-5)
+    assert mean["g_gan"] > 0 and model.get_config()["lambda_gan"] == weight
+
+
 def test_one_sided_cycle_gives_the_inverse_generator_no_gradient_from_masked_faces():
     """With masked_cycle_weight 0, F only learns from B -> A: feeding it a batch whose unmasked
     half is fixed, F's gradient does not depend on the masked faces."""
@@ -192,8 +204,10 @@ def test_constructors_reject_bad_unpaired_options():
 
     with pytest.raises(ValueError, match="pool_size must not be negative"):
         CycleGAN(SIZE, filters=4, pool_size=-1)
-    with pytest.raises(ValueError, match="masked_cycle_weight must not be negative .got -1"):
+    with pytest.raises(ValueError, match="masked_cycle_weight and lambda_gan must not be negative .got -1.0, 1.0"):
         CycleGAN(SIZE, filters=4, masked_cycle_weight=-1.0)
+    with pytest.raises(ValueError, match="must not be negative .got 1.0, -0.5"):
+        CycleGAN(SIZE, filters=4, lambda_gan=-0.5)
     with pytest.raises(ValueError, match="aggan_scheme must be one of 1, 2 .got 3."):
         AttentionGAN(SIZE, filters=4, aggan_scheme=3)
     with pytest.raises(ValueError, match="image_size must be a multiple of 16"):

@@ -9,7 +9,9 @@ adversarial terms, summed over both directions X -> Y in {A -> B, B -> A}:
           + lambda_id * lambda |G(y) - y|_1           identity
     L_D = 1/2 [(D_Y(y) - 1)^2 + D_Y(pool_Y(G(x)))^2]
 
-with lambda = 10 and lambda_id = 0.5 by default. ``masked_cycle_weight`` scales the
+with lambda = 10 and lambda_id = 0.5 by default. ``lambda_gan`` weights the adversarial term
+(1, the paper's; below 1 the other terms, and a subclass's supervised ones, dominate).
+``masked_cycle_weight`` scales the
 cycle term of the A -> B -> A direction only (1: the paper's; 0: a one-sided cycle, B ->
 A -> B alone). The masked cycle asks G(x) to keep enough of the mask for F to paint it
 back exactly, a pressure against removing it; without it G_AB is held by the adversarial
@@ -55,15 +57,16 @@ class CycleGAN(GAN):
     DATA = "unpaired"
 
     def __init__(self, image_size, *, filters=64, resnet_blocks=None, pool_size=50, lambda_cycle=10.0,
-                 lambda_identity=0.5, masked_cycle_weight=1.0, seed=0, upsampling="auto", **kwargs):
+                 lambda_identity=0.5, masked_cycle_weight=1.0, lambda_gan=1.0, seed=0, upsampling="auto", **kwargs):
         check_size(image_size)
         check_positive(filters=filters)
         resnet_blocks = default_blocks(image_size) if resnet_blocks is None else resnet_blocks
         fused_upsampling(upsampling)  # checks the value
         if resnet_blocks < 0 or pool_size < 0:
             raise ValueError(f"resnet_blocks and pool_size must not be negative (got {resnet_blocks}, {pool_size})")
-        if masked_cycle_weight < 0:
-            raise ValueError(f"masked_cycle_weight must not be negative (got {masked_cycle_weight})")
+        if masked_cycle_weight < 0 or lambda_gan < 0:
+            raise ValueError(f"masked_cycle_weight and lambda_gan must not be negative "
+                             f"(got {masked_cycle_weight}, {lambda_gan})")
         super().__init__(**kwargs)
         self.image_size = image_size
         self.filters = filters
@@ -72,6 +75,7 @@ class CycleGAN(GAN):
         self.lambda_cycle = lambda_cycle
         self.lambda_identity = lambda_identity
         self.masked_cycle_weight = masked_cycle_weight
+        self.lambda_gan = lambda_gan
         self.seed = seed
         self.upsampling = upsampling
         with self.policy_scope():
@@ -87,7 +91,7 @@ class CycleGAN(GAN):
         return {**super().get_config(), "image_size": self.image_size, "filters": self.filters,
                 "resnet_blocks": self.resnet_blocks, "pool_size": self.pool_size,
                 "lambda_cycle": self.lambda_cycle, "lambda_identity": self.lambda_identity,
-                "masked_cycle_weight": self.masked_cycle_weight, "seed": self.seed,
+                "masked_cycle_weight": self.masked_cycle_weight, "lambda_gan": self.lambda_gan, "seed": self.seed,
                 "upsampling": self.upsampling}
 
     def _generator(self, name):
@@ -149,7 +153,7 @@ class CycleGAN(GAN):
                 Direction("b", "a", self.generator_ba, self.generator_ab, self.discriminator_a, self.pool_a))
 
     def loss_weights(self):
-        g = {"g_gan": 1.0, "cycle": self.lambda_cycle}
+        g = {"g_gan": self.lambda_gan, "cycle": self.lambda_cycle}
         if self.lambda_identity:
             g["identity"] = self.lambda_identity * self.lambda_cycle
         return g, {"d_real": 0.5, "d_fake": 0.5}
