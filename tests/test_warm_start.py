@@ -130,6 +130,17 @@ def test_a_source_that_does_not_fit_changes_nothing_and_says_what_differs(tmp_pa
         warm_start.warm_start(resnet, tmp_path)
 
 
+def test_a_composite_source_for_a_plain_generator_says_so(tmp_path):
+    path = exporter.export_saved_model(composite_pix2pix().generator, tmp_path / "saved_model")
+    plain = models.build("pix2pix", UNET)
+    with pytest.raises(ConfigError, match=r"it lacks unmasked_conv.* \(the source predicts a mask map and the network "
+                                          "does not: both must be --composite or neither"):
+        warm_start.apply(plain.unmasker, warm_start.source_weights(path))
+    plain_path = exporter.export_saved_model(plain.generator, tmp_path / "plain")
+    with pytest.raises(ConfigError, match="the network predicts a mask map and the source does not"):
+        warm_start.apply(composite_pix2pix().unmasker, warm_start.source_weights(plain_path))
+
+
 def test_the_unet_backbone_takes_its_own_arguments_only():
     with pytest.raises(ValueError, match="backbone='unet' composes with one mask: it needs aggan_scheme=1"):
         models.build("aggan", {**UNET, "backbone": "unet"})

@@ -20,6 +20,8 @@ import numpy as np
 
 from tfunmask.config import ConfigError
 
+MAP_HEAD = "mask_conv"  # the layer only a composite U-Net (Pix2Pix --composite, AttentionGAN unet) has
+
 
 def _key(path):
     """A weight's name as both sources spell it: Keras path or SavedModel variable name."""
@@ -80,8 +82,21 @@ def _pairs(network, weights, source):
         problems = [f"{what}{_first(names)}" for what, names in (("it lacks ", missing), ("shapes differ: ", wrong))
                     if names]
         raise ConfigError(f"{source} does not fit the network {network.name!r}: {'; '.join(problems)} "
-                          "(the same architecture and widths are needed)")
+                          f"({_hint(network, weights)})")
     return pairs
+
+
+def _has_map(keys):
+    return any(key.startswith(MAP_HEAD) for key in keys)
+
+
+def _hint(network, weights):
+    """What a mismatch most likely means: a composite generator against a plain one, or other widths."""
+    ours = _has_map(_key(v.path) for v in network.weights)
+    if ours != _has_map(weights):
+        composite, plain = ("the network", "the source") if ours else ("the source", "the network")
+        return f"{composite} predicts a mask map and {plain} does not: both must be --composite or neither"
+    return "the same architecture and widths are needed"
 
 
 def _assign(pairs):
