@@ -41,7 +41,10 @@ def test_every_backend_gives_the_keras_crops(tiny_exports):
 
 
 def test_a_run_folder_loads_its_saved_model(tiny_run):
+    from tfunmask.evaluation import suite
+
     assert isinstance(tfunmask.load(tiny_run).generator, generators.SavedModelGenerator)
+    assert suite.scored_epoch(tiny_run) is None  # evaluate scores the export, not a checkpoint
 
 
 def test_bad_model_paths_fail_with_one_line(tmp_path):

@@ -262,5 +262,6 @@ def test_every_nth_checkpoint_is_kept_and_can_be_chosen(tiny_paired_data, tmp_pa
     summary = json.loads((tmp_path / "export2" / exporter.SUMMARY_FILE).read_text())
     assert summary["checkpoint"] == saved[2]
     assert suite.load_model(run.root, epoch=2).size == 32
+    assert (suite.scored_epoch(run.root), suite.scored_epoch(run.root, 2)) == (4, 2)  # no export: the newest
     with pytest.raises(suite.EvaluationError, match="no checkpoint of epoch 9"):
         suite.load_model(run.root, epoch=9)

@@ -18,7 +18,8 @@ def define_flags():
     flags.DEFINE_string("model", None, "Exported generator: a SavedModel folder, a training run folder "
                         "holding saved_model/, a .tflite or a .keras file.")
     flags.DEFINE_integer("epoch", None, "Score the checkpoint of this epoch of the training run folder --model "
-                         "(default: the exported generator).", lower_bound=1)
+                         "(default: the exported generator; for a run trained with --export=false, its newest "
+                         "checkpoint).", lower_bound=1)
     flags.DEFINE_string("data", None, "Paired test data: the overlay tool's output folder, or a folder of "
                         "paired-<split>-*.tfrecord shards.")
     flags.DEFINE_string("out", None, "Folder for metrics.json, report.md and the PNGs.")

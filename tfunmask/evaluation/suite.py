@@ -32,7 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfunmask import runs
-from tfunmask.config import ConfigError
+from tfunmask.config import CONFIG_FILE, ConfigError
 from tfunmask.data import images, records_builder, splits, tfrecords
 from tfunmask.data.tally import InputError, Tally
 from tfunmask.evaluation import detection, features, mask_map, report
@@ -170,6 +170,15 @@ def load_real_masked(folder: str | Path, size: int, *, aligned: bool = False,
 
 # ----------------------------------------------------------------------------- methods
 
+def scored_epoch(model: str | Path, epoch: int | None = None) -> int | None:
+    """`epoch`; without one, for a training run folder that holds no export (trained with
+    --export=false), its newest checkpoint's epoch; else None (the exported generator is scored)."""
+    run = runs.Run(model)
+    if epoch is not None or not (run.root / CONFIG_FILE).is_file() or (run.saved_model / "saved_model.pb").is_file():
+        return epoch
+    return max(run.saved_epochs(), default=None)
+
+
 def load_model(path: str | Path, epoch: int | None = None, flip_average: bool = True):
     """The model as an `photos.Unmasker` (SavedModel or training run folder, .tflite, .keras); with
     `epoch`, the generator of that epoch's checkpoint of the training run folder `path`."""
@@ -232,13 +241,16 @@ def evaluate(model: str | Path, data: str | Path, out: str | Path, *, epoch: int
     """
     if split not in SPLITS:
         raise EvaluationError(f"--split must be one of {', '.join(SPLITS)} (got {split!r})")
+    notes: list[str] = []
+    if epoch is None and (epoch := scored_epoch(model)) is not None:
+        notes.append(f"{model} holds no export: its newest checkpoint (epoch {epoch}) is scored")
+        log(notes[-1])
     unmasker = load_model(model, epoch, flip_average)
     size = score_size or unmasker.size
     if size < 16:
         raise EvaluationError(f"--score_size must be at least 16 (got {size})")
     pairs = load_pairs(data, size, split=split, limit=limit)
     held_pairs = None if held_out is None else load_pairs(held_out, size, split=split, limit=limit)
-    notes: list[str] = []
     extractor = _image_features(image_features, inception_weights, notes, log)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
