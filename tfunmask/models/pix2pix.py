@@ -56,6 +56,7 @@ RECONSTRUCTION = {
     "cosine_mean": (losses.cosine_distance, "mean"),
     "cosine_sum": (losses.cosine_distance, "sum"),
 }
+MAP_HEAD = "mask_conv"  # the mask map's head: only a composite U-Net has it (warm_start reads the name)
 
 
 def unet_depth(image_size, max_depth=8):
@@ -109,7 +110,7 @@ def unet_generator(image_size, *, filters=64, max_filters=512, dropout=0.5, norm
                              prefix=prefix)
 
     def mask_head(x):
-        mask = conv3x3(1, fused=fused, kernel_initializer=INIT, name="mask_conv")(x)
+        mask = conv3x3(1, fused=fused, kernel_initializer=INIT, name=MAP_HEAD)(x)
         return layers.Activation("sigmoid", dtype="float32", name="mask")(mask)
 
     inputs = keras.Input((image_size, image_size, 3), name="masked")

@@ -20,8 +20,6 @@ import numpy as np
 
 from tfunmask.config import ConfigError
 
-MAP_HEAD = "mask_conv"  # the layer only a composite U-Net (Pix2Pix --composite, AttentionGAN unet) has
-
 
 def _key(path):
     """A weight's name as both sources spell it: Keras path or SavedModel variable name."""
@@ -87,6 +85,8 @@ def _pairs(network, weights, source):
 
 
 def _has_map(keys):
+    from tfunmask.models.pix2pix import MAP_HEAD  # the layer only a composite U-Net has
+
     return any(key.startswith(MAP_HEAD) for key in keys)
 
 
