@@ -37,6 +37,30 @@ def test_the_average_run_holds_the_mean_of_every_weight(two_runs, tmp_path):
         "runs": [str(run) for run in two_runs], "epochs": [1, 1]}
 
 
+def test_a_start_weight_moves_the_unmasker_back_towards_the_warm_start(two_runs, tiny_paired_data, tmp_path):
+    """One run fine-tuned from another (``--warm_start``) and a start weight w: the new run's
+    unmasker is w x the start's + (1 - w) x the fine-tune's, everything else is the fine-tune's,
+    and averaged_from.json records the start and w (WiSE-FT)."""
+    start = two_runs[0]
+    tuned = tmp_path / "tuned"
+    trainer.train(tiny_config(tiny_paired_data, tuned, warm_start=str(start), lr=0.05, **TINY), verbose=0)
+    averaging.average_runs([str(tuned)], tmp_path / "wise", start_weight=0.25)
+    wise, ours, theirs = (runs.restore(run)[0] for run in (tmp_path / "wise", tuned, start))
+    for mixed, a, b in zip(wise.unmasker.weights, ours.unmasker.weights, theirs.unmasker.weights):
+        assert a.path == b.path
+        if "moving" not in a.path:  # the fine-tune moved every trainable weight
+            assert np.abs(a.numpy() - b.numpy()).max() > 1e-4, a.path
+        np.testing.assert_allclose(mixed.numpy(), 0.25 * b.numpy() + 0.75 * a.numpy(), rtol=1e-5, atol=1e-6)
+    for mixed, a in zip(wise.discriminator.weights, ours.discriminator.weights):
+        np.testing.assert_array_equal(mixed.numpy(), a.numpy())
+    assert json.loads((tmp_path / "wise" / averaging.SOURCES_FILE).read_text()) == {
+        "runs": [str(tuned)], "epochs": [1], "start": str(start), "start_weight": 0.25}
+    with pytest.raises(ConfigError, match=r"the start weight must be in \[0, 1\) \(got 1.0\)"):
+        averaging.average_runs([str(tuned)], tmp_path / "all", start_weight=1.0)
+    with pytest.raises(ConfigError, match=r"started from one --warm_start \(.*s0: none, .*tuned: .*s0\)"):
+        averaging.average_runs([str(start), str(tuned)], tmp_path / "mixed", start_weight=0.5)
+
+
 def test_runs_that_cannot_be_averaged_are_one_line_errors(two_runs, tiny_paired_data, tmp_path):
     with pytest.raises(ConfigError, match="at least two runs"):
         averaging.average_runs([str(two_runs[0])], tmp_path / "one")

@@ -8,6 +8,12 @@ constructor arguments), and writes a new run folder holding the mean of every we
 moving statistics included) as its one checkpoint, so ``export`` and ``evaluate`` take it like a
 trained run. The folder's config.json is the first run's, and ``averaged_from.json`` records the
 runs and epochs averaged.
+
+``start_weight`` w moves the unmasker from that mean towards the runs' common ``--warm_start``:
+w × start + (1 − w) × mean (WiSE-FT, Wortsman et al. 2022). Fine-tuning on a new objective can
+lose what the start did well off the fine-tune's data (real photos, for a model fine-tuned on
+synthetic pairs and unpaired faces); the interpolation between the two tends to keep both, and
+one fine-tuned run is then enough.
 """
 
 import json
@@ -17,18 +23,37 @@ import numpy as np
 
 from tfunmask import runs
 from tfunmask.config import CONFIG_FILE, ConfigError
+from tfunmask.training import warm_start
 
 SOURCES_FILE = "averaged_from.json"
 
 
-def average_runs(sources, out):
-    """Writes the weight average of the run folders ``sources`` (each ``path`` or ``path:epoch``)
-    to the new run folder ``out``; returns the checkpoint's path. ConfigError where fewer than two
-    runs are given, one is not a run, the runs built different networks, or ``out`` holds a run."""
+def _move_to_start(model, restored, share):
+    """Moves ``model``'s unmasker ``share`` of the way to the runs' common warm start; returns it."""
+    starts = {config.runtime.warm_start for _, _, config in restored}
+    if len(starts) != 1 or None in starts:
+        named = ", ".join(f"{path}: {config.runtime.warm_start or 'none'}" for path, _, config in restored)
+        raise ConfigError(f"a start weight needs runs that all started from one --warm_start ({named})")
+    start = starts.pop()
+    if not Path(start).is_dir():
+        raise ConfigError(f"the runs' warm start {start} is not there any more")
+    source = f"the runs' warm start {start}"
+    warm_start.apply(model.unmasker, warm_start.source_weights(start), source, share=share)
+    return start
+
+
+def average_runs(sources, out, start_weight=0.0):
+    """Writes the weight average of the run folders ``sources`` (each ``path`` or ``path:epoch``),
+    its unmasker moved ``start_weight`` of the way to the runs' warm start, to the new run folder
+    ``out``; returns the checkpoint's path. ConfigError where fewer than two runs are given (one
+    with a start weight), one is not a run, the runs built different networks or started from
+    different weights, or ``out`` holds a run."""
     import tensorflow as tf
 
-    if len(sources) < 2:
-        raise ConfigError(f"averaging needs at least two runs (got {len(sources)})")
+    if not 0.0 <= start_weight < 1.0:
+        raise ConfigError(f"the start weight must be in [0, 1) (got {start_weight})")
+    if len(sources) < (1 if start_weight else 2):
+        raise ConfigError(f"averaging needs at least two runs, or one and a start weight (got {len(sources)})")
     out = Path(out)
     if (out / CONFIG_FILE).exists():
         raise ConfigError(f"{out} already holds a run: choose another folder")
@@ -47,9 +72,12 @@ def average_runs(sources, out):
             raise ConfigError(f"{path} built other networks than {first_path} (model or its arguments "
                               "differ): only runs of one architecture can be averaged")
     model.set_weights([np.mean(values, axis=0) for values in zip(*(m.get_weights() for _, m, _ in restored))])
+    sources = {"runs": [p for p, _, _ in restored], "epochs": epochs}
+    if start_weight:
+        sources.update(start=_move_to_start(model, restored, start_weight), start_weight=start_weight)
     config.runtime.model_dir = str(out)
     config.save(out)
-    (out / SOURCES_FILE).write_text(json.dumps({"runs": [p for p, _, _ in restored], "epochs": epochs}, indent=2))
+    (out / SOURCES_FILE).write_text(json.dumps(sources, indent=2))
     manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=model), runs.Run(out).checkpoints,
                                          max_to_keep=1)
     return manager.save(checkpoint_number=max(epochs))

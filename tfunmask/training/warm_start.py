@@ -99,16 +99,19 @@ def _hint(network, weights):
     return "the same architecture and widths are needed"
 
 
-def _assign(pairs):
+def _assign(pairs, share=1.0):
     for variable, value in pairs:
+        if share != 1.0:
+            value = share * value + (1.0 - share) * variable.numpy().astype(np.float32)
         variable.assign(value.astype(variable.dtype))
     return len(pairs)
 
 
-def apply(network, weights, source="the warm start source"):
-    """Assigns ``weights`` (``source_weights``) to every weight of ``network``; returns how many.
-    ConfigError, changing nothing, when one is missing or has another shape."""
-    return _assign(_pairs(network, weights, source))
+def apply(network, weights, source="the warm start source", share=1.0):
+    """Moves every weight of ``network`` to ``share`` × ``weights`` (``source_weights``) +
+    (1 − ``share``) × its own value (1: assigns them); returns how many. ConfigError, changing
+    nothing, when one is missing or has another shape."""
+    return _assign(_pairs(network, weights, source), share)
 
 
 def warm_start(model, path, discriminators=False):
