@@ -61,12 +61,24 @@ def test_a_start_weight_moves_the_unmasker_back_towards_the_warm_start(two_runs,
         averaging.average_runs([str(start), str(tuned)], tmp_path / "mixed", start_weight=0.5)
 
 
+def test_runs_that_differ_only_in_loss_weights_are_averaged_and_the_difference_recorded(
+        two_runs, tiny_paired_data, tmp_path):
+    other = tmp_path / "l1_50"
+    trainer.train(tiny_config(tiny_paired_data, other, lambda_l1=50.0, **TINY), verbose=0)
+    averaging.average_runs([str(two_runs[0]), str(other)], tmp_path / "soup")
+    averaged, first, second = (runs.restore(run)[0] for run in (tmp_path / "soup", two_runs[0], other))
+    for mean, a, b in zip(averaged.weights, first.weights, second.weights):
+        np.testing.assert_allclose(mean.numpy(), (a.numpy() + b.numpy()) / 2, rtol=1e-6, atol=1e-7)
+    assert json.loads((tmp_path / "soup" / averaging.SOURCES_FILE).read_text())["differing_arguments"] == {
+        "lambda_l1": [100.0, 50.0]}
+
+
 def test_runs_that_cannot_be_averaged_are_one_line_errors(two_runs, tiny_paired_data, tmp_path):
     with pytest.raises(ConfigError, match="at least two runs"):
         averaging.average_runs([str(two_runs[0])], tmp_path / "one")
     wider = tmp_path / "wider"
     trainer.train(tiny_config(tiny_paired_data, wider, **{**TINY, "filters": 8}), verbose=0)
-    with pytest.raises(ConfigError, match="built other networks than .* only runs of one architecture"):
+    with pytest.raises(ConfigError, match="built other networks than .*other layers or widths.* only runs of one architecture"):
         averaging.average_runs([str(two_runs[0]), str(wider)], tmp_path / "mixed")
     with pytest.raises(ConfigError, match=r":last: give a run as FOLDER or FOLDER:EPOCH"):
         averaging.average_runs([str(two_runs[0]), f"{two_runs[1]}:last"], tmp_path / "bad")

@@ -77,6 +77,9 @@ MODEL_FLAGS = {
     "lambda_attention_gan": (AGGAN, 1.0, "AttentionGAN weight of the attention-guided adversarial loss."),
     "lambda_attention_map": (AGGAN, 0.0, "AttentionGAN: weight of the BCE between G_AB's attention and the "
                              "synthetic mask map (and 0 on real unmasked faces); needs --paired_data."),
+    "unmasked_attention_weight": (AGGAN, 1.0, "AttentionGAN: scale of the BCE of G_AB's attention against 0 on "
+                                  "real unmasked faces, as a fraction of --lambda_attention_map (1: the same "
+                                  "weight; 0: that pass is skipped)."),
     "attention_discriminator": (AGGAN, "product", "AttentionGAN: the attention-guided discriminators see the "
                                 "image times the gradient-stopped attention (product), times that attention "
                                 "dilated by an eighth of the image, so they see the region's surroundings "

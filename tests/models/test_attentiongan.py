@@ -179,12 +179,26 @@ def test_guide_terms_match_numpy_and_enter_the_generator_objective():
     assert not set(GUIDE_TERMS) & set(compiled(AttentionGAN, attention_masks=3).loss_weights()[0])
 
 
+@pytest.mark.parametrize("share", [0.0, 0.1])
+def test_unmasked_attention_weight_scales_only_the_attention_on_unmasked_faces(share):
+    model = compiled(AttentionGAN, attention_masks=3, lambda_attention_map=10.0, lambda_paired=5.0,
+                     unmasked_attention_weight=share)
+    g_weights, _ = model.loss_weights()
+    assert g_weights["attention_map"] == 10.0 and g_weights["paired"] == 5.0
+    assert g_weights.get("attention_unmasked", 0.0) == pytest.approx(10.0 * share)
+    assert ("attention_unmasked" in model._loss_terms(guided_batch(), training=False)) == bool(share)
+    assert model.get_config()["unmasked_attention_weight"] == share
+
+
 def test_guide_terms_need_synthetic_pairs():
     model = compiled(AttentionGAN, attention_masks=3, lambda_paired=1.0)
     with pytest.raises(ValueError, match=r"need synthetic pairs .*--paired_data"):
         model._loss_terms(unpaired_batch(), training=False)
     with pytest.raises(ValueError, match="must not be negative"):
         AttentionGAN(SIZE, lambda_attention_map=-1.0)
+    with pytest.raises(ValueError, match=r"unmasked_attention_weight and lambda_paired must not be negative "
+                                         r"\(got 1.0, -0.5, 0.0\)"):
+        AttentionGAN(SIZE, lambda_attention_map=1.0, unmasked_attention_weight=-0.5)
 
 
 def test_warmup_epochs_train_only_the_unmasker_on_the_guide_terms():

@@ -197,8 +197,8 @@ class AttentionGAN(CycleGAN):
                                         "d_attention_fake", "attention_map", "attention_unmasked", "paired")
 
     def __init__(self, image_size, *, aggan_scheme=2, attention_masks=10, lambda_pixel=1.0, lambda_tv=0.05,
-                 lambda_attention_gan=1.0, lambda_attention_map=0.0, lambda_paired=0.0,
-                 attention_discriminator="product", warmup_epochs=0, discriminator_warmup_epochs=0,
+                 lambda_attention_gan=1.0, lambda_attention_map=0.0, unmasked_attention_weight=1.0,
+                 lambda_paired=0.0, attention_discriminator="product", warmup_epochs=0, discriminator_warmup_epochs=0,
                  backbone="resnet", max_filters=512,
                  normalization="batch", dropout=0.5, **kwargs):
         check_choice("aggan_scheme", aggan_scheme, SCHEMES)
@@ -215,9 +215,9 @@ class AttentionGAN(CycleGAN):
         check_choice("attention_discriminator", attention_discriminator, ATTENTION_DISCRIMINATORS)
         if attention_masks < 2:
             raise ValueError(f"attention_masks must be at least 2 (got {attention_masks})")
-        if lambda_attention_map < 0 or lambda_paired < 0:
-            raise ValueError(f"lambda_attention_map and lambda_paired must not be negative "
-                             f"(got {lambda_attention_map}, {lambda_paired})")
+        if min(lambda_attention_map, unmasked_attention_weight, lambda_paired) < 0:
+            raise ValueError(f"lambda_attention_map, unmasked_attention_weight and lambda_paired must not be "
+                             f"negative (got {lambda_attention_map}, {unmasked_attention_weight}, {lambda_paired})")
         if warmup_epochs < 0 or (warmup_epochs and not (lambda_attention_map or lambda_paired)):
             raise ValueError(f"warmup_epochs trains G_AB on the synthetic pairs alone: it must not be negative "
                              f"and needs lambda_paired or lambda_attention_map (got {warmup_epochs})")
@@ -231,6 +231,7 @@ class AttentionGAN(CycleGAN):
         self.lambda_tv = lambda_tv
         self.lambda_attention_gan = lambda_attention_gan
         self.lambda_attention_map = lambda_attention_map
+        self.unmasked_attention_weight = unmasked_attention_weight
         self.lambda_paired = lambda_paired
         self.attention_discriminator = attention_discriminator
         self.warmup_epochs = warmup_epochs
@@ -252,7 +253,8 @@ class AttentionGAN(CycleGAN):
         return {**super().get_config(), "aggan_scheme": self.aggan_scheme,
                 "attention_masks": self.attention_masks, "lambda_pixel": self.lambda_pixel,
                 "lambda_tv": self.lambda_tv, "lambda_attention_gan": self.lambda_attention_gan,
-                "lambda_attention_map": self.lambda_attention_map, "lambda_paired": self.lambda_paired,
+                "lambda_attention_map": self.lambda_attention_map,
+                "unmasked_attention_weight": self.unmasked_attention_weight, "lambda_paired": self.lambda_paired,
                 "attention_discriminator": self.attention_discriminator, "warmup_epochs": self.warmup_epochs,
                 "discriminator_warmup_epochs": self.discriminator_warmup_epochs,
                 "backbone": self.backbone, "max_filters": self.max_filters, "normalization": self.normalization,
@@ -311,7 +313,9 @@ class AttentionGAN(CycleGAN):
             g["g_attention"] = self.lambda_attention_gan
             d.update(d_attention_real=0.5, d_attention_fake=0.5)
         if self.lambda_attention_map:
-            g.update(attention_map=self.lambda_attention_map, attention_unmasked=self.lambda_attention_map)
+            g["attention_map"] = self.lambda_attention_map
+        if self._unmasked_weight:
+            g["attention_unmasked"] = self._unmasked_weight
         if self.lambda_paired:
             g["paired"] = self.lambda_paired
         return g, d
@@ -344,6 +348,11 @@ class AttentionGAN(CycleGAN):
         return {"attention_map": losses.bce(pairs["mask_map"], foreground(guided["attention"])),
                 "paired": losses.l1(pairs["target"], guided["image"])}
 
+    @property
+    def _unmasked_weight(self):
+        """Weight of the BCE of G_AB's attention on real unmasked faces against 0."""
+        return self.lambda_attention_map * self.unmasked_attention_weight
+
     @staticmethod
     def _unattended(same):
         """BCE of G_AB's foreground attention on a real unmasked face against 0."""
@@ -360,7 +369,7 @@ class AttentionGAN(CycleGAN):
         """The guide terms a warm-up step trains, and their weights in the generator objective."""
         data = self.unpack(data)
         terms = self._pair_terms(data["paired"], training=training)
-        if self.lambda_attention_map:
+        if self._unmasked_weight:
             terms["attention_unmasked"] = self._unattended(self._translate(self.generator_ab, data["b"], training))
         return terms, {name: weight for name, weight in self.loss_weights()[0].items() if name in terms}
 
@@ -393,7 +402,7 @@ class AttentionGAN(CycleGAN):
     def _direction_terms(self, d, data, training):
         terms, fake, same = super()._direction_terms(d, data, training)
         x, y = data[d.source], data[d.target]
-        if d.source == "a" and self.lambda_attention_map:  # G_AB on a real unmasked face: attend nowhere
+        if d.source == "a" and self._unmasked_weight:  # G_AB on a real unmasked face: attend nowhere
             same = same or self._translate(d.generator, y, training)
             terms["attention_unmasked"] = self._unattended(same)
         terms.update(pixel=losses.l1(x, fake["image"]), tv=losses.total_variation(fake["attention"]))

@@ -3,11 +3,12 @@
 Runs that start from the same weights and differ in their fine-tuning (another loss term, a kept
 or a fresh discriminator, more steps) tend to stay in one basin of the loss, where the uniform
 mean of their weights is itself a good model and often trades their strengths. ``average_runs``
-restores each run's checkpoint, checks that every run built the same networks (same model and
-constructor arguments), and writes a new run folder holding the mean of every weight (batch-norm
-moving statistics included) as its one checkpoint, so ``export`` and ``evaluate`` take it like a
-trained run. The folder's config.json is the first run's, and ``averaged_from.json`` records the
-runs and epochs averaged.
+restores each run's checkpoint, checks that every run built the same networks (same model, and
+the same weights by path and shape: runs that differ only in loss weights qualify), and writes a
+new run folder holding the mean of every weight (batch-norm moving statistics included) as its
+one checkpoint, so ``export`` and ``evaluate`` take it like a trained run. The folder's
+config.json is the first run's, and ``averaged_from.json`` records the runs and epochs averaged
+and the constructor arguments in which they differ.
 
 ``start_weight`` w moves the unmasker from that mean towards the runs' common ``--warm_start``:
 w × start + (1 − w) × mean (WiSE-FT, Wortsman et al. 2022). Fine-tuning on a new objective can
@@ -26,6 +27,19 @@ from tfunmask.config import CONFIG_FILE, ConfigError
 from tfunmask.training import warm_start
 
 SOURCES_FILE = "averaged_from.json"
+
+
+def _layout(model):
+    """Every weight's path and shape: runs with equal layouts can be averaged, whatever their loss
+    weights (constructor arguments that build no weight)."""
+    return [(v.path, tuple(v.shape)) for v in model.weights]
+
+
+def _differing_arguments(arguments):
+    """``{name: [value per run]}`` of the constructor arguments the runs do not share."""
+    names = sorted(set().union(*arguments))
+    return {name: [a.get(name) for a in arguments] for name in names
+            if any(a.get(name) != arguments[0].get(name) for a in arguments)}
 
 
 def _move_to_start(model, restored, share):
@@ -67,12 +81,15 @@ def average_runs(sources, out, start_weight=0.0):
         restored.append((path, model, config))
         epochs.append(epoch if epoch is not None else max(runs.Run(path).saved_epochs()))
     first_path, model, config = restored[0]
-    for path, _, other in restored[1:]:
-        if (other.model_name, other.model) != (config.model_name, config.model):
-            raise ConfigError(f"{path} built other networks than {first_path} (model or its arguments "
-                              "differ): only runs of one architecture can be averaged")
+    for path, other_model, other in restored[1:]:
+        if other.model_name != config.model_name or _layout(other_model) != _layout(model):
+            raise ConfigError(f"{path} built other networks than {first_path} (another model, or other layers "
+                              "or widths): only runs of one architecture can be averaged")
     model.set_weights([np.mean(values, axis=0) for values in zip(*(m.get_weights() for _, m, _ in restored))])
     sources = {"runs": [p for p, _, _ in restored], "epochs": epochs}
+    differing = _differing_arguments([c.model for _, _, c in restored])
+    if differing:
+        sources["differing_arguments"] = differing
     if start_weight:
         sources.update(start=_move_to_start(model, restored, start_weight), start_weight=start_weight)
     config.runtime.model_dir = str(out)
