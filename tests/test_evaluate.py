@@ -153,6 +153,26 @@ def test_overlay_split_follows_make_tfrecords(saved_model, overlay_folder):
     assert pairs.landmarks.shape == (train, 68, 2) and pairs.landmarks.max() < SIZE + 4
 
 
+def test_real_photos_follow_the_split_of_the_unpaired_records(tmp_path):
+    """Real masked photos are scored from --split only (as make_tfrecords --mode=unpaired split
+    them), so an unpaired model's training photos are left out; "all" takes every one, and a split
+    without photos is a one-line error."""
+    names = [f"r{i}.png" for i in range(40)]
+    for i, name in enumerate(names):
+        Image.fromarray(np.full((SIZE, SIZE, 3), (5 * i, 90, 160), np.uint8)).save(tmp_path / name)
+    test = [name for name in names if splits.split_of(name) == "test"]
+    assert 0 < len(test) < len(names)
+    crops, _, counts = suite.load_real_masked(tmp_path, SIZE, aligned=True, split="test")
+    assert len(crops) == counts["seen"] == len(test)
+    assert sorted(int(c[0, 0, 0]) // 5 for c in crops) == sorted(int(n[1:-4]) for n in test)
+    assert len(suite.load_real_masked(tmp_path, SIZE, aligned=True)[0]) == len(names)
+    for name in names:
+        if splits.split_of(name) == "val":
+            (tmp_path / name).unlink()
+    with pytest.raises(suite.EvaluationError, match="0 files of the val split"):
+        suite.load_real_masked(tmp_path, SIZE, aligned=True, split="val")
+
+
 def test_evaluation_on_tfrecords_without_landmarks(saved_model, tiny_paired_data, tmp_path):
     metrics = suite.evaluate(saved_model, tiny_paired_data, tmp_path, split="val", limit=4,
                                     image_features=features.random_features())

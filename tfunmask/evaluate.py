@@ -24,8 +24,9 @@ def define_flags():
                         "paired-<split>-*.tfrecord shards.")
     flags.DEFINE_string("out", None, "Folder for metrics.json, report.md and the PNGs.")
     flags.DEFINE_enum("split", "test", ["train", "val", "test", "all"],
-                      "Which pairs of --data to score (overlay folders: the split make_tfrecords gives them "
-                      "with its default fractions).")
+                      "Which pairs of --data, and which photos of --masked_real, to score (the split "
+                      "make_tfrecords gives them with its default fractions: a model trained unpaired on "
+                      "--masked_real's train split is scored on photos it never saw).")
     flags.DEFINE_integer("limit", None, "Score at most this many pairs (and real masked faces).", lower_bound=2)
     flags.DEFINE_string("held_out", None, "Paired data masked by the mask family kept out of training (e.g. "
                         "tools/overlay_masks.py --family=image over the same photos): scored like --data, with "

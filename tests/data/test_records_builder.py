@@ -131,6 +131,20 @@ def test_unpaired_records_tally_every_file(tmp_path, monkeypatch):
     assert tallies["B"].written == 2
 
 
+def test_unpaired_records_of_one_split_read_only_its_photos(tmp_path, monkeypatch):
+    """With ``split``, only the photos make_tfrecords puts in that split are read and tallied."""
+    monkeypatch.setattr(faces, "find", _fake_find)
+    monkeypatch.setattr(faces, "align", _fake_align)
+    names = [f"p{i}.png" for i in range(60)]
+    for name in names:
+        Image.fromarray(np.full((40, 40, 3), (200, 50, 100), np.uint8)).save(tmp_path / name)
+    expected = sorted(n for n in names if splits.split_of(n) == "test")
+    assert 0 < len(expected) < len(names)
+    tally = records_builder.Tally()
+    records = list(records_builder.unpaired_records({"A": tmp_path}, {"A": tally}, size=16, split="test"))
+    assert sorted({r["source"] for r in records}) == expected and tally.seen == len(expected)
+
+
 def test_unpaired_records_on_real_photos(shared_faces, tmp_path):
     photos = sorted((shared_faces / "unmasked").glob("*.jpg"))[:2]
     domain = tmp_path / "photos"

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from tfunmask.data import faces, images
+from tfunmask.data.splits import split_of
 from tfunmask.data.tally import InputError, Tally
 
 
@@ -72,14 +73,16 @@ def _mapper(workers: int):
 
 def unpaired_records(domains: Mapping[str, str | Path], tallies: Mapping[str, Tally], *, size: int = 256,
                      max_faces: int | None = None, use_cnn: bool = True, detector: str = "cascade",
-                     workers: int = 1,
+                     workers: int = 1, split: str | None = None,
                      progress: Callable[[], None] | None = None) -> Iterator[dict]:
     """Yield an unpaired record per face found in the photos of each domain folder.
 
     `domains` maps "A"/"B" to folders; faces are found with `faces.find` and cropped to
-    `size` x `size` with `faces.align` (each record also holds the face's landmarks in its crop). Sources are paths relative to their domain folder. Skipped
-    files go to `tallies[domain]`; `progress` is called after each file. Output order (and so the
-    dataset) does not depend on `workers`.
+    `size` x `size` with `faces.align` (each record also holds the face's landmarks in its crop).
+    Sources are paths relative to their domain folder; with `split`, only the photos whose source
+    `splits.split_of` puts in that split are read (a TFRecord writer's split of the same folder).
+    Skipped files go to `tallies[domain]`; `progress` is called after each file. Output order (and
+    so the dataset) does not depend on `workers`.
     """
     try:
         faces.check_detector(detector)
@@ -88,9 +91,10 @@ def unpaired_records(domains: Mapping[str, str | Path], tallies: Mapping[str, Ta
     job = partial(_crop_job, size=size, max_faces=max_faces, use_cnn=use_cnn, detector=detector)
     with _mapper(workers) as ordered_map:
         for domain, folder in domains.items():
-            files = domain_files(folder)
-            for path, (crops, skipped) in zip(files, ordered_map(job, files), strict=True):
-                source = Path(os.path.relpath(path, folder)).as_posix()
+            sources = {path: Path(os.path.relpath(path, folder)).as_posix() for path in domain_files(folder)}
+            paths = [path for path, source in sources.items() if split is None or split_of(source) == split]
+            for path, (crops, skipped) in zip(paths, ordered_map(job, paths), strict=True):
+                source = sources[path]
                 if skipped:
                     tallies[domain].skip({"source": source}, *skipped)
                 else:

@@ -5,7 +5,9 @@ every masked crop, so each method is scored against it: the masked input itself 
 model must beat doing nothing), OpenCV's Telea inpainting of the mask region (a classical
 method needing no training), and the model. Real masked photos have no ground truth: their
 faces are found and aligned, unmasked by the model, and scored by what needs none (detection
-rate, distance of their distribution to the real unmasked test faces).
+rate, distance of their distribution to the real unmasked test faces). Real photos are taken from
+the same split as the pairs, by the rule that split them into unpaired TFRecords, so an unpaired
+model is never scored on the photos it trained on.
 
 Synthetic masks come in two independent families (``tfunmask.synth.overlay.FAMILIES``). Paired
 data masked by the family kept out of training (``held_out``) is scored the same way beside the
@@ -22,6 +24,7 @@ Metrics (one row per method; `tfunmask.evaluation` holds the definitions):
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections import Counter
 from collections.abc import Callable
 from itertools import islice
@@ -126,10 +129,13 @@ def load_pairs(data: str | Path, size: int, *, split: str = "test", limit: int |
                  families=tuple(sorted({r["family"] for r in records} - {""})))
 
 
-def _aligned_crops(folder: Path, limit: int | None) -> tuple[list[np.ndarray], None, dict]:
-    """Every readable image of `folder` (up to `limit`), taken as an aligned crop (landmarks unknown)."""
+def _aligned_crops(folder: Path, limit: int | None, split: str | None) -> tuple[list[np.ndarray], None, dict]:
+    """Every readable image of `folder` (of `split`; up to `limit`), taken as an aligned crop
+    (landmarks unknown)."""
     crops, skipped, seen = [], Counter(), 0
     for path in images.list_images([folder]):
+        if split is not None and splits.split_of(Path(os.path.relpath(path, folder)).as_posix()) != split:
+            continue
         if limit is not None and len(crops) >= limit:
             break
         seen += 1
@@ -140,20 +146,26 @@ def _aligned_crops(folder: Path, limit: int | None) -> tuple[list[np.ndarray], N
     return crops, None, {"seen": seen, "faces": len(crops), "skipped": dict(skipped)}
 
 
-def _photo_crops(folder: Path, size: int, limit: int | None) -> tuple[list[np.ndarray], np.ndarray, dict]:
-    """The largest face of each photo of `folder` (up to `limit` faces), aligned as training data
-    is, with its landmarks in the crop."""
+def _photo_crops(folder: Path, size: int, limit: int | None,
+                 split: str | None) -> tuple[list[np.ndarray], np.ndarray, dict]:
+    """The largest face of each photo of `folder` (of `split`; up to `limit` faces), aligned as
+    training data is, with its landmarks in the crop."""
     tally = Tally()
-    found = list(islice(records_builder.unpaired_records({"A": folder}, {"A": tally}, size=size, max_faces=1), limit))
+    found = list(islice(records_builder.unpaired_records({"A": folder}, {"A": tally}, size=size, max_faces=1,
+                                                         split=split), limit))
     landmarks = np.array([record["landmarks"] for record in found]) if found else None
     return [r["image"] for r in found], landmarks, {"seen": tally.seen, "faces": len(found),
                                                      "skipped": dict(tally.skipped)}
 
 
-def load_real_masked(folder: str | Path, size: int, *, aligned: bool = False,
-                     limit: int | None = None) -> tuple[np.ndarray, np.ndarray | None, dict]:
+def load_real_masked(folder: str | Path, size: int, *, aligned: bool = False, limit: int | None = None,
+                     split: str = "all") -> tuple[np.ndarray, np.ndarray | None, dict]:
     """Crops of real masked faces (N, size, size, 3), their landmarks in the crops (None for
     ``aligned`` crops) and counts of files seen, faces and skips.
+
+    Only photos of `split` (by `splits.split_of` of their path in `folder`, the rule by which
+    ``make_tfrecords --mode=unpaired`` split the same folder; "all": every photo) are read, so a
+    model trained unpaired on the folder's train split is scored on photos it never saw.
 
     Photos are searched with `faces.find` (its default cascade: BlazeFace, which finds masked
     faces, then dlib's detectors) and aligned with `faces.align`; `aligned=True` takes images that already are
@@ -162,9 +174,12 @@ def load_real_masked(folder: str | Path, size: int, *, aligned: bool = False,
     folder = Path(folder)
     if not folder.is_dir():
         raise EvaluationError(f"--masked_real {folder} is not a folder")
-    crops, landmarks, counts = _aligned_crops(folder, limit) if aligned else _photo_crops(folder, size, limit)
+    chosen = None if split == "all" else split
+    crops, landmarks, counts = (_aligned_crops(folder, limit, chosen) if aligned else
+                                _photo_crops(folder, size, limit, chosen))
     if not crops:
-        raise EvaluationError(f"no faces found in --masked_real {folder} ({counts['seen']} files)")
+        where = "" if chosen is None else f" of the {split} split"
+        raise EvaluationError(f"no faces found in --masked_real {folder} ({counts['seen']} files{where})")
     return _resized(crops, size), landmarks, counts
 
 
@@ -267,7 +282,7 @@ def evaluate(model: str | Path, data: str | Path, out: str | Path, *, epoch: int
             held_pairs, unmasker, extractor, batch_size, sheet, out / "contact_sheet_held_out.png")[0]}
         metrics["gap"] = generalisation_gap(paired["methods"], metrics["held_out"]["methods"])
     if masked_real is not None:
-        metrics["real"] = _evaluate_real(masked_real, masked_real_aligned, unmasker, size, target, extractor,
+        metrics["real"] = _evaluate_real(masked_real, masked_real_aligned, split, unmasker, size, target, extractor,
                                          limit, batch_size, sheet, out, log)
     report.write_all(metrics, out)
     return metrics
@@ -306,15 +321,16 @@ def _evaluate_paired(pairs: Pairs, unmasker, extractor, batch_size: int, sheet: 
     return {"count": len(pairs.ids), "families": list(pairs.families), "methods": methods}, target
 
 
-def _evaluate_real(folder, aligned, unmasker, size, reference, extractor, limit, batch_size, sheet, out,
+def _evaluate_real(folder, aligned, split, unmasker, size, reference, extractor, limit, batch_size, sheet, out,
                    log) -> dict:
-    """The unpaired part: real masked crops (`size` px) and their unmasked outputs against `reference`."""
-    crops, landmarks, counts = load_real_masked(folder, size, aligned=aligned, limit=limit)
-    log(f"{counts['faces']} real masked faces from {counts['seen']} files")
+    """The unpaired part: real masked crops (`size` px) of `split` and their unmasked outputs
+    against `reference`."""
+    crops, landmarks, counts = load_real_masked(folder, size, aligned=aligned, limit=limit, split=split)
+    log(f"{counts['faces']} real masked faces from {counts['seen']} files of the {split} split")
     outputs, maps = unmasker.unmask_crops(crops)
     report.contact_sheet({"input": crops, "output": outputs}, out / "contact_sheet_real.png", **sheet)
     scores = {name: distribution_scores(describe(images, extractor, batch_size=batch_size), reference)
               for name, images in (("input", crops), ("model", outputs))}
     if maps is not None and landmarks is not None:
         scores["model"].update(mask_map.inside_outside(maps, landmarks))
-    return {"folder": str(folder), **counts, "methods": scores}
+    return {"folder": str(folder), "split": split, **counts, "methods": scores}
