@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
-import os
 from collections.abc import Callable, Iterator, Mapping
 from functools import partial
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from tfunmask.data import faces, images
-from tfunmask.data.splits import split_of
+from tfunmask.data.splits import source_of, split_of
 from tfunmask.data.tally import InputError, Tally
 
 
@@ -91,7 +90,7 @@ def unpaired_records(domains: Mapping[str, str | Path], tallies: Mapping[str, Ta
     job = partial(_crop_job, size=size, max_faces=max_faces, use_cnn=use_cnn, detector=detector)
     with _mapper(workers) as ordered_map:
         for domain, folder in domains.items():
-            sources = {path: Path(os.path.relpath(path, folder)).as_posix() for path in domain_files(folder)}
+            sources = {path: source_of(path, folder) for path in domain_files(folder)}
             paths = [path for path, source in sources.items() if split is None or split_of(source) == split]
             for path, (crops, skipped) in zip(paths, ordered_map(job, paths), strict=True):
                 source = sources[path]

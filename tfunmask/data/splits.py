@@ -12,7 +12,9 @@ import bisect
 import hashlib
 import itertools
 import math
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 DEFAULT_FRACTIONS: tuple[float, float, float] = (0.9, 0.05, 0.05)
@@ -38,6 +40,11 @@ def parse_fractions(text: str) -> tuple[float, float, float]:
     except ValueError:
         raise ValueError(f"split must be three comma-separated numbers, got {text!r}") from None
     return check_fractions(values)
+
+
+def source_of(path: str | os.PathLike, folder: str | os.PathLike) -> str:
+    """A photo's source: its path relative to the dataset folder, with POSIX separators."""
+    return Path(os.path.relpath(path, folder)).as_posix()
 
 
 def split_of(source: str, fractions: Sequence[float] = DEFAULT_FRACTIONS, salt: str = SALT) -> str:

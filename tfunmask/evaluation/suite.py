@@ -24,7 +24,6 @@ Metrics (one row per method; `tfunmask.evaluation` holds the definitions):
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections import Counter
 from collections.abc import Callable
 from itertools import islice
@@ -134,7 +133,7 @@ def _aligned_crops(folder: Path, limit: int | None, split: str | None) -> tuple[
     (landmarks unknown)."""
     crops, skipped, seen = [], Counter(), 0
     for path in images.list_images([folder]):
-        if split is not None and splits.split_of(Path(os.path.relpath(path, folder)).as_posix()) != split:
+        if split is not None and splits.split_of(splits.source_of(path, folder)) != split:
             continue
         if limit is not None and len(crops) >= limit:
             break

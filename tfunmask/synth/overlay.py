@@ -29,7 +29,6 @@ import dataclasses
 import hashlib
 import json
 import multiprocessing
-import os
 import re
 import shutil
 from collections import Counter
@@ -41,7 +40,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from tfunmask.data import faces, images
+from tfunmask.data import faces, images, splits
 from tfunmask.data.tally import InputError, Skipped, Tally
 from tfunmask.synth import mask_images, masks
 
@@ -317,7 +316,7 @@ def overlay_folder(faces_dir: str | Path, out_dir: str | Path, *, size: int = 25
         raise ValueError(f"faces folder {faces_dir} holds no files")
     _prepare_out(out_dir, overwrite)
     job = Job(int(size), family, styles, int(seed), int(per_face), bool(use_cnn), faces.check_detector(detector))
-    tasks = [(str(path), Path(os.path.relpath(path, faces_dir)).as_posix()) for path in files]
+    tasks = [(str(path), splits.source_of(path, faces_dir)) for path in files]
     stems, summaries, bar = triple_stems(source for _, source in tasks), [], _Progress(len(files), progress)
     with open(out_dir / META, "w", encoding="utf-8") as meta_file:
         for result in _results(tasks, job, workers):

@@ -35,11 +35,13 @@ def _layout(model):
     return [(v.path, tuple(v.shape)) for v in model.weights]
 
 
-def _differing_arguments(arguments):
-    """``{name: [value per run]}`` of the constructor arguments the runs do not share."""
-    names = sorted(set().union(*arguments))
-    return {name: [a.get(name) for a in arguments] for name in names
-            if any(a.get(name) != arguments[0].get(name) for a in arguments)}
+def _differing_arguments(models):
+    """``{name: [value per run]}`` of the constructor arguments the runs do not share, for
+    (model, its saved arguments) pairs: an argument one run's config.json lacks (saved before the
+    argument existed) is read from the restored model, which took its default."""
+    names = sorted(set().union(*(saved for _, saved in models)))
+    values = [{name: model.get_config().get(name) for name in names} for model, _ in models]
+    return {name: [v[name] for v in values] for name in names if any(v[name] != values[0][name] for v in values)}
 
 
 def _move_to_start(model, restored, share):
@@ -86,15 +88,15 @@ def average_runs(sources, out, start_weight=0.0):
             raise ConfigError(f"{path} built other networks than {first_path} (another model, or other layers "
                               "or widths): only runs of one architecture can be averaged")
     model.set_weights([np.mean(values, axis=0) for values in zip(*(m.get_weights() for _, m, _ in restored))])
-    sources = {"runs": [p for p, _, _ in restored], "epochs": epochs}
-    differing = _differing_arguments([c.model for _, _, c in restored])
+    record = {"runs": [p for p, _, _ in restored], "epochs": epochs}
+    differing = _differing_arguments([(m, c.model) for _, m, c in restored])
     if differing:
-        sources["differing_arguments"] = differing
+        record["differing_arguments"] = differing
     if start_weight:
-        sources.update(start=_move_to_start(model, restored, start_weight), start_weight=start_weight)
+        record.update(start=_move_to_start(model, restored, start_weight), start_weight=start_weight)
     config.runtime.model_dir = str(out)
     config.save(out)
-    (out / SOURCES_FILE).write_text(json.dumps(sources, indent=2))
+    (out / SOURCES_FILE).write_text(json.dumps(record, indent=2))
     manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=model), runs.Run(out).checkpoints,
                                          max_to_keep=1)
     return manager.save(checkpoint_number=max(epochs))
