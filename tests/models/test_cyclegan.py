@@ -164,6 +164,30 @@ def test_lambda_gan_weights_only_the_generators_adversarial_term(weight):
     assert mean["g_gan"] > 0 and model.get_config()["lambda_gan"] == weight
 
 
+def test_a_zero_cycle_weight_skips_the_cycle_and_identity_passes():
+    """lambda_cycle 0 (which also zeroes the identity weight, a fraction of it): neither term is
+    computed or weighted, each generator runs once per direction, and g_loss is the adversarial
+    term alone."""
+    model = compiled(CycleGAN, lambda_cycle=0.0)
+    calls = []
+    for network in model.generators:
+        network.call = _counting(network.call, calls, network.name)
+    data = unpaired_batch()
+    terms = model._loss_terms(data, training=False)
+    assert set(terms) == {"g_gan", "d_real", "d_fake"}
+    assert sorted(calls) == ["generator_ab", "generator_ba"]
+    assert set(model.loss_weights()[0]) == {"g_gan"}
+    logs = model.test_on_batch(data, return_dict=True)
+    assert logs["g_loss"] == pytest.approx(float(np.mean(terms["g_gan"])), rel=1e-5)
+
+
+def _counting(call, calls, name):
+    def counted(*args, **kwargs):
+        calls.append(name)
+        return call(*args, **kwargs)
+    return counted
+
+
 def test_one_sided_cycle_gives_the_inverse_generator_no_gradient_from_masked_faces():
     """With masked_cycle_weight 0, F only learns from B -> A: feeding it a batch whose unmasked
     half is fixed, F's gradient does not depend on the masked faces."""

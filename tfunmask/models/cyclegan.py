@@ -153,10 +153,16 @@ class CycleGAN(GAN):
                 Direction("b", "a", self.generator_ba, self.generator_ab, self.discriminator_a, self.pool_a))
 
     def loss_weights(self):
-        g = {"g_gan": self.lambda_gan, "cycle": self.lambda_cycle}
-        if self.lambda_identity:
-            g["identity"] = self.lambda_identity * self.lambda_cycle
+        g = {"g_gan": self.lambda_gan}
+        if self.lambda_cycle:
+            g["cycle"] = self.lambda_cycle
+        if self._identity_weight:
+            g["identity"] = self._identity_weight
         return g, {"d_real": 0.5, "d_fake": 0.5}
+
+    @property
+    def _identity_weight(self):
+        return self.lambda_identity * self.lambda_cycle
 
     def _history(self, pool, images, training):
         """What the discriminator's fake term sees: the pool's answer while training, else ``images``."""
@@ -166,8 +172,9 @@ class CycleGAN(GAN):
 
     def _direction_terms(self, d, data, training):
         """Per-example terms of one direction X -> Y, G's outputs on x, and G's outputs on y (its
-        identity pass; None when lambda_identity is 0). The A -> B -> A cycle term is scaled by
-        masked_cycle_weight, and neither computed nor returned when that is 0."""
+        identity pass; None when its weight, lambda_identity x lambda_cycle, is 0). The A -> B -> A
+        cycle term is scaled by masked_cycle_weight; a cycle or identity term whose weight is 0 is
+        neither computed nor returned (its passes are skipped)."""
         x, y = data[d.source], data[d.target]
         fake = self._translate(d.generator, x, training)
         history = self._history(d.pool, fake["image"], training)
@@ -177,11 +184,11 @@ class CycleGAN(GAN):
             "d_fake": losses.lsgan_fake(d.discriminator(history, training=training)),
         }
         cycle_weight = self.masked_cycle_weight if d.source == "a" else 1.0
-        if cycle_weight:
+        if cycle_weight and self.lambda_cycle:
             reconstructed = self._translate(d.inverse, fake["image"], training)["image"]
             terms["cycle"] = cycle_weight * losses.l1(x, reconstructed)
         same = None
-        if self.lambda_identity:
+        if self._identity_weight:
             same = self._translate(d.generator, y, training)
             terms["identity"] = losses.l1(y, same["image"])
         return terms, fake, same
