@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from tfunmask.data import faces, images
-from tfunmask.data.splits import source_of, split_of
+from tfunmask.data.splits import in_split, source_of
 from tfunmask.data.tally import InputError, Tally
 
 
@@ -90,10 +90,9 @@ def unpaired_records(domains: Mapping[str, str | Path], tallies: Mapping[str, Ta
     job = partial(_crop_job, size=size, max_faces=max_faces, use_cnn=use_cnn, detector=detector)
     with _mapper(workers) as ordered_map:
         for domain, folder in domains.items():
-            sources = {path: source_of(path, folder) for path in domain_files(folder)}
-            paths = [path for path, source in sources.items() if split is None or split_of(source) == split]
+            paths = in_split(domain_files(folder), folder, split)
             for path, (crops, skipped) in zip(paths, ordered_map(job, paths), strict=True):
-                source = sources[path]
+                source = source_of(path, folder)
                 if skipped:
                     tallies[domain].skip({"source": source}, *skipped)
                 else:

@@ -47,6 +47,11 @@ def source_of(path: str | os.PathLike, folder: str | os.PathLike) -> str:
     return Path(os.path.relpath(path, folder)).as_posix()
 
 
+def in_split(paths, folder: str | os.PathLike, split: str | None) -> list:
+    """The ``paths`` under ``folder`` whose source ``split_of`` puts in ``split`` (None: all)."""
+    return [path for path in paths if split is None or split_of(source_of(path, folder)) == split]
+
+
 def split_of(source: str, fractions: Sequence[float] = DEFAULT_FRACTIONS, salt: str = SALT) -> str:
     """Return "train", "val" or "test" for a source photo path, deterministically from its hash.
 

@@ -132,9 +132,7 @@ def _aligned_crops(folder: Path, limit: int | None, split: str | None) -> tuple[
     """Every readable image of `folder` (of `split`; up to `limit`), taken as an aligned crop
     (landmarks unknown)."""
     crops, skipped, seen = [], Counter(), 0
-    for path in images.list_images([folder]):
-        if split is not None and splits.split_of(splits.source_of(path, folder)) != split:
-            continue
+    for path in splits.in_split(images.list_images([folder]), folder, split):
         if limit is not None and len(crops) >= limit:
             break
         seen += 1

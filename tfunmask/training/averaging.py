@@ -40,7 +40,7 @@ def _differing_arguments(models):
     (model, its saved arguments) pairs: an argument one run's config.json lacks (saved before the
     argument existed) is read from the restored model, which took its default."""
     names = sorted(set().union(*(saved for _, saved in models)))
-    values = [{name: model.get_config().get(name) for name in names} for model, _ in models]
+    values = [{name: config.get(name) for name in names} for config in (model.get_config() for model, _ in models)]
     return {name: [v[name] for v in values] for name in names if any(v[name] != values[0][name] for v in values)}
 
 
