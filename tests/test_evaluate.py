@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from tfunmask.data import splits
-from tfunmask.evaluation import features, mask_map, suite
+from tfunmask.evaluation import comparison, features, mask_map, suite
 from tfunmask.inference import photos
 from tfunmask.models import pix2pix
 from tfunmask.serving import exporter
@@ -81,6 +81,17 @@ def test_whole_evaluation_on_an_overlay_folder(saved_model, overlay_folder, tmp_
     assert metrics["real"]["faces"] == 6
 
     assert json.loads((out / "metrics.json").read_text()) == metrics
+    per_face = comparison.load(out)  # the model's values face by face: their means are the scores
+    assert set(per_face) == {"paired", "real"} and len(per_face["paired"]["ids"]) == 6
+    for key in ("psnr", "psnr_mask", "ssim_mask", "l1", "identity_cosine"):
+        assert np.nanmean(np.array(per_face["paired"][key], float)) == pytest.approx(methods["model"][key])
+    assert np.mean(per_face["paired"]["detected"]) == pytest.approx(methods["model"]["detection_rate"])
+    real = per_face["real"]
+    assert len(real["ids"]) == len(set(real["ids"])) == 6 and all(i.endswith(".png") for i in real["ids"])
+    assert np.mean(real["detected"]) == pytest.approx(metrics["real"]["methods"]["model"]["detection_rate"])
+    itself = comparison.compare(per_face, per_face)
+    assert itself["real"]["detected"]["only_a"] == itself["real"]["detected"]["only_b"] == 0
+    assert itself["paired"]["psnr_mask"]["difference"] == 0 and itself["paired"]["psnr_mask"]["p_value"] == 1
     text = (out / "report.md").read_text()
     assert "| method | FID ↓ | KID ↓ |" in text and "| inpaint_telea |" in text and "Real masked photos" in text
     for name in ("contact_sheet.png", "contact_sheet_real.png", "metrics.png", "metrics_real.png"):
@@ -104,6 +115,9 @@ def test_held_out_family_is_scored_beside_with_the_gap(saved_model, overlay_fold
     assert "## Held-out mask family" in text and "mask family image, kept out of training" in text
     assert "Generalisation gap" in text and "mask family mesh" in text
     assert Image.open(out / "contact_sheet_held_out.png").size[0] > 100
+    held_faces = comparison.load(out)["held_out"]
+    assert len(held_faces["ids"]) == 4
+    assert np.nanmean(np.array(held_faces["psnr_mask"], float)) == pytest.approx(held["methods"]["model"]["psnr_mask"])
     with pytest.raises(suite.EvaluationError, match="is not a folder"):
         suite.evaluate(saved_model, overlay_folder / "overlay", out, split="all", held_out=tmp_path / "missing")
 
@@ -162,10 +176,12 @@ def test_real_photos_follow_the_split_of_the_unpaired_records(tmp_path):
         Image.fromarray(np.full((SIZE, SIZE, 3), (5 * i, 90, 160), np.uint8)).save(tmp_path / name)
     test = [name for name in names if splits.split_of(name) == "test"]
     assert 0 < len(test) < len(names)
-    crops, _, counts = suite.load_real_masked(tmp_path, SIZE, aligned=True, split="test")
-    assert len(crops) == counts["seen"] == len(test)
-    assert sorted(int(c[0, 0, 0]) // 5 for c in crops) == sorted(int(n[1:-4]) for n in test)
-    assert len(suite.load_real_masked(tmp_path, SIZE, aligned=True)[0]) == len(names)
+    real = suite.load_real_masked(tmp_path, SIZE, aligned=True, split="test")
+    assert len(real.crops) == real.counts["seen"] == len(test)
+    assert sorted(int(c[0, 0, 0]) // 5 for c in real.crops) == sorted(int(n[1:-4]) for n in test)
+    assert sorted(real.ids) == sorted(test)
+    assert [int(i[1:-4]) for i in real.ids] == [int(c[0, 0, 0]) // 5 for c in real.crops]
+    assert len(suite.load_real_masked(tmp_path, SIZE, aligned=True).crops) == len(names)
     for name in names:
         if splits.split_of(name) == "val":
             (tmp_path / name).unlink()

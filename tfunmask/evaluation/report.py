@@ -1,9 +1,11 @@
-"""Writing evaluation results: metrics.json, a Markdown report, a contact sheet and a bar chart.
+"""Writing evaluation results: metrics.json, per_face.json, a Markdown report, a contact sheet and a bar chart.
 
 The pictures are drawn with OpenCV and NumPy (already dependencies), not matplotlib, which the
 package does not otherwise need. Results come in as the dict `suite.evaluate` builds:
 a "paired" section, optionally "held_out" (another mask family) with its "gap", and optionally a
-"real" one, each with "methods": {method: {metric: value}}.
+"real" one, each with "methods": {method: {metric: value}}. per_face.json holds the model's
+values per face of each section, under the faces' ids, for comparing two evaluations face by face
+(`tfunmask.evaluation.comparison`).
 """
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+PER_FACE_FILE = "per_face.json"
 
 # metric key -> (column label, higher is better, format)
 COLUMNS = {
@@ -57,12 +61,12 @@ _SPARE = (170, 80, 170)
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
-def _finite(value):
+def json_safe(value):
     """JSON-safe copy: non-finite floats (an inf PSNR, a NaN of an empty mask) become None."""
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
@@ -185,10 +189,13 @@ def bar_chart(methods: dict[str, dict], path: str | Path, per_row: int = 4) -> N
     _write_png(Path(path), np.concatenate([legend, grid]))
 
 
-def write_all(metrics: dict, out: str | Path) -> None:
-    """metrics.json, report.md and the bar charts (metrics.png, metrics_real.png) into `out`."""
+def write_all(metrics: dict, out: str | Path, per_face: dict | None = None) -> None:
+    """metrics.json, report.md, the bar charts (metrics.png, metrics_real.png) and, when given, the
+    model's `per_face` values ({section: {"ids": [...], metric: [value per face]}}) into `out`."""
     out = Path(out)
-    (out / "metrics.json").write_text(json.dumps(_finite(metrics), indent=2) + "\n")
+    (out / "metrics.json").write_text(json.dumps(json_safe(metrics), indent=2) + "\n")
+    if per_face is not None:
+        (out / PER_FACE_FILE).write_text(json.dumps(json_safe(per_face)) + "\n")
     (out / "report.md").write_text(markdown(metrics))
     bar_chart(metrics["paired"]["methods"], out / "metrics.png")
     if "real" in metrics:

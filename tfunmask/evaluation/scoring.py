@@ -2,8 +2,10 @@
 
 `describe` computes once per set what several metrics share (HOG boxes, landmarks, dlib
 embeddings, image features); `distribution_scores` needs no ground truth (detection rate and
-distances between sets), `paired_scores` adds pixel fidelity and identity against each crop's
-true face. Scores are plain floats: per-image values averaged, NaN (empty masks) ignored.
+distances between sets), `paired_values` gives each crop's pixel fidelity and identity against
+its true face, and `mean_values` their scores: plain floats, per-image values averaged, NaN (empty
+masks) ignored. The per-crop values (and `detected`) are kept so that two models scored on the
+same faces can be compared face by face (`tfunmask.evaluation.comparison`).
 """
 from __future__ import annotations
 
@@ -54,15 +56,24 @@ def _per_image(metric, *arrays: np.ndarray, chunk: int = 64) -> np.ndarray:
     return np.concatenate([metric(*(a[i:i + chunk] for a in arrays)) for i in range(0, len(arrays[0]), chunk)])
 
 
-def paired_scores(crops: Described, target: Described, mask_map: np.ndarray) -> dict[str, float]:
-    """Distribution scores plus pixel fidelity and identity against each crop's true face."""
+def detected(crops: Described) -> np.ndarray:
+    """Per crop: whether HOG found a face in it (bool (N,))."""
+    return np.array([box is not None for box in crops.boxes], bool)
+
+
+def paired_values(crops: Described, target: Described, mask_map: np.ndarray) -> dict[str, np.ndarray]:
+    """Per crop (arrays (N,)): pixel fidelity, whole and over the mask map, and identity against
+    its true face (NaN where a value is undefined: an empty mask, a face without landmarks)."""
     out, true, mask = crops.images, target.images, mask_map
-    per_image = {"psnr": _per_image(image.psnr, out, true), "psnr_mask": _per_image(image.masked_psnr, out, true, mask),
-                 "ssim": _per_image(image.ssim, out, true), "ssim_mask": _per_image(image.masked_ssim, out, true, mask),
-                 "l1": _per_image(image.l1, out, true), "l1_mask": _per_image(image.masked_l1, out, true, mask),
-                 "identity_cosine": identity.cosine_similarity(crops.embeddings, target.embeddings),
-                 "identity_match": identity.same_person(crops.embeddings, target.embeddings)}
+    return {"psnr": _per_image(image.psnr, out, true), "psnr_mask": _per_image(image.masked_psnr, out, true, mask),
+            "ssim": _per_image(image.ssim, out, true), "ssim_mask": _per_image(image.masked_ssim, out, true, mask),
+            "l1": _per_image(image.l1, out, true), "l1_mask": _per_image(image.masked_l1, out, true, mask),
+            "identity_cosine": identity.cosine_similarity(crops.embeddings, target.embeddings),
+            "identity_match": identity.same_person(crops.embeddings, target.embeddings)}
+
+
+def mean_values(values: dict[str, np.ndarray]) -> dict[str, float]:
+    """The mean of each of `paired_values`' arrays, NaN ignored."""
     with np.errstate(all="ignore"), warnings.catch_warnings():  # inf PSNR of identical crops, NaN of empty masks
         warnings.simplefilter("ignore", RuntimeWarning)
-        means = {name: float(np.nanmean(values)) for name, values in per_image.items()}
-    return {**distribution_scores(crops, target), **means}
+        return {name: float(np.nanmean(array)) for name, array in values.items()}

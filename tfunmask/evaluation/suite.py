@@ -41,8 +41,10 @@ from tfunmask.evaluation import detection, features, mask_map, report
 from tfunmask.evaluation.scoring import (
     Described,
     describe,
+    detected,
     distribution_scores,
-    paired_scores,
+    mean_values,
+    paired_values,
 )
 from tfunmask.inference import photos
 from tfunmask.inference.generators import ModelError
@@ -128,37 +130,48 @@ def load_pairs(data: str | Path, size: int, *, split: str = "test", limit: int |
                  families=tuple(sorted({r["family"] for r in records} - {""})))
 
 
-def _aligned_crops(folder: Path, limit: int | None, split: str | None) -> tuple[list[np.ndarray], None, dict]:
+@dataclasses.dataclass
+class RealFaces:
+    """Real masked face crops (N, S, S, 3) uint8, their landmarks in the crops (None for aligned
+    crops), their ids (the photo's path in the folder, and "#k" for its k-th face) and counts of
+    files seen, faces and skips."""
+
+    crops: np.ndarray
+    landmarks: np.ndarray | None
+    ids: list[str]
+    counts: dict
+
+
+def _aligned_crops(folder: Path, limit: int | None, split: str | None) -> RealFaces:
     """Every readable image of `folder` (of `split`; up to `limit`), taken as an aligned crop
     (landmarks unknown)."""
-    crops, skipped, seen = [], Counter(), 0
+    crops, ids, skipped, seen = [], [], Counter(), 0
     for path in splits.in_split(images.list_images([folder]), folder, split):
         if limit is not None and len(crops) >= limit:
             break
         seen += 1
         try:
             crops.append(images.read_image(path))
+            ids.append(splits.source_of(path, folder))
         except images.ImageError as error:
             skipped[error.reason] += 1
-    return crops, None, {"seen": seen, "faces": len(crops), "skipped": dict(skipped)}
+    return RealFaces(crops, None, ids, {"seen": seen, "faces": len(crops), "skipped": dict(skipped)})
 
 
-def _photo_crops(folder: Path, size: int, limit: int | None,
-                 split: str | None) -> tuple[list[np.ndarray], np.ndarray, dict]:
+def _photo_crops(folder: Path, size: int, limit: int | None, split: str | None) -> RealFaces:
     """The largest face of each photo of `folder` (of `split`; up to `limit` faces), aligned as
     training data is, with its landmarks in the crop."""
     tally = Tally()
     found = list(islice(records_builder.unpaired_records({"A": folder}, {"A": tally}, size=size, max_faces=1,
                                                          split=split), limit))
     landmarks = np.array([record["landmarks"] for record in found]) if found else None
-    return [r["image"] for r in found], landmarks, {"seen": tally.seen, "faces": len(found),
-                                                     "skipped": dict(tally.skipped)}
+    return RealFaces([r["image"] for r in found], landmarks, [f"{r['source']}#{r['face_index']}" for r in found],
+                     {"seen": tally.seen, "faces": len(found), "skipped": dict(tally.skipped)})
 
 
 def load_real_masked(folder: str | Path, size: int, *, aligned: bool = False, limit: int | None = None,
-                     split: str = "all") -> tuple[np.ndarray, np.ndarray | None, dict]:
-    """Crops of real masked faces (N, size, size, 3), their landmarks in the crops (None for
-    ``aligned`` crops) and counts of files seen, faces and skips.
+                     split: str = "all") -> RealFaces:
+    """Real masked faces (`RealFaces`: crops resized to (N, size, size, 3), landmarks, ids, counts).
 
     Only photos of `split` (by `splits.split_of` of their path in `folder`, the rule by which
     ``make_tfrecords --mode=unpaired`` split the same folder; "all": every photo) are read, so a
@@ -172,12 +185,11 @@ def load_real_masked(folder: str | Path, size: int, *, aligned: bool = False, li
     if not folder.is_dir():
         raise EvaluationError(f"--masked_real {folder} is not a folder")
     chosen = None if split == "all" else split
-    crops, landmarks, counts = (_aligned_crops(folder, limit, chosen) if aligned else
-                                _photo_crops(folder, size, limit, chosen))
-    if not crops:
+    real = _aligned_crops(folder, limit, chosen) if aligned else _photo_crops(folder, size, limit, chosen)
+    if not real.crops:
         where = "" if chosen is None else f" of the {split} split"
-        raise EvaluationError(f"no faces found in --masked_real {folder} ({counts['seen']} files{where})")
-    return _resized(crops, size), landmarks, counts
+        raise EvaluationError(f"no faces found in --masked_real {folder} ({real.counts['seen']} files{where})")
+    return dataclasses.replace(real, crops=_resized(real.crops, size))
 
 
 # ----------------------------------------------------------------------------- methods
@@ -269,19 +281,22 @@ def evaluate(model: str | Path, data: str | Path, out: str | Path, *, epoch: int
     log(f"{len(pairs.ids)} pairs scored at {size} px, model at {unmasker.size} px "
         "(dlib face embeddings take ~0.25 s a face on a CPU)")
     sheet = _sheet(sheet_faces)
-    paired, target = _evaluate_paired(pairs, unmasker, extractor, batch_size, sheet, out / "contact_sheet.png")
+    paired, target, per_face = _evaluate_paired(pairs, unmasker, extractor, batch_size, sheet,
+                                                out / "contact_sheet.png")
+    per_face = {"paired": per_face}
     metrics = {"model": str(model), "epoch": epoch, "data": str(data), "split": split, "image_size": unmasker.size,
                "score_size": size, "flip_average": unmasker.flip_average,
                "image_features": extractor.name if extractor else None, "notes": notes, "paired": paired}
     if held_pairs is not None:
         log(f"{len(held_pairs.ids)} pairs of the held-out mask family")
-        metrics["held_out"] = {"data": str(held_out), **_evaluate_paired(
-            held_pairs, unmasker, extractor, batch_size, sheet, out / "contact_sheet_held_out.png")[0]}
+        held, _, per_face["held_out"] = _evaluate_paired(held_pairs, unmasker, extractor, batch_size, sheet,
+                                                         out / "contact_sheet_held_out.png")
+        metrics["held_out"] = {"data": str(held_out), **held}
         metrics["gap"] = generalisation_gap(paired["methods"], metrics["held_out"]["methods"])
     if masked_real is not None:
-        metrics["real"] = _evaluate_real(masked_real, masked_real_aligned, split, unmasker, size, target, extractor,
-                                         limit, batch_size, sheet, out, log)
-    report.write_all(metrics, out)
+        metrics["real"], per_face["real"] = _evaluate_real(masked_real, masked_real_aligned, split, unmasker, size,
+                                                           target, extractor, limit, batch_size, sheet, out, log)
+    report.write_all(metrics, out, per_face)
     return metrics
 
 
@@ -294,18 +309,23 @@ def generalisation_gap(in_family: dict[str, dict], held_out: dict[str, dict]) ->
 
 
 def _evaluate_paired(pairs: Pairs, unmasker, extractor, batch_size: int, sheet: dict,
-                     path: Path) -> tuple[dict, Described]:
+                     path: Path) -> tuple[dict, Described, dict]:
     """Scores of the model and the baselines against the true faces (also returned, described),
-    and where the model writes (``mask_map``): on these masks, and on the true faces themselves."""
+    and where the model writes (``mask_map``): on these masks, and on the true faces themselves;
+    and the model's values per face (with the faces' ids, and whether HOG detects each)."""
     outputs, maps = unmasker.unmask_crops(pairs.masked)
     crops = {"input": pairs.masked, "inpaint_telea": inpaint_telea(pairs.masked, pairs.mask_map),
              "model": outputs}
     report.contact_sheet({"input": pairs.masked, "inpaint (Telea)": crops["inpaint_telea"],
                           "output": crops["model"], "target": pairs.target}, path, **sheet)
     target = describe(pairs.target, extractor, landmarks=pairs.landmarks, batch_size=batch_size)
-    methods = {name: paired_scores(describe(images, extractor, landmarks=target.landmarks, batch_size=batch_size),
-                                   target, pairs.mask_map)
-               for name, images in crops.items()}
+    described = {name: describe(images, extractor, landmarks=target.landmarks, batch_size=batch_size)
+                 for name, images in crops.items()}
+    values = {name: paired_values(crops, target, pairs.mask_map) for name, crops in described.items()}
+    methods = {name: {**distribution_scores(crops, target), **mean_values(values[name])}
+               for name, crops in described.items()}
+    per_face = {"ids": list(pairs.ids), "detected": detected(described["model"]).tolist(),
+                **{name: array.tolist() for name, array in values["model"].items()}}
     methods["target"] = {"detection_rate": detection.detection_rate(target.boxes)}
     if maps is not None:
         methods["model"]["mask_iou"] = mask_map.iou(maps, pairs.mask_map)
@@ -315,19 +335,21 @@ def _evaluate_paired(pairs: Pairs, unmasker, extractor, batch_size: int, sheet: 
     faces, outputs, maps = unmasker.generate_at_size(pairs.target)
     methods["model"].update(mask_map.on_unmasked(pairs.target, *unmasker.crops_back(pairs.target, outputs, maps)))
     methods["model"]["generator_change"] = mask_map.on_unmasked(faces, outputs, None)["unmasked_change"]
-    return {"count": len(pairs.ids), "families": list(pairs.families), "methods": methods}, target
+    return {"count": len(pairs.ids), "families": list(pairs.families), "methods": methods}, target, per_face
 
 
 def _evaluate_real(folder, aligned, split, unmasker, size, reference, extractor, limit, batch_size, sheet, out,
-                   log) -> dict:
+                   log) -> tuple[dict, dict]:
     """The unpaired part: real masked crops (`size` px) of `split` and their unmasked outputs
-    against `reference`."""
-    crops, landmarks, counts = load_real_masked(folder, size, aligned=aligned, limit=limit, split=split)
-    log(f"{counts['faces']} real masked faces from {counts['seen']} files of the {split} split")
-    outputs, maps = unmasker.unmask_crops(crops)
-    report.contact_sheet({"input": crops, "output": outputs}, out / "contact_sheet_real.png", **sheet)
-    scores = {name: distribution_scores(describe(images, extractor, batch_size=batch_size), reference)
-              for name, images in (("input", crops), ("model", outputs))}
-    if maps is not None and landmarks is not None:
-        scores["model"].update(mask_map.inside_outside(maps, landmarks))
-    return {"folder": str(folder), "split": split, **counts, "methods": scores}
+    against `reference`; and per face of the model's outputs, whether HOG detects it."""
+    real = load_real_masked(folder, size, aligned=aligned, limit=limit, split=split)
+    log(f"{real.counts['faces']} real masked faces from {real.counts['seen']} files of the {split} split")
+    outputs, maps = unmasker.unmask_crops(real.crops)
+    report.contact_sheet({"input": real.crops, "output": outputs}, out / "contact_sheet_real.png", **sheet)
+    described = {name: describe(images, extractor, batch_size=batch_size)
+                 for name, images in (("input", real.crops), ("model", outputs))}
+    scores = {name: distribution_scores(crops, reference) for name, crops in described.items()}
+    if maps is not None and real.landmarks is not None:
+        scores["model"].update(mask_map.inside_outside(maps, real.landmarks))
+    per_face = {"ids": real.ids, "detected": detected(described["model"]).tolist()}
+    return {"folder": str(folder), "split": split, **real.counts, "methods": scores}, per_face
