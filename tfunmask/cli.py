@@ -14,6 +14,16 @@ def fail(message, code=2, prog=None):
     sys.exit(code)
 
 
+def check_arguments(argv, *required):
+    """Fails in one line on positional arguments (a program takes flags only) and on each flag of
+    ``required`` left unset."""
+    if len(argv) > 1:
+        fail(f"unexpected arguments: {' '.join(argv[1:])}")
+    for name in required:
+        if not flags.FLAGS[name].value:
+            fail(f"--{name} is required")
+
+
 def flags_parser(prog=None, code=2):
     """An absl flags parser whose errors (unknown flag, bad value) are one line.
 

@@ -9,7 +9,7 @@ writes metrics.json, report.md, contact sheets and bar charts into ``--out``. Th
 """
 from absl import flags
 
-from tfunmask.cli import fail, run_main
+from tfunmask.cli import check_arguments, fail, run_main
 
 FLAGS = flags.FLAGS
 
@@ -47,8 +47,7 @@ def define_flags():
 
 
 def main(argv):
-    if len(argv) > 1:
-        fail(f"unexpected arguments: {' '.join(argv[1:])}")
+    check_arguments(argv)
     from tfunmask.evaluation import (  # TensorFlow loads only once the flags are good
         report,
         suite,

@@ -10,7 +10,7 @@ Thin wrapper over ``tfunmask.serving.exporter.export``.
 
 from absl import flags
 
-from tfunmask.cli import fail, run_main
+from tfunmask.cli import check_arguments, fail, run_main
 
 FLAGS = flags.FLAGS
 def define_flags():
@@ -43,10 +43,7 @@ def row(result):
 
 
 def main(argv):
-    if len(argv) > 1:
-        fail(f"unexpected arguments: {' '.join(argv[1:])}")
-    if not FLAGS.model_dir:
-        fail("--model_dir is required")
+    check_arguments(argv, "model_dir")
     for name in ("calibration_samples", "parity_samples"):
         if FLAGS[name].value < 1:
             fail(f"--{name} must be positive (got {FLAGS[name].value})")

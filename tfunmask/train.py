@@ -16,7 +16,7 @@ import sys
 
 from absl import flags
 
-from tfunmask.cli import fail, run_main
+from tfunmask.cli import check_arguments, fail, run_main
 from tfunmask.config import (
     ConfigError,
     DataConfig,
@@ -213,8 +213,7 @@ def config_from_flags():
 
 
 def main(argv):
-    if len(argv) > 1:
-        fail(f"unexpected arguments: {' '.join(argv[1:])}")
+    check_arguments(argv)
     from tfunmask.serving import (
         exporter,  # TensorFlow loads only once the flags are good
     )

@@ -12,7 +12,7 @@ unmasker W of the way back to the runs' common --warm_start (WiSE-FT); one run i
 
 from absl import flags
 
-from tfunmask.cli import fail, run_main
+from tfunmask.cli import check_arguments, fail, run_main
 
 
 def define_flags():
@@ -27,11 +27,7 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    if len(argv) > 1:
-        fail(f"unexpected arguments: {' '.join(argv[1:])}")
-    for name in ("runs", "out"):
-        if not getattr(FLAGS, name):
-            fail(f"--{name} is required")
+    check_arguments(argv, "runs", "out")
     from tfunmask.config import ConfigError
     from tfunmask.training import averaging
 

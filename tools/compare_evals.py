@@ -15,7 +15,7 @@ from pathlib import Path
 
 from absl import flags
 
-from tfunmask.cli import fail, run_main
+from tfunmask.cli import check_arguments, fail, run_main
 
 
 def define_flags():
@@ -29,11 +29,7 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    if len(argv) > 1:
-        fail(f"unexpected arguments: {' '.join(argv[1:])}")
-    for name in ("a", "b"):
-        if not getattr(FLAGS, name):
-            fail(f"--{name} is required")
+    check_arguments(argv, "a", "b")
     from tfunmask.evaluation import comparison
     from tfunmask.evaluation.report import json_safe
 

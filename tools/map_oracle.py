@@ -12,7 +12,7 @@ keeps its content image inside).
 import numpy as np
 from absl import flags
 
-from tfunmask.cli import fail, run_main
+from tfunmask.cli import check_arguments, fail, run_main
 
 FLAGS = flags.FLAGS
 
@@ -27,8 +27,7 @@ def define_flags():
 
 
 def main(argv):
-    if len(argv) > 1:
-        fail(f"unexpected arguments: {' '.join(argv[1:])}")
+    check_arguments(argv)
     from tfunmask import pixels, runs
     from tfunmask.config import ConfigError
     from tfunmask.evaluation import image, mask_map, suite

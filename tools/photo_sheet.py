@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 from absl import flags
 
-from tfunmask.cli import fail, run_main
+from tfunmask.cli import check_arguments, fail, run_main
 
 
 def define_flags():
@@ -87,11 +87,7 @@ def sheet_columns(unmasker, paths, cell):
 
 
 def main(argv):
-    if len(argv) > 1:
-        fail(f"unexpected arguments: {' '.join(argv[1:])}")
-    for name in ("model", "photos", "out"):
-        if not FLAGS[name].value:
-            fail(f"--{name} is required")
+    check_arguments(argv, "model", "photos", "out")
     from tfunmask.data import images
     from tfunmask.evaluation import report
     from tfunmask.inference import photos

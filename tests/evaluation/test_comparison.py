@@ -76,3 +76,10 @@ def test_command_prints_the_table_and_fails_in_one_line(tmp_path):
     missing = subprocess.run([sys.executable, str(TOOL), f"--a={a}", f"--b={tmp_path}"], capture_output=True, text=True)
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1
     assert "no per_face.json" in missing.stderr and "Traceback" not in missing.stderr
+
+
+@pytest.mark.parametrize("args, message", [(["--a=x"], "error: --b is required"),
+                                           (["--a=x", "--b=y", "stray"], "error: unexpected arguments: stray")])
+def test_command_wants_its_two_folders_and_nothing_else(args, message):
+    done = subprocess.run([sys.executable, str(TOOL), *args], capture_output=True, text=True)
+    assert done.returncode == 2 and done.stderr.strip() == message
