@@ -321,9 +321,9 @@ def _evaluate_paired(pairs: Pairs, unmasker, extractor, batch_size: int, sheet: 
     target = describe(pairs.target, extractor, landmarks=pairs.landmarks, batch_size=batch_size)
     described = {name: describe(images, extractor, landmarks=target.landmarks, batch_size=batch_size)
                  for name, images in crops.items()}
-    values = {name: paired_values(crops, target, pairs.mask_map) for name, crops in described.items()}
-    methods = {name: {**distribution_scores(crops, target), **mean_values(values[name])}
-               for name, crops in described.items()}
+    values = {name: paired_values(scored, target, pairs.mask_map) for name, scored in described.items()}
+    methods = {name: {**distribution_scores(scored, target), **mean_values(values[name])}
+               for name, scored in described.items()}
     per_face = {"ids": list(pairs.ids), "detected": detected(described["model"]).tolist(),
                 **{name: array.tolist() for name, array in values["model"].items()}}
     methods["target"] = {"detection_rate": detection.detection_rate(target.boxes)}
@@ -348,7 +348,7 @@ def _evaluate_real(folder, aligned, split, unmasker, size, reference, extractor,
     report.contact_sheet({"input": real.crops, "output": outputs}, out / "contact_sheet_real.png", **sheet)
     described = {name: describe(images, extractor, batch_size=batch_size)
                  for name, images in (("input", real.crops), ("model", outputs))}
-    scores = {name: distribution_scores(crops, reference) for name, crops in described.items()}
+    scores = {name: distribution_scores(scored, reference) for name, scored in described.items()}
     if maps is not None and real.landmarks is not None:
         scores["model"].update(mask_map.inside_outside(maps, real.landmarks))
     per_face = {"ids": real.ids, "detected": detected(described["model"]).tolist()}
