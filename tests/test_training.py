@@ -120,6 +120,20 @@ def test_precision_belongs_to_the_model_and_a_resume_keeps_it(tiny_paired_data, 
         trainer.train(other, resume=True, verbose=0)
 
 
+def test_bfloat16_that_the_cpu_would_emulate_is_warned_about(monkeypatch):
+    """An explicit bfloat16 on a CPU without bf16 instructions (and no GPU) runs emulated, several
+    times slower: the training command says so; with bf16 instructions, or in float32, it does not."""
+    from tfunmask import cpu
+    from tfunmask.training import hardware
+
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])
+    monkeypatch.setattr(cpu, "has_bf16", lambda: False)
+    assert "emulated" in hardware.emulated_precision("mixed_bfloat16")
+    assert hardware.precision_policy("auto") == "float32" and hardware.emulated_precision("float32") is None
+    monkeypatch.setattr(cpu, "has_bf16", lambda: True)
+    assert hardware.emulated_precision("mixed_bfloat16") is None
+
+
 def test_missing_data_fails_clearly(tmp_path):
     with pytest.raises(ConfigError, match="no paired training shards"):
         trainer.train(tiny_config(tmp_path, tmp_path / "run"), verbose=0)

@@ -217,10 +217,14 @@ def main(argv):
     from tfunmask.serving import (
         exporter,  # TensorFlow loads only once the flags are good
     )
-    from tfunmask.training import trainer
+    from tfunmask.training import hardware, trainer
 
     try:
         config = config_from_flags()
+        warning = hardware.emulated_precision(config.runtime.precision
+                                              or hardware.precision_policy(config.runtime.mixed_precision))
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
         progress = FLAGS.progress if FLAGS.progress != "auto" else "bar" if sys.stdout.isatty() else "epoch"
         model, summary = trainer.train(config, resume=FLAGS.resume, verbose=PROGRESS[progress])
     except ConfigError as error:
