@@ -67,10 +67,14 @@ def mean_difference(a, b) -> dict:
               "a": float(a[kept].mean()) if n else math.nan, "b": float(b[kept].mean()) if n else math.nan,
               "difference": float(difference.mean()) if n else math.nan,
               "stderr": float(difference.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan}
-    if n > 1 and np.any(difference != difference[0]):
+    if n > 1 and np.ptp(difference) > 0:
         result["p_value"] = float(stats.ttest_rel(b[kept], a[kept]).pvalue)
-    else:  # no spread: equal models give 1; a constant non-zero shift is certain
-        result["p_value"] = 1.0 if n and not np.any(difference) else (0.0 if n > 1 else math.nan)
+    elif n and not np.any(difference):  # the same values: no difference at all
+        result["p_value"] = 1.0
+    elif n > 1:  # a constant non-zero shift: certain
+        result["p_value"] = 0.0
+    else:
+        result["p_value"] = math.nan
     return result
 
 

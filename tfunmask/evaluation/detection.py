@@ -43,6 +43,11 @@ def detect_all(images: np.ndarray) -> list[Box | None]:
     return [detect(image) for image in images]
 
 
+def found(boxes: list[Box | None]) -> np.ndarray:
+    """Per crop of `detect_all`'s boxes: whether a face was detected (bool (N,))."""
+    return np.array([box is not None for box in boxes], bool)
+
+
 def detection_rate(boxes: list[Box | None]) -> float:
     """Share of crops with a detected face (NaN for no crops)."""
-    return float(np.mean([box is not None for box in boxes])) if boxes else float("nan")
+    return float(found(boxes).mean()) if boxes else float("nan")

@@ -4,7 +4,7 @@
 embeddings, image features); `distribution_scores` needs no ground truth (detection rate and
 distances between sets), `paired_values` gives each crop's pixel fidelity and identity against
 its true face, and `mean_values` their scores: plain floats, per-image values averaged, NaN (empty
-masks) ignored. The per-crop values (and `detected`) are kept so that two models scored on the
+masks) ignored. The per-crop values are kept so that two models scored on the
 same faces can be compared face by face (`tfunmask.evaluation.comparison`).
 """
 from __future__ import annotations
@@ -54,11 +54,6 @@ def distribution_scores(crops: Described, reference: Described) -> dict[str, flo
 def _per_image(metric, *arrays: np.ndarray, chunk: int = 64) -> np.ndarray:
     """`metric` over slices of `chunk` images, concatenated: bounded memory for large sets."""
     return np.concatenate([metric(*(a[i:i + chunk] for a in arrays)) for i in range(0, len(arrays[0]), chunk)])
-
-
-def detected(crops: Described) -> np.ndarray:
-    """Per crop: whether HOG found a face in it (bool (N,))."""
-    return np.array([box is not None for box in crops.boxes], bool)
 
 
 def paired_values(crops: Described, target: Described, mask_map: np.ndarray) -> dict[str, np.ndarray]:

@@ -41,7 +41,6 @@ from tfunmask.evaluation import detection, features, mask_map, report
 from tfunmask.evaluation.scoring import (
     Described,
     describe,
-    detected,
     distribution_scores,
     mean_values,
     paired_values,
@@ -281,9 +280,9 @@ def evaluate(model: str | Path, data: str | Path, out: str | Path, *, epoch: int
     log(f"{len(pairs.ids)} pairs scored at {size} px, model at {unmasker.size} px "
         "(dlib face embeddings take ~0.25 s a face on a CPU)")
     sheet = _sheet(sheet_faces)
-    paired, target, per_face = _evaluate_paired(pairs, unmasker, extractor, batch_size, sheet,
-                                                out / "contact_sheet.png")
-    per_face = {"paired": per_face}
+    paired, target, paired_faces = _evaluate_paired(pairs, unmasker, extractor, batch_size, sheet,
+                                                    out / "contact_sheet.png")
+    per_face = {"paired": paired_faces}
     metrics = {"model": str(model), "epoch": epoch, "data": str(data), "split": split, "image_size": unmasker.size,
                "score_size": size, "flip_average": unmasker.flip_average,
                "image_features": extractor.name if extractor else None, "notes": notes, "paired": paired}
@@ -324,7 +323,7 @@ def _evaluate_paired(pairs: Pairs, unmasker, extractor, batch_size: int, sheet: 
     values = {name: paired_values(scored, target, pairs.mask_map) for name, scored in described.items()}
     methods = {name: {**distribution_scores(scored, target), **mean_values(values[name])}
                for name, scored in described.items()}
-    per_face = {"ids": list(pairs.ids), "detected": detected(described["model"]).tolist(),
+    per_face = {"ids": list(pairs.ids), "detected": detection.found(described["model"].boxes).tolist(),
                 **{name: array.tolist() for name, array in values["model"].items()}}
     methods["target"] = {"detection_rate": detection.detection_rate(target.boxes)}
     if maps is not None:
@@ -351,5 +350,5 @@ def _evaluate_real(folder, aligned, split, unmasker, size, reference, extractor,
     scores = {name: distribution_scores(scored, reference) for name, scored in described.items()}
     if maps is not None and real.landmarks is not None:
         scores["model"].update(mask_map.inside_outside(maps, real.landmarks))
-    per_face = {"ids": real.ids, "detected": detected(described["model"]).tolist()}
+    per_face = {"ids": real.ids, "detected": detection.found(described["model"].boxes).tolist()}
     return {"folder": str(folder), "split": split, **real.counts, "methods": scores}, per_face
