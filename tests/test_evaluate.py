@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from tfunmask.data import splits
+from tfunmask.data.tfrecords import SCHEMA_VERSION, write_paired_shards
 from tfunmask.evaluation import comparison, features, mask_map, suite
 from tfunmask.inference import photos
 from tfunmask.models import pix2pix
@@ -165,6 +166,9 @@ def test_overlay_split_follows_make_tfrecords(saved_model, overlay_folder):
     pairs = suite.load_pairs(overlay_folder / "overlay", SIZE, split="train")
     assert len(pairs.ids) == train and pairs.masked.shape == (train, SIZE, SIZE, 3)
     assert pairs.landmarks.shape == (train, 68, 2) and pairs.landmarks.max() < SIZE + 4
+    rule = splits.Rule((0.5, 0.5, 0.0), "another")  # another split of the same folder (--split_from)
+    val = sorted(f"{s[:-4]}_0_0" for s in sources if rule.split_of(s) == "val")
+    assert val and sorted(suite.load_pairs(overlay_folder / "overlay", SIZE, split="val", rule=rule).ids) == val
 
 
 def test_real_photos_follow_the_split_of_the_unpaired_records(tmp_path):
@@ -189,10 +193,35 @@ def test_real_photos_follow_the_split_of_the_unpaired_records(tmp_path):
         suite.load_real_masked(tmp_path, SIZE, aligned=True, split="val")
 
 
+def test_split_from_draws_with_the_fractions_and_salt_of_the_dataset(tmp_path):
+    """Real photos of a split are those make_tfrecords put in it with the fractions and salt its
+    dataset.json records (here not the defaults); a folder without a manifest, or a manifest
+    without the rule, is a one-line error."""
+    records = [{"masked": np.zeros((8, 8, 3), np.uint8), "target": np.zeros((8, 8, 3), np.uint8),
+                "mask_map": np.zeros((8, 8), np.uint8), "source": "x.jpg", "id": "x_0_0"}]
+    write_paired_shards(records, tmp_path / "records", shards=1, fractions=(0.5, 0.1, 0.4), salt="another")
+    rule = suite.split_rule(tmp_path / "records")
+    assert rule == splits.Rule((0.5, 0.1, 0.4), "another") and suite.split_rule(None) == splits.DEFAULT_RULE
+    photos_dir = tmp_path / "photos"
+    photos_dir.mkdir()
+    names = [f"r{i}.png" for i in range(40)]
+    for i, name in enumerate(names):
+        Image.fromarray(np.full((SIZE, SIZE, 3), (5 * i, 90, 160), np.uint8)).save(photos_dir / name)
+    test = sorted(name for name in names if rule.split_of(name) == "test")
+    assert test != sorted(name for name in names if splits.split_of(name) == "test")
+    assert sorted(suite.load_real_masked(photos_dir, SIZE, aligned=True, split="test", rule=rule).ids) == test
+    with pytest.raises(suite.EvaluationError, match=r"--split_from .*photos holds no readable dataset.json"):
+        suite.split_rule(photos_dir)
+    (photos_dir / "dataset.json").write_text(json.dumps({"schema_version": SCHEMA_VERSION, "mode": "paired"}))
+    with pytest.raises(suite.EvaluationError, match=r"its dataset.json gives no split rule \('split'\)"):
+        suite.split_rule(photos_dir)
+
+
 def test_evaluation_on_tfrecords_without_landmarks(saved_model, tiny_paired_data, tmp_path):
     metrics = suite.evaluate(saved_model, tiny_paired_data, tmp_path, split="val", limit=4,
                                     image_features=features.random_features())
     assert metrics["paired"]["count"] == 4 and "real" not in metrics
+    assert metrics["split_rule"] == {"fractions": [0.9, 0.05, 0.05], "salt": "tfunmask"}
     assert metrics["paired"]["methods"]["input"]["psnr"] > 0
 
 
@@ -202,6 +231,7 @@ def test_evaluation_on_tfrecords_without_landmarks(saved_model, tiny_paired_data
     (dict(split="nope"), "--split must be one of"),
     (dict(model="missing"), "no such model"),
     (dict(inception_weights="missing.h5"), "is not a file"),
+    (dict(split_from="missing"), "--split_from missing holds no readable dataset.json"),
 ])
 def test_bad_input_is_one_clear_error(saved_model, tiny_paired_data, tmp_path, kwargs, message):
     args = dict(model=saved_model, data=tiny_paired_data, split="val")
@@ -216,14 +246,17 @@ def _command(*args, keras_home):
                           env=env, timeout=300)
 
 
-def test_command_without_inception_weights_says_where_and_carries_on(saved_model, overlay_folder, tmp_path):
+def test_command_without_inception_weights_says_where_and_carries_on(saved_model, overlay_folder, tiny_paired_data,
+                                                                     tmp_path):
     result = _command(f"--model={saved_model.parent}", f"--data={overlay_folder / 'overlay'}", "--split=all",
-                      "--limit=3", f"--out={tmp_path / 'out'}", keras_home=tmp_path / "keras")
+                      "--limit=3", f"--out={tmp_path / 'out'}", f"--split_from={tiny_paired_data}",
+                      keras_home=tmp_path / "keras")
     assert result.returncode == 0, result.stderr
     expected = tmp_path / "keras" / "models" / features.INCEPTION_WEIGHTS_FILE
     assert f"InceptionV3 weights not found at {expected}" in result.stdout
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert metrics["image_features"] is None and "fid" not in metrics["paired"]["methods"]["model"]
+    assert metrics["split_rule"] == {"fractions": [0.75, 0.25, 0.0], "salt": "tfunmask"}
     assert "psnr_mask" in metrics["paired"]["methods"]["model"] and str(expected) in metrics["notes"][0]
 
 

@@ -25,8 +25,10 @@ def define_flags():
     flags.DEFINE_string("out", None, "Folder for metrics.json, report.md and the PNGs.")
     flags.DEFINE_enum("split", "test", ["train", "val", "test", "all"],
                       "Which pairs of --data, and which photos of --masked_real, to score (the split "
-                      "make_tfrecords gives them with its default fractions: a model trained unpaired on "
-                      "--masked_real's train split is scored on photos it never saw).")
+                      "make_tfrecords gives them, with its defaults or --split_from's: a model trained unpaired "
+                      "on --masked_real's train split is scored on photos it never saw).")
+    flags.DEFINE_string("split_from", None, "A make_tfrecords output folder: --split is drawn with the fractions "
+                        "and salt its dataset.json records (for data split with other than the defaults).")
     flags.DEFINE_integer("limit", None, "Score at most this many pairs (and real masked faces).", lower_bound=2)
     flags.DEFINE_string("held_out", None, "Paired data masked by the mask family kept out of training (e.g. "
                         "tools/overlay_masks.py --family=image over the same photos): scored like --data, with "
@@ -55,7 +57,8 @@ def main(argv):
 
     try:
         metrics = suite.evaluate(
-            FLAGS.model, FLAGS.data, FLAGS.out, epoch=FLAGS.epoch, split=FLAGS.split, limit=FLAGS.limit, held_out=FLAGS.held_out,
+            FLAGS.model, FLAGS.data, FLAGS.out, epoch=FLAGS.epoch, split=FLAGS.split, split_from=FLAGS.split_from,
+            limit=FLAGS.limit, held_out=FLAGS.held_out,
             masked_real=FLAGS.masked_real, masked_real_aligned=FLAGS.masked_real_aligned,
             inception_weights=FLAGS.inception_weights, batch_size=FLAGS.batch_size,
             score_size=FLAGS.score_size, sheet_faces=FLAGS.sheet_faces, flip_average=FLAGS.flip_average,

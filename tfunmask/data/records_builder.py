@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from tfunmask.data import faces, images
-from tfunmask.data.splits import in_split, source_of
+from tfunmask.data.splits import DEFAULT_RULE, Rule, in_split, source_of
 from tfunmask.data.tally import InputError, Tally
 
 
@@ -72,14 +72,14 @@ def _mapper(workers: int):
 
 def unpaired_records(domains: Mapping[str, str | Path], tallies: Mapping[str, Tally], *, size: int = 256,
                      max_faces: int | None = None, use_cnn: bool = True, detector: str = "cascade",
-                     workers: int = 1, split: str | None = None,
+                     workers: int = 1, split: str | None = None, rule: Rule = DEFAULT_RULE,
                      progress: Callable[[], None] | None = None) -> Iterator[dict]:
     """Yield an unpaired record per face found in the photos of each domain folder.
 
     `domains` maps "A"/"B" to folders; faces are found with `faces.find` and cropped to
     `size` x `size` with `faces.align` (each record also holds the face's landmarks in its crop).
     Sources are paths relative to their domain folder; with `split`, only the photos whose source
-    `splits.split_of` puts in that split are read (a TFRecord writer's split of the same folder).
+    `rule` (`splits.Rule`) puts in that split are read (a TFRecord writer's split of the same folder).
     Skipped files go to `tallies[domain]`; `progress` is called after each file. Output order (and
     so the dataset) does not depend on `workers`.
     """
@@ -90,7 +90,7 @@ def unpaired_records(domains: Mapping[str, str | Path], tallies: Mapping[str, Ta
     job = partial(_crop_job, size=size, max_faces=max_faces, use_cnn=use_cnn, detector=detector)
     with _mapper(workers) as ordered_map:
         for domain, folder in domains.items():
-            paths = in_split(domain_files(folder), folder, split)
+            paths = in_split(domain_files(folder), folder, split, rule)
             for path, (crops, skipped) in zip(paths, ordered_map(job, paths), strict=True):
                 source = source_of(path, folder)
                 if skipped:

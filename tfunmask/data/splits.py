@@ -9,6 +9,7 @@ command-line tools can reject bad flags before TensorFlow starts.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import hashlib
 import itertools
 import math
@@ -47,9 +48,34 @@ def source_of(path: str | os.PathLike, folder: str | os.PathLike) -> str:
     return Path(os.path.relpath(path, folder)).as_posix()
 
 
-def in_split(paths, folder: str | os.PathLike, split: str | None) -> list:
-    """The ``paths`` under ``folder`` whose source ``split_of`` puts in ``split`` (None: all)."""
-    return [path for path in paths if split is None or split_of(source_of(path, folder)) == split]
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """One way of splitting sources: the train/val/test fractions and the hash's salt (make_tfrecords's
+    --split and the salt it records in dataset.json). Readers of a folder that was split with other
+    values than the defaults need them to pick the same photos."""
+
+    fractions: tuple[float, float, float] = DEFAULT_FRACTIONS
+    salt: str = SALT
+
+    def __post_init__(self):
+        object.__setattr__(self, "fractions", check_fractions(self.fractions))
+
+    def split_of(self, source: str) -> str:
+        """`split_of` with this rule's fractions and salt."""
+        return split_of(source, self.fractions, self.salt)
+
+    @classmethod
+    def of_manifest(cls, manifest: dict) -> Rule:
+        """The rule a TFRecord folder's dataset.json records ("split": {split: fraction}, "split_salt")."""
+        return cls(tuple(manifest["split"][name] for name in SPLITS), manifest["split_salt"])
+
+
+DEFAULT_RULE = Rule()
+
+
+def in_split(paths, folder: str | os.PathLike, split: str | None, rule: Rule = DEFAULT_RULE) -> list:
+    """The ``paths`` under ``folder`` whose source ``rule`` puts in ``split`` (None: all)."""
+    return [path for path in paths if split is None or rule.split_of(source_of(path, folder)) == split]
 
 
 def split_of(source: str, fractions: Sequence[float] = DEFAULT_FRACTIONS, salt: str = SALT) -> str:

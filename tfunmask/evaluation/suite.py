@@ -82,15 +82,15 @@ def _resized(images: list[np.ndarray], size: int, nearest: bool = False) -> np.n
     return np.stack([one(np.asarray(a)) for a in images])
 
 
-def _overlay_records(folder: Path, split: str, limit: int | None) -> tuple[list[dict], int]:
-    """The overlay folder's triples in `split` (by `splits.split_of` of the source photo, the rule
-    make_tfrecords uses with its default fractions) with their meta "landmarks"; and the total."""
+def _overlay_records(folder: Path, split: str, limit: int | None, rule: splits.Rule) -> tuple[list[dict], int]:
+    """The overlay folder's triples in `split` (by `rule` on the source photo, as make_tfrecords
+    splits them) with their meta "landmarks"; and the total."""
     try:
         entries = overlay.read_entries(folder)
     except InputError as error:
         raise EvaluationError(str(error)) from None
     chosen = [line for line in entries if split == "all" or (
-        (source := overlay.entry_source(line)) is not None and splits.split_of(source) == split)]
+        (source := overlay.entry_source(line)) is not None and rule.split_of(source) == split)]
     return list(overlay.read_triples(folder, chosen[:limit], Tally())), len(entries)
 
 
@@ -104,14 +104,16 @@ def _tfrecord_records(folder: Path, split: str, limit: int | None) -> tuple[list
     return records, len(files)
 
 
-def load_pairs(data: str | Path, size: int, *, split: str = "test", limit: int | None = None) -> Pairs:
-    """Paired crops from an overlay folder (meta.jsonl, masked/, target/, mask_map/) or a folder of
-    paired-<split>-*.tfrecord shards, resized to the model's `size`; at most `limit` pairs."""
+def load_pairs(data: str | Path, size: int, *, split: str = "test", limit: int | None = None,
+               rule: splits.Rule = splits.DEFAULT_RULE) -> Pairs:
+    """Paired crops from an overlay folder (meta.jsonl, masked/, target/, mask_map/; its `split` by
+    `rule`) or a folder of paired-<split>-*.tfrecord shards, resized to the model's `size`; at most
+    `limit` pairs."""
     folder = Path(data)
     if not folder.is_dir():
         raise EvaluationError(f"--data {folder} is not a folder")
     if (folder / "meta.jsonl").is_file():
-        records, total = _overlay_records(folder, split, limit)
+        records, total = _overlay_records(folder, split, limit, rule)
         where = f"{total} pairs in all"
     else:
         records, total = _tfrecord_records(folder, split, limit)
@@ -141,11 +143,11 @@ class RealFaces:
     counts: dict
 
 
-def _aligned_crops(folder: Path, limit: int | None, split: str | None) -> RealFaces:
+def _aligned_crops(folder: Path, limit: int | None, split: str | None, rule: splits.Rule) -> RealFaces:
     """Every readable image of `folder` (of `split`; up to `limit`), taken as an aligned crop
     (landmarks unknown)."""
     crops, ids, skipped, seen = [], [], Counter(), 0
-    for path in splits.in_split(images.list_images([folder]), folder, split):
+    for path in splits.in_split(images.list_images([folder]), folder, split, rule):
         if limit is not None and len(crops) >= limit:
             break
         seen += 1
@@ -157,24 +159,24 @@ def _aligned_crops(folder: Path, limit: int | None, split: str | None) -> RealFa
     return RealFaces(crops, None, ids, {"seen": seen, "faces": len(crops), "skipped": dict(skipped)})
 
 
-def _photo_crops(folder: Path, size: int, limit: int | None, split: str | None) -> RealFaces:
+def _photo_crops(folder: Path, size: int, limit: int | None, split: str | None, rule: splits.Rule) -> RealFaces:
     """The largest face of each photo of `folder` (of `split`; up to `limit` faces), aligned as
     training data is, with its landmarks in the crop."""
     tally = Tally()
     found = list(islice(records_builder.unpaired_records({"A": folder}, {"A": tally}, size=size, max_faces=1,
-                                                         split=split), limit))
+                                                         split=split, rule=rule), limit))
     landmarks = np.array([record["landmarks"] for record in found]) if found else None
     return RealFaces([r["image"] for r in found], landmarks, [f"{r['source']}#{r['face_index']}" for r in found],
                      {"seen": tally.seen, "faces": len(found), "skipped": dict(tally.skipped)})
 
 
 def load_real_masked(folder: str | Path, size: int, *, aligned: bool = False, limit: int | None = None,
-                     split: str = "all") -> RealFaces:
+                     split: str = "all", rule: splits.Rule = splits.DEFAULT_RULE) -> RealFaces:
     """Real masked faces (`RealFaces`: crops resized to (N, size, size, 3), landmarks, ids, counts).
 
-    Only photos of `split` (by `splits.split_of` of their path in `folder`, the rule by which
-    ``make_tfrecords --mode=unpaired`` split the same folder; "all": every photo) are read, so a
-    model trained unpaired on the folder's train split is scored on photos it never saw.
+    Only photos of `split` (by `rule` on their path in `folder`, as ``make_tfrecords --mode=unpaired``
+    split the same folder; "all": every photo) are read, so a model trained unpaired on the folder's
+    train split is scored on photos it never saw.
 
     Photos are searched with `faces.find` (its default cascade: BlazeFace, which finds masked
     faces, then dlib's detectors) and aligned with `faces.align`; `aligned=True` takes images that already are
@@ -184,7 +186,8 @@ def load_real_masked(folder: str | Path, size: int, *, aligned: bool = False, li
     if not folder.is_dir():
         raise EvaluationError(f"--masked_real {folder} is not a folder")
     chosen = None if split == "all" else split
-    real = _aligned_crops(folder, limit, chosen) if aligned else _photo_crops(folder, size, limit, chosen)
+    real = (_aligned_crops(folder, limit, chosen, rule) if aligned
+            else _photo_crops(folder, size, limit, chosen, rule))
     if not real.crops:
         where = "" if chosen is None else f" of the {split} split"
         raise EvaluationError(f"no faces found in --masked_real {folder} ({real.counts['seen']} files{where})")
@@ -192,6 +195,21 @@ def load_real_masked(folder: str | Path, size: int, *, aligned: bool = False, li
 
 
 # ----------------------------------------------------------------------------- methods
+
+def split_rule(dataset: str | Path | None) -> splits.Rule:
+    """The split rule make_tfrecords recorded in the dataset.json of the TFRecord folder `dataset`
+    (None: make_tfrecords's defaults)."""
+    if dataset is None:
+        return splits.DEFAULT_RULE
+    try:
+        return splits.Rule.of_manifest(tfrecords.read_manifest(dataset))
+    except OSError:
+        raise EvaluationError(f"--split_from {dataset} holds no readable {tfrecords.MANIFEST} "
+                              "(make_tfrecords writes one beside its shards)") from None
+    except (ValueError, KeyError, TypeError) as error:
+        raise EvaluationError(f"--split_from {dataset}: its {tfrecords.MANIFEST} gives no split rule "
+                              f"({error})") from None
+
 
 def scored_epoch(model: str | Path, epoch: int | None = None) -> int | None:
     """`epoch`; without one, for a training run folder that holds no export (trained with
@@ -243,14 +261,18 @@ def _image_features(given, weights, notes: list[str], log) -> features.ImageFeat
 
 
 def evaluate(model: str | Path, data: str | Path, out: str | Path, *, epoch: int | None = None,
-             split: str = "test", limit: int | None = None, held_out: str | Path | None = None,
-             masked_real: str | Path | None = None,
+             split: str = "test", split_from: str | Path | None = None, limit: int | None = None,
+             held_out: str | Path | None = None, masked_real: str | Path | None = None,
              masked_real_aligned: bool = False, inception_weights: str | Path | None = None,
              image_features: features.ImageFeatures | None = None, batch_size: int = 16,
              score_size: int | None = None, sheet_faces: int = 8, flip_average: bool = True,
              log: Callable[[str], None] = lambda message: None) -> dict:
     """Score the model (with `epoch`: that checkpoint of the run folder `model`) and the baselines;
     write metrics.json, report.md and PNGs into `out`.
+
+    The `split` of an overlay folder and of `masked_real` is drawn by the rule (fractions and salt)
+    recorded in the dataset.json of the TFRecord folder `split_from` (default: make_tfrecords's
+    defaults), so that a model is scored on the photos its training data left out.
 
     `held_out` is paired data masked by the mask family kept out of training: it is scored like
     `data` (its `split`, at most `limit` pairs) and "gap" holds, per method and metric, its score
@@ -272,8 +294,9 @@ def evaluate(model: str | Path, data: str | Path, out: str | Path, *, epoch: int
     size = score_size or unmasker.size
     if size < 16:
         raise EvaluationError(f"--score_size must be at least 16 (got {size})")
-    pairs = load_pairs(data, size, split=split, limit=limit)
-    held_pairs = None if held_out is None else load_pairs(held_out, size, split=split, limit=limit)
+    rule = split_rule(split_from)
+    pairs = load_pairs(data, size, split=split, limit=limit, rule=rule)
+    held_pairs = None if held_out is None else load_pairs(held_out, size, split=split, limit=limit, rule=rule)
     extractor = _image_features(image_features, inception_weights, notes, log)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -283,7 +306,8 @@ def evaluate(model: str | Path, data: str | Path, out: str | Path, *, epoch: int
     paired, target, paired_faces = _evaluate_paired(pairs, unmasker, extractor, batch_size, sheet,
                                                     out / "contact_sheet.png")
     per_face = {"paired": paired_faces}
-    metrics = {"model": str(model), "epoch": epoch, "data": str(data), "split": split, "image_size": unmasker.size,
+    metrics = {"model": str(model), "epoch": epoch, "data": str(data), "split": split,
+               "split_rule": {"fractions": list(rule.fractions), "salt": rule.salt}, "image_size": unmasker.size,
                "score_size": size, "flip_average": unmasker.flip_average,
                "image_features": extractor.name if extractor else None, "notes": notes, "paired": paired}
     if held_pairs is not None:
@@ -293,8 +317,9 @@ def evaluate(model: str | Path, data: str | Path, out: str | Path, *, epoch: int
         metrics["held_out"] = {"data": str(held_out), **held}
         metrics["gap"] = generalisation_gap(paired["methods"], metrics["held_out"]["methods"])
     if masked_real is not None:
-        metrics["real"], per_face["real"] = _evaluate_real(masked_real, masked_real_aligned, split, unmasker, size,
-                                                           target, extractor, limit, batch_size, sheet, out, log)
+        metrics["real"], per_face["real"] = _evaluate_real(masked_real, masked_real_aligned, split, rule, unmasker,
+                                                           size, target, extractor, limit, batch_size, sheet, out,
+                                                           log)
     report.write_all(metrics, out, per_face)
     return metrics
 
@@ -337,11 +362,11 @@ def _evaluate_paired(pairs: Pairs, unmasker, extractor, batch_size: int, sheet: 
     return {"count": len(pairs.ids), "families": list(pairs.families), "methods": methods}, target, per_face
 
 
-def _evaluate_real(folder, aligned, split, unmasker, size, reference, extractor, limit, batch_size, sheet, out,
-                   log) -> tuple[dict, dict]:
-    """The unpaired part: real masked crops (`size` px) of `split` and their unmasked outputs
+def _evaluate_real(folder, aligned, split, rule, unmasker, size, reference, extractor, limit, batch_size, sheet,
+                   out, log) -> tuple[dict, dict]:
+    """The unpaired part: real masked crops (`size` px) of `split` (by `rule`) and their unmasked outputs
     against `reference`; and per face of the model's outputs, whether HOG detects it."""
-    real = load_real_masked(folder, size, aligned=aligned, limit=limit, split=split)
+    real = load_real_masked(folder, size, aligned=aligned, limit=limit, split=split, rule=rule)
     log(f"{real.counts['faces']} real masked faces from {real.counts['seen']} files of the {split} split")
     outputs, maps = unmasker.unmask_crops(real.crops)
     report.contact_sheet({"input": real.crops, "output": outputs}, out / "contact_sheet_real.png", **sheet)
