@@ -120,18 +120,30 @@ def test_precision_belongs_to_the_model_and_a_resume_keeps_it(tiny_paired_data, 
         trainer.train(other, resume=True, verbose=0)
 
 
-def test_bfloat16_that_the_cpu_would_emulate_is_warned_about(monkeypatch):
-    """An explicit bfloat16 on a CPU without bf16 instructions (and no GPU) runs emulated, several
-    times slower: the training command says so; with bf16 instructions, or in float32, it does not."""
+@pytest.mark.parametrize("bf16, fp16", [(False, False), (True, False), (True, True)])
+def test_a_16_bit_float_that_the_cpu_would_emulate_is_warned_about(monkeypatch, bf16, fp16):
+    """An explicit bfloat16 or float16 on a CPU without instructions for it (and no GPU) runs
+    emulated, several times slower: the training command says so, and names what auto picks; with
+    the instructions, in float32, or beside a GPU it does not."""
     from tfunmask import cpu
     from tfunmask.training import hardware
 
-    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])
-    monkeypatch.setattr(cpu, "has_bf16", lambda: False)
-    assert "emulated" in hardware.emulated_precision("mixed_bfloat16")
-    assert hardware.precision_policy("auto") == "float32" and hardware.emulated_precision("float32") is None
-    monkeypatch.setattr(cpu, "has_bf16", lambda: True)
-    assert hardware.emulated_precision("mixed_bfloat16") is None
+    gpus = []
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: gpus)
+    monkeypatch.setattr(cpu, "has_bf16", lambda: bf16)
+    monkeypatch.setattr(cpu, "has_fp16", lambda: fp16)
+    auto = hardware.precision_policy("auto")
+    assert auto == ("mixed_bfloat16" if bf16 else "float32") and hardware.emulated_precision(auto) is None
+    assert hardware.emulated_precision("float32") is None
+    bfloat16, float16 = hardware.emulated_precision("mixed_bfloat16"), hardware.emulated_precision("mixed_float16")
+    assert (bfloat16 is None) == bf16 and (float16 is None) == fp16
+    if not bf16:
+        assert bfloat16.startswith("bfloat16 on a CPU without bf16 instructions") and "picks float32" in bfloat16
+    if not fp16:
+        assert float16.startswith("float16 on a CPU without float16 instructions")
+        assert float16.endswith(f"picks {'bfloat16' if bf16 else 'float32'} here")
+    gpus.append("GPU:0")
+    assert hardware.emulated_precision("mixed_bfloat16") is hardware.emulated_precision("mixed_float16") is None
 
 
 def test_missing_data_fails_clearly(tmp_path):

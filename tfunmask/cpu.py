@@ -27,6 +27,11 @@ def has_bf16():
     return bool({"amx_bf16", "avx512_bf16"} & flags())
 
 
+def has_fp16():
+    """float16 arithmetic instructions: AVX512-FP16 or AMX-FP16."""
+    return bool({"avx512_fp16", "amx_fp16"} & flags())
+
+
 def use_onednn():
     """Turns on TensorFlow's oneDNN CPU kernels on x86 CPUs with AVX2 unless the user chose
     (``TF_ENABLE_ONEDNN_OPTS`` set); must run before TensorFlow is imported.

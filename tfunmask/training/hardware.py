@@ -24,13 +24,20 @@ def precision_policy(name):
 
 
 def emulated_precision(policy):
-    """A one-line warning when ``policy`` is bfloat16 on a machine with neither a GPU nor a CPU with
-    bf16 instructions, where TensorFlow emulates it (a 256 px AttentionGAN step on a 2-core AVX2-only
-    AMD EPYC: ~6x slower than float32); else None."""
-    if policy != "mixed_bfloat16" or cpu.has_bf16() or tf.config.list_physical_devices("GPU"):
+    """A one-line warning when ``policy`` is a 16-bit float the machine lacks both a GPU and CPU
+    instructions for, so that TensorFlow emulates it; else None. On a 2-core AVX2-only AMD EPYC
+    (Zen 3) a 128 px Pix2Pix step of batch 4 ran 3.3x slower in float16 and 9.3x slower in
+    bfloat16 than in float32 (``benchmarks/train_throughput.py``)."""
+    if tf.config.list_physical_devices("GPU"):
         return None
-    return ("bfloat16 on a CPU without bf16 instructions (AMX or AVX512-BF16) is emulated, several times slower "
-            "than float32: --mixed_precision=auto picks float32 here")
+    if policy == "mixed_bfloat16" and not cpu.has_bf16():
+        return ("bfloat16 on a CPU without bf16 instructions (AMX or AVX512-BF16) is emulated, several times "
+                "slower than float32: --mixed_precision=auto picks float32 here")
+    if policy == "mixed_float16" and not cpu.has_fp16():
+        return ("float16 on a CPU without float16 instructions (AVX512-FP16 or AMX-FP16) is emulated, several "
+                "times slower than float32: --mixed_precision=auto picks "
+                f"{'bfloat16' if cpu.has_bf16() else 'float32'} here")
+    return None
 
 
 def make_strategy(name, cluster_timeout=300):
