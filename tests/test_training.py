@@ -156,6 +156,7 @@ def test_paired_data_guides_an_attentiongan(tiny_unpaired_data, tiny_paired_data
     the guide terms are trained and logged, config.json records the folder, and the rules
     around it are one-line errors."""
     guided = dict(model="aggan", data=tiny_unpaired_data, filters=4, resnet_blocks=1, attention_masks=2,
+                  lambda_attention_gan=0.0,  # the guide terms only: no attention-guided pair (a third smaller step)
                   epochs=1, decay_epochs=0, steps_per_epoch=2, batch_size=2)
     model, summary = trainer.train(tiny_config(model_dir=tmp_path / "run", paired_data=str(tiny_paired_data),
                                                lambda_attention_map=10.0, lambda_paired=1.0, mask_variation=0.5,
