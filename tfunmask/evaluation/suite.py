@@ -286,6 +286,7 @@ def evaluate(model: str | Path, data: str | Path, out: str | Path, *, epoch: int
     """
     if split not in SPLITS:
         raise EvaluationError(f"--split must be one of {', '.join(SPLITS)} (got {split!r})")
+    rule = split_rule(split_from)
     notes: list[str] = []
     if epoch is None and (epoch := scored_epoch(model)) is not None:
         notes.append(f"{model} holds no export: its newest checkpoint (epoch {epoch}) is scored")
@@ -294,7 +295,6 @@ def evaluate(model: str | Path, data: str | Path, out: str | Path, *, epoch: int
     size = score_size or unmasker.size
     if size < 16:
         raise EvaluationError(f"--score_size must be at least 16 (got {size})")
-    rule = split_rule(split_from)
     pairs = load_pairs(data, size, split=split, limit=limit, rule=rule)
     held_pairs = None if held_out is None else load_pairs(held_out, size, split=split, limit=limit, rule=rule)
     extractor = _image_features(image_features, inception_weights, notes, log)
