@@ -120,7 +120,7 @@ def test_precision_belongs_to_the_model_and_a_resume_keeps_it(tiny_paired_data, 
         trainer.train(other, resume=True, verbose=0)
 
 
-@pytest.mark.parametrize("bf16, fp16", [(False, False), (True, False), (True, True)])
+@pytest.mark.parametrize("bf16, fp16", [(False, False), (True, False), (False, True), (True, True)])
 def test_a_16_bit_float_that_the_cpu_would_emulate_is_warned_about(monkeypatch, bf16, fp16):
     """An explicit bfloat16 or float16 on a CPU without instructions for it (and no GPU) runs
     emulated, several times slower: the training command says so, and names what auto picks; with
@@ -156,7 +156,7 @@ def test_paired_data_guides_an_attentiongan(tiny_unpaired_data, tiny_paired_data
     the guide terms are trained and logged, config.json records the folder, and the rules
     around it are one-line errors."""
     guided = dict(model="aggan", data=tiny_unpaired_data, filters=4, resnet_blocks=1, attention_masks=2,
-                  lambda_attention_gan=0.0,  # the guide terms only: no attention-guided pair (a third smaller step)
+                  lambda_attention_gan=0.0,  # the guide terms only: no attention-guided pair to trace
                   epochs=1, decay_epochs=0, steps_per_epoch=2, batch_size=2)
     model, summary = trainer.train(tiny_config(model_dir=tmp_path / "run", paired_data=str(tiny_paired_data),
                                                lambda_attention_map=10.0, lambda_paired=1.0, mask_variation=0.5,

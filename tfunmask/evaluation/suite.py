@@ -194,8 +194,6 @@ def load_real_masked(folder: str | Path, size: int, *, aligned: bool = False, li
     return dataclasses.replace(real, crops=_resized(real.crops, size))
 
 
-# ----------------------------------------------------------------------------- methods
-
 def split_rule(dataset: str | Path | None) -> splits.Rule:
     """The split rule make_tfrecords recorded in the dataset.json of the TFRecord folder `dataset`
     (None: make_tfrecords's defaults)."""
@@ -210,6 +208,8 @@ def split_rule(dataset: str | Path | None) -> splits.Rule:
         raise EvaluationError(f"--split_from {dataset}: its {tfrecords.MANIFEST} gives no split rule "
                               f"({error})") from None
 
+
+# ----------------------------------------------------------------------------- methods
 
 def scored_epoch(model: str | Path, epoch: int | None = None) -> int | None:
     """`epoch`; without one, for a training run folder that holds no export (trained with
