@@ -221,8 +221,7 @@ def main(argv):
 
     try:
         config = config_from_flags()
-        warning = hardware.emulated_precision(config.runtime.precision
-                                              or hardware.precision_policy(config.runtime.mixed_precision))
+        warning = hardware.emulated_precision(hardware.resolve_precision(config.runtime))
         if warning:
             print(f"warning: {warning}", file=sys.stderr)
         progress = FLAGS.progress if FLAGS.progress != "auto" else "bar" if sys.stdout.isatty() else "epoch"

@@ -297,6 +297,10 @@ def evaluate(model: str | Path, data: str | Path, out: str | Path, *, epoch: int
         raise EvaluationError(f"--score_size must be at least 16 (got {size})")
     pairs = load_pairs(data, size, split=split, limit=limit, rule=rule)
     held_pairs = None if held_out is None else load_pairs(held_out, size, split=split, limit=limit, rule=rule)
+    real = None
+    if masked_real is not None:  # found before any scoring, so that a bad folder fails at once
+        real = load_real_masked(masked_real, size, aligned=masked_real_aligned, limit=limit, split=split, rule=rule)
+        log(f"{real.counts['faces']} real masked faces from {real.counts['seen']} files of the {split} split")
     extractor = _image_features(image_features, inception_weights, notes, log)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -316,10 +320,9 @@ def evaluate(model: str | Path, data: str | Path, out: str | Path, *, epoch: int
                                                          out / "contact_sheet_held_out.png")
         metrics["held_out"] = {"data": str(held_out), **held}
         metrics["gap"] = generalisation_gap(paired["methods"], metrics["held_out"]["methods"])
-    if masked_real is not None:
-        metrics["real"], per_face["real"] = _evaluate_real(masked_real, masked_real_aligned, split, rule, unmasker,
-                                                           size, target, extractor, limit, batch_size, sheet, out,
-                                                           log)
+    if real is not None:
+        metrics["real"], per_face["real"] = _evaluate_real(real, masked_real, split, unmasker, target, extractor,
+                                                           batch_size, sheet, out)
     report.write_all(metrics, out, per_face)
     return metrics
 
@@ -362,12 +365,10 @@ def _evaluate_paired(pairs: Pairs, unmasker, extractor, batch_size: int, sheet: 
     return {"count": len(pairs.ids), "families": list(pairs.families), "methods": methods}, target, per_face
 
 
-def _evaluate_real(folder, aligned, split, rule, unmasker, size, reference, extractor, limit, batch_size, sheet,
-                   out, log) -> tuple[dict, dict]:
-    """The unpaired part: real masked crops (`size` px) of `split` (by `rule`) and their unmasked outputs
-    against `reference`; and per face of the model's outputs, whether HOG detects it."""
-    real = load_real_masked(folder, size, aligned=aligned, limit=limit, split=split, rule=rule)
-    log(f"{real.counts['faces']} real masked faces from {real.counts['seen']} files of the {split} split")
+def _evaluate_real(real: RealFaces, folder, split, unmasker, reference, extractor, batch_size, sheet,
+                   out) -> tuple[dict, dict]:
+    """The unpaired part: the real masked crops of `split` found in `folder` and their unmasked
+    outputs against `reference`; and per face of the model's outputs, whether HOG detects it."""
     outputs, maps = unmasker.unmask_crops(real.crops)
     report.contact_sheet({"input": real.crops, "output": outputs}, out / "contact_sheet_real.png", **sheet)
     described = {name: describe(images, extractor, batch_size=batch_size)

@@ -23,6 +23,14 @@ def precision_policy(name):
     return PRECISIONS[name]
 
 
+def resolve_precision(runtime):
+    """The run's dtype policy: ``runtime.precision`` when it is set (a resumed run keeps its own),
+    else the one ``runtime.mixed_precision`` picks on this machine, stored into ``runtime``."""
+    if runtime.precision is None:
+        runtime.precision = precision_policy(runtime.mixed_precision)
+    return runtime.precision
+
+
 def emulated_precision(policy):
     """A one-line warning when ``policy`` is a 16-bit float the machine lacks both a GPU and CPU
     instructions for, so that TensorFlow emulates it; else None. On a 2-core AVX2-only AMD EPYC

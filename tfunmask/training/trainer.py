@@ -36,7 +36,7 @@ from tfunmask.training.callbacks import (
     Throughput,
 )
 from tfunmask.training.cluster import is_chief
-from tfunmask.training.hardware import make_strategy, precision_policy
+from tfunmask.training.hardware import make_strategy, resolve_precision
 from tfunmask.training.schedule import make_optimizer
 from tfunmask.training.warm_start import warm_start
 
@@ -122,8 +122,7 @@ def prepare_run(config, resume):
     saved = TrainConfig.load(run.root) if resume else None
     if saved:
         _check_resumable(config, saved)
-    if config.runtime.precision is None:
-        config.runtime.precision = precision_policy(config.runtime.mixed_precision)
+    resolve_precision(config.runtime)
     return run, saved
 
 
