@@ -14,6 +14,15 @@ def shared_data_dir() -> Path:
     return Path(os.environ.get("TFUNMASK_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
+@pytest.fixture
+def eager_steps():
+    """Runs the test's ``tf.function``s eagerly (``training_helpers.running_eagerly``)."""
+    from tests.training_helpers import running_eagerly
+
+    with running_eagerly():
+        yield
+
+
 @pytest.fixture(scope="session")
 def shared_faces() -> Path:
     """Folder with `unmasked/` and `masked_real/` real photos; skips the test when absent."""

@@ -11,15 +11,18 @@ from tfunmask import runs
 from tfunmask.config import ConfigError
 from tfunmask.training import averaging, trainer
 from tests.test_training import tiny_config
+from tests.training_helpers import running_eagerly
 
+pytestmark = pytest.mark.usefixtures("eager_steps")  # the runs' steps are not what is tested here
 TINY = dict(filters=4, epochs=1, decay_epochs=0, steps_per_epoch=1)
 
 
 @pytest.fixture(scope="module")
 def two_runs(tiny_paired_data, tmp_path_factory):
     folder = tmp_path_factory.mktemp("runs")
-    for seed in (0, 1):
-        trainer.train(tiny_config(tiny_paired_data, folder / f"s{seed}", seed=seed, **TINY), verbose=0)
+    with running_eagerly():
+        for seed in (0, 1):
+            trainer.train(tiny_config(tiny_paired_data, folder / f"s{seed}", seed=seed, **TINY), verbose=0)
     return folder / "s0", folder / "s1"
 
 

@@ -35,7 +35,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO
-from tests.training_helpers import STATE_TOLERANCE, UPDATE_TOLERANCE
+from tests.training_helpers import STATE_TOLERANCE, UPDATE_TOLERANCE, running_eagerly
 from tfunmask.config import ConfigError
 from tfunmask.training.cluster import local_tf_configs, read_tf_config
 
@@ -94,7 +94,7 @@ def run_cluster(folder, flags, model_dirs, *, tasks=("chief", "worker"), timeout
 
 
 def one_process(config_values, tmp_path):
-    """Trains in this process on one device; returns (initial, per-epoch weights, trainable mask)."""
+    """Trains in this process on one device, eagerly; returns (initial, per-epoch weights, trainable mask)."""
     from tfunmask.config import TrainConfig
     from tfunmask.training import trainer
 
@@ -110,7 +110,8 @@ def one_process(config_values, tmp_path):
 
     config = TrainConfig.create(**config_values, model_dir=str(tmp_path / "one"), strategy="one_device",
                                 export=False)
-    model, _ = trainer.train(config, verbose=0, callbacks=[Snapshot()])
+    with running_eagerly():  # the reference: the cluster's workers run the traced steps
+        model, _ = trainer.train(config, verbose=0, callbacks=[Snapshot()])
     trainable = [any(v is w for w in model.trainable_variables) for v in model.weights]
     return snapshots[0], snapshots[1:], trainable
 

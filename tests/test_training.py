@@ -80,6 +80,7 @@ def test_dropout_seed_state_is_checkpointed(tmp_path):
     np.testing.assert_array_equal(first, model.generator(images, training=True).numpy())
 
 
+@pytest.mark.usefixtures("eager_steps")
 def test_resume_with_other_architecture_fails_clearly(tiny_paired_data, tmp_path):
     trainer.train(tiny_config(tiny_paired_data, tmp_path, epochs=1, decay_epochs=0), verbose=0)
     other = tiny_config(tiny_paired_data, tmp_path, epochs=2, filters=16)
@@ -87,6 +88,7 @@ def test_resume_with_other_architecture_fails_clearly(tiny_paired_data, tmp_path
         trainer.train(other, resume=True, verbose=0)
 
 
+@pytest.mark.usefixtures("eager_steps")
 def test_run_folder_rules(tiny_paired_data, tmp_path):
     with pytest.raises(ConfigError, match="--resume: no checkpoint"):
         trainer.train(tiny_config(tiny_paired_data, tmp_path / "empty"), resume=True, verbose=0)
@@ -99,6 +101,7 @@ def test_run_folder_rules(tiny_paired_data, tmp_path):
     assert saved["runtime"]["precision"] == "float32" and saved["runtime"]["replicas"] == 1
 
 
+@pytest.mark.usefixtures("eager_steps")
 def test_precision_belongs_to_the_model_and_a_resume_keeps_it(tiny_paired_data, tmp_path):
     """bfloat16 is the model's own policy, recorded resolved in config.json; the global Keras policy
     is left alone; resuming keeps the saved precision and refuses to change it."""
@@ -151,6 +154,7 @@ def test_missing_data_fails_clearly(tmp_path):
         trainer.train(tiny_config(tmp_path, tmp_path / "run"), verbose=0)
 
 
+@pytest.mark.usefixtures("eager_steps")
 def test_paired_data_guides_an_attentiongan(tiny_unpaired_data, tiny_paired_data, tmp_path):
     """--paired_data feeds synthetic pairs beside the unpaired batches (varied too, if asked):
     the guide terms are trained and logged, config.json records the folder, and the rules

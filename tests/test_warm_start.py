@@ -52,6 +52,7 @@ def test_a_unet_attentiongan_started_from_a_pix2pix_export_unmasks_like_it(tmp_p
         np.testing.assert_array_equal(ours.numpy(), expected, err_msg=ours.path)
 
 
+@pytest.mark.usefixtures("eager_steps")
 def test_training_starts_the_unmasker_from_a_run_folder_and_a_resume_does_not(
         tiny_paired_data, tiny_unpaired_data, tmp_path):
     """A fresh run's G_AB starts where the Pix2Pix run's generator ended: after one step at a
@@ -80,6 +81,7 @@ def test_training_starts_the_unmasker_from_a_run_folder_and_a_resume_does_not(
                       verbose=0)
 
 
+@pytest.mark.usefixtures("eager_steps")
 def test_a_fine_tune_can_keep_the_source_runs_discriminator(tiny_paired_data, tmp_path):
     """With ``warm_start_discriminators`` a Pix2Pix run starts both its generator and its
     PatchGAN from the source run (after one step at a negligible learning rate both still equal

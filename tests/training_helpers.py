@@ -1,9 +1,10 @@
-"""Shared by the training tests: a stand-in crash, and checks that need a fresh interpreter.
+"""Shared by the training tests: a stand-in crash, eager steps, and checks that need a fresh interpreter.
 
 Logical CPU devices must be configured before TensorFlow initialises, and a resume is only real
 in a new process, so those checks run as scripts (``run_script``) that import this module.
 """
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -21,6 +22,24 @@ class Crash(Exception):
 class CrashAfterFirstEpoch(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         raise Crash()
+
+
+@contextlib.contextmanager
+def running_eagerly():
+    """Runs ``tf.function``s eagerly inside the block (tf.data's functions stay traced).
+
+    For tests of what training does with its configuration (run folders, warm starts, resumes,
+    guidance terms logged) over a few steps: tracing a step's graph costs far more than running
+    it at 32 px (one AttentionGAN step: ~19k graph ops, ~16 s of tracing). Every model's traced
+    step is still trained by the command-line, replica and multi-worker tests.
+    """
+    import tensorflow as tf
+
+    tf.config.run_functions_eagerly(True)
+    try:
+        yield
+    finally:
+        tf.config.run_functions_eagerly(False)
 
 
 def run_script(script, *args, timeout=600):
@@ -72,23 +91,30 @@ def replica_report(build, data, *, steps=2, **compile_options):
     trainable = [any(v is w for w in reference.trainable_variables) for v in reference.weights]
     state = reference.get_weights()
 
-    def step(strategy, weights, iterations):
+    def compiled(strategy):
         with strategy.scope():
             model = build()
-            model.set_weights(weights)
             model.compile(keras.optimizers.SGD(1e-3), keras.optimizers.SGD(1e-3), **compile_options)
-            for optimizer in (model.g_optimizer, model.d_optimizer):
-                optimizer.iterations.assign(iterations)
+        return model
+
+    # One model per layout, its step traced once and reused: each step only loads the state.
+    layouts = [compiled(tf.distribute.OneDeviceStrategy("/cpu:0")),
+               compiled(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))]
+
+    def step(model, weights, iterations):
+        model.set_weights(weights)
+        for optimizer in (model.g_optimizer, model.d_optimizer):
+            optimizer.iterations.assign(iterations)
         model.fit(tf.data.Dataset.from_tensors(data), epochs=1, verbose=0)
-        return model.get_weights(), strategy.num_replicas_in_sync
+        return model.get_weights(), model.distribute_strategy.num_replicas_in_sync
 
     def l2(arrays):
         return float(np.sqrt(sum(np.sum(np.square(a, dtype=np.float64)) for a in arrays)))
 
     report = {"update": 0.0, "moved": np.inf, "state": 0.0, "counts": True}
     for i in range(steps):
-        one, n1 = step(tf.distribute.OneDeviceStrategy("/cpu:0"), state, i)
-        two, n2 = step(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), state, i)
+        one, n1 = step(layouts[0], state, i)
+        two, n2 = step(layouts[1], state, i)
         update = [a - s for a, s, t in zip(one, state, trainable) if t]
         gap = [a - b for a, b, t in zip(one, two, trainable) if t]
         report["update"] = max(report["update"], l2(gap) / l2(update))

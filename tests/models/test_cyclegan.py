@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from tests.models.unpaired import SIZE, TINY, compiled, faces, l1, lsgan, unpaired_batch
-from tests.training_helpers import Crash, CrashAfterFirstEpoch
+from tests.training_helpers import Crash, CrashAfterFirstEpoch, running_eagerly
 from tfunmask.config import TrainConfig
 from tfunmask.models.cyclegan import CycleGAN
 from tfunmask.models.image_pool import ImagePool
@@ -246,15 +246,12 @@ def test_resume_equals_an_uninterrupted_run(tiny_unpaired_data, tmp_path):
                   epochs=2, decay_epochs=1, steps_per_epoch=2, filters=8, resnet_blocks=2,
                   pool_size=3, strategy="one_device", mixed_precision="none", export=False,
                   image_every=1000)
-    tf.config.run_functions_eagerly(True)
-    try:
+    with running_eagerly():
         straight, _ = trainer.train(TrainConfig.create(model_dir=str(tmp_path / "straight"), **config), verbose=0)
         split = TrainConfig.create(model_dir=str(tmp_path / "split"), **config)
         with pytest.raises(Crash):
             trainer.train(split, verbose=0, callbacks=[CrashAfterFirstEpoch()])
         resumed, summary = trainer.train(split, resume=True, verbose=0)
-    finally:
-        tf.config.run_functions_eagerly(False)
     assert summary["start_epoch"] == 1
     assert int(resumed.g_optimizer.iterations.numpy()) == 4
     assert int(resumed.pool_a.count.numpy()) == 3
