@@ -1,12 +1,12 @@
 """Build sharded, split TFRecords for training (a thin command line over tfunmask.data).
 
-  python tools/make_tfrecords.py --mode=paired --input OVERLAY_OUT --out DIR [--shards 8] [--split 0.9,0.05,0.05]
+  python tools/make_tfrecords.py --mode=paired --input OVERLAY_OUT --out DIR [--shards 8] [--split 0.9,0.05,0.05] [--split_salt S]
   python tools/make_tfrecords.py --mode=unpaired --domain_a MASKED_PHOTOS --domain_b PHOTOS --out DIR [--size 256]
 
 Paired mode reads the overlay tool's output (masked/, target/, mask_map/, meta.jsonl); unpaired
 mode detects and aligns faces in two photo folders (A: masked, B: unmasked). Writes the shards,
 dataset.json (mode, counts, image size, schema version) and report.json (what was skipped and
-why) into --out. The split is decided by a hash of each source photo's path. User errors end with
+why) into --out. The split is decided by a salted hash of each source photo's path (--split_salt). User errors end with
 a one-line message and a non-zero exit.
 """
 from __future__ import annotations
@@ -34,6 +34,8 @@ def define_flags():
     flags.DEFINE_string("out", None, "Output folder for the shards, dataset.json and report.json.")
     flags.DEFINE_integer("shards", 8, "Most shards per split (and domain); small splits get fewer.", lower_bound=1)
     flags.DEFINE_string("split", "0.9,0.05,0.05", "train,val,test fractions (by source photo).")
+    flags.DEFINE_string("split_salt", splits.SALT, "Salt of the source photos' hash that draws the split: "
+                        "another salt, another split with the same fractions (recorded in dataset.json).")
     flags.DEFINE_integer("size", 256, "unpaired: side of the aligned face crops in pixels.", lower_bound=16)
     flags.DEFINE_integer("max_faces", None, "unpaired: keep at most this many faces per photo, largest first.",
                          lower_bound=1)
@@ -84,6 +86,7 @@ def _plan() -> tuple[dict, int]:
     """Check flags and inputs without TensorFlow; returns (input folders by name, input count)."""
     try:
         splits.parse_fractions(FLAGS.split)
+        splits.check_salt(FLAGS.split_salt)
         if FLAGS.mode == "paired":
             if not FLAGS.input:
                 _fail("--mode=paired needs --input (the overlay tool's output folder)")
@@ -105,7 +108,8 @@ def _build(folders: dict, total: int) -> tuple[dict, dict]:
     # Imported only now: TensorFlow's start-up log lines would bury a one-line error above.
     from tfunmask.data import tfrecords
 
-    options = dict(shards=FLAGS.shards, fractions=splits.parse_fractions(FLAGS.split), overwrite=FLAGS.overwrite)
+    options = dict(shards=FLAGS.shards, fractions=splits.parse_fractions(FLAGS.split), salt=FLAGS.split_salt,
+                   overwrite=FLAGS.overwrite)
     if FLAGS.mode == "paired":
         tally = records_builder.Tally()
         entries = overlay.read_entries(folders["input"])

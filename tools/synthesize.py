@@ -2,7 +2,7 @@
 tfunmask.synth.beam_pipeline; needs the beam extra: pip install "tfunmask[beam]").
 
   python tools/synthesize.py --faces DIR_OR_URL --out DIR_OR_URL [--size 256] [--family mesh|image] [--styles all] [--seed 0]
-      [--per_face K] [--detector cascade] [--nocnn] [--shards 8] [--split 0.9,0.05,0.05] [--overwrite]
+      [--per_face K] [--detector cascade] [--nocnn] [--shards 8] [--split 0.9,0.05,0.05] [--split_salt S] [--overwrite]
       [--runner DirectRunner] [--workers N] [-- BEAM_OPTIONS...]
 
 Writes what tools/overlay_masks.py then tools/make_tfrecords.py --mode=paired would (the same
@@ -42,6 +42,8 @@ def define_flags():
     flags.DEFINE_boolean("cnn", True, "Let the finder end with dlib's CNN detector (slow on CPU).")
     flags.DEFINE_integer("shards", 8, "Most shards per split; small splits get fewer.", lower_bound=1)
     flags.DEFINE_string("split", "0.9,0.05,0.05", "train,val,test fractions (by source photo).")
+    flags.DEFINE_string("split_salt", splits.SALT, "Salt of the source photos' hash that draws the split: "
+                        "another salt, another split with the same fractions (recorded in dataset.json).")
     flags.DEFINE_boolean("overwrite", False, "Replace the shards of an earlier run in --out.")
     flags.DEFINE_string("runner", "DirectRunner", "Beam runner: DirectRunner, DataflowRunner, PortableRunner...")
     flags.DEFINE_integer("workers", 1, "DirectRunner only: worker processes (multi_processing mode when > 1).",
@@ -68,7 +70,8 @@ def main(argv: list[str]) -> None:
         manifest, report = beam_pipeline.synthesize_records(
             FLAGS.faces, FLAGS.out, size=FLAGS.size, family=FLAGS.family, styles=(FLAGS.styles,), seed=FLAGS.seed,
             per_face=FLAGS.per_face, use_cnn=FLAGS.cnn, detector=FLAGS.detector, shards=FLAGS.shards,
-            fractions=splits.parse_fractions(FLAGS.split), overwrite=FLAGS.overwrite,
+            fractions=splits.parse_fractions(FLAGS.split), salt=splits.check_salt(FLAGS.split_salt),
+            overwrite=FLAGS.overwrite,
             beam_args=beam_args(FLAGS.runner, FLAGS.workers, argv[1:]))
     except (ValueError, OSError) as error:
         _fail(error)

@@ -168,7 +168,8 @@ def test_cli_paired_end_to_end(tmp_path):
     root = make_overlay_output(tmp_path / "overlay")
     out = tmp_path / "records"
     flagfile = tmp_path / "flags.txt"
-    flagfile.write_text(f"--mode=paired\n--input={root}\n--out={out}\n--shards=2\n--split=0.5,0.25,0.25\n")
+    flagfile.write_text(f"--mode=paired\n--input={root}\n--out={out}\n--shards=2\n--split=0.5,0.25,0.25\n"
+                        "--split_salt=another\n")
 
     result = _run_tool(f"--flagfile={flagfile}")
 
@@ -178,9 +179,12 @@ def test_cli_paired_end_to_end(tmp_path):
     assert manifest["mode"] == "paired" and manifest["image_size"] == [SIZE, SIZE]
     assert manifest["schema_version"] == tfrecords.SCHEMA_VERSION
     expected = {split: 0 for split in splits.SPLITS}
+    default = dict(expected)
     for source in GOOD_SOURCES:
-        expected[splits.split_of(source, (0.5, 0.25, 0.25))] += VARIANTS
-    assert manifest["counts"] == expected
+        expected[splits.split_of(source, (0.5, 0.25, 0.25), "another")] += VARIANTS
+        default[splits.split_of(source, (0.5, 0.25, 0.25))] += VARIANTS
+    assert manifest["counts"] == expected != default  # the salt drew the split
+    assert splits.Rule.of_manifest(manifest) == splits.Rule((0.5, 0.25, 0.25), "another")
     report = json.loads((out / "report.json").read_text())
     assert report["seen"] == report["kept"] + sum(report["skipped"].values()) == 11
     assert report["skipped"] == EXPECTED_SKIPS
@@ -197,6 +201,7 @@ def test_cli_paired_end_to_end(tmp_path):
     (["--mode=unpaired", "--domain_a=empty", "--domain_b=empty", "--out=o"], "holds no files"),
     (["--mode=paired", "--input=overlay", "--out=o", "--split=0.5,0.6,0.1"], "sum to 1"),
     (["--mode=paired", "--input=overlay", "--out=o", "--shards=0"], "shards"),
+    (["--mode=paired", "--input=overlay", "--out=o", "--split_salt="], "--split_salt must not be empty"),
     (["--mode=paired", "--input=overlay", "--out=overlay/o"], "inside"),
     (["--mode=paired", "--input=overlay", "--out=old"], "--overwrite"),
     (["--mode=paired", "--input=overlay", "--out=o", "stray"], "unexpected"),

@@ -2,6 +2,7 @@
 tools: on the DirectRunner with two worker processes it must write the very records that
 overlay_folder + write_paired_shards write for the same seed, and a report whose counts add up."""
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from tfunmask.synth import overlay
 
 REPO = Path(__file__).resolve().parents[2]
 OPTIONS = {"size": 64, "seed": 5, "per_face": 2, "use_cnn": False}
-RECORDS = {"shards": 2, "fractions": (0.5, 0.25, 0.25)}
+RECORDS = {"shards": 2, "fractions": (0.5, 0.25, 0.25), "salt": "another"}
 DIRECT_2 = ["--runner=DirectRunner", "--direct_num_workers=2", "--direct_running_mode=multi_processing"]
 
 
@@ -69,7 +70,7 @@ def _records(path: Path) -> list[bytes]:
 
 def test_beam_writes_the_local_tools_records(outputs):
     local, _, beam, manifest, _ = outputs
-    assert manifest == json.loads((local / "dataset.json").read_text())
+    assert manifest == json.loads((local / "dataset.json").read_text()) and manifest["split_salt"] == "another"
     shards = sorted(p.name for p in local.glob("*.tfrecord"))
     assert shards == sorted(p.name for p in beam.glob("*.tfrecord")) and len(shards) > 1
     assert not list(beam.glob("*.partial"))
@@ -115,10 +116,11 @@ def test_refuses_earlier_shards_an_empty_folder_and_out_inside_faces(outputs, fa
         beam_pipeline.synthesize_records(tmp_path / "empty", tmp_path / "out", **OPTIONS)
 
 
-def test_tool_error_is_one_line(tmp_path):
+@pytest.mark.parametrize("flags, message", [([], "faces folder .* does not exist"),
+                                            (["--split_salt="], "--split_salt must not be empty")])
+def test_tool_error_is_one_line(tmp_path, flags, message):
     result = subprocess.run([sys.executable, str(REPO / "tools" / "synthesize.py"), "--faces", str(tmp_path / "no"),
-                             "--out", str(tmp_path / "out"), "--", "--runner=DirectRunner"],
+                             "--out", str(tmp_path / "out"), *flags, "--", "--runner=DirectRunner"],
                             capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1].startswith("synthesize: error: faces folder ")
-    assert "does not exist" in result.stderr
+    assert re.match(f"synthesize: error: {message}", result.stderr.strip().splitlines()[-1]), result.stderr

@@ -78,6 +78,13 @@ def in_split(paths, folder: str | os.PathLike, split: str | None, rule: Rule = D
     return [path for path in paths if split is None or rule.split_of(source_of(path, folder)) == split]
 
 
+def check_salt(salt: str) -> str:
+    """`salt` if it can name a split (--split_salt); ValueError for an empty one, which is a typo."""
+    if not salt:
+        raise ValueError("--split_salt must not be empty (the default is " + repr(SALT) + ")")
+    return salt
+
+
 def split_of(source: str, fractions: Sequence[float] = DEFAULT_FRACTIONS, salt: str = SALT) -> str:
     """Return "train", "val" or "test" for a source photo path, deterministically from its hash.
 

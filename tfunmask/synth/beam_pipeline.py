@@ -224,7 +224,8 @@ def build(pipeline: beam.Pipeline, faces_dir: str, out_dir: str, job: overlay.Jo
 def synthesize_records(faces_dir: str | os.PathLike, out_dir: str | os.PathLike, *, size: int = 256,
                        family: str = "mesh", styles: Sequence[str] = ("all",), seed: int = 0, per_face: int = 1, use_cnn: bool = True, detector: str = "cascade",
                        shards: int = 8, fractions: Sequence[float] = splits.DEFAULT_FRACTIONS,
-                       overwrite: bool = False, beam_args: Sequence[str] = ()) -> tuple[dict, dict]:
+                       salt: str = splits.SALT, overwrite: bool = False,
+                       beam_args: Sequence[str] = ()) -> tuple[dict, dict]:
     """Run the pipeline with `beam_args` (runner and its options) and wait for it.
 
     Writes `out_dir/paired-{split}-*.tfrecord`, dataset.json and report.json; returns (manifest,
@@ -240,5 +241,5 @@ def synthesize_records(faces_dir: str | os.PathLike, out_dir: str | os.PathLike,
     if _is_local(out_dir):
         Path(out_dir).mkdir(parents=True, exist_ok=True)
     with beam.Pipeline(options=PipelineOptions(list(beam_args))) as pipeline:
-        build(pipeline, faces_dir, out_dir, job, shards=int(shards), fractions=fractions)
+        build(pipeline, faces_dir, out_dir, job, shards=int(shards), fractions=fractions, salt=salt)
     return _read_json(f"{out_dir}/{tfrecords.MANIFEST}"), _read_json(f"{out_dir}/{REPORT}")
