@@ -5,9 +5,9 @@
 
 Paired mode reads the overlay tool's output (masked/, target/, mask_map/, meta.jsonl); unpaired
 mode detects and aligns faces in two photo folders (A: masked, B: unmasked). Writes the shards,
-dataset.json (mode, counts, image size, schema version) and report.json (what was skipped and
-why) into --out. The split is decided by a salted hash of each source photo's path (--split_salt). User errors end with
-a one-line message and a non-zero exit.
+dataset.json (mode, counts, image size, split rule, schema version) and report.json (what was
+skipped and why) into --out. The split is decided by a hash of each source photo's path, salted with
+--split_salt. User errors end with a one-line message and a non-zero exit.
 """
 from __future__ import annotations
 

@@ -81,7 +81,7 @@ def in_split(paths, folder: str | os.PathLike, split: str | None, rule: Rule = D
 def check_salt(salt: str) -> str:
     """`salt` if it can name a split (--split_salt); ValueError for an empty one, which is a typo."""
     if not salt:
-        raise ValueError("--split_salt must not be empty (the default is " + repr(SALT) + ")")
+        raise ValueError(f"--split_salt must not be empty (the default is {SALT!r})")
     return salt
 
 
