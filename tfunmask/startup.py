@@ -10,6 +10,9 @@ stay visible. ``TF_CPP_MIN_LOG_LEVEL`` defaults to 1 (TensorFlow's INFO lines of
 
 LiteRT prints a line of its own whenever it builds an interpreter ("Created TensorFlow Lite
 XNNPACK delegate for CPU"); ``filtered_stderr`` hides it the same way where the package builds one.
+So it does for oneDNN's "supports DT_HALF only on platforms with AVX-512" where a float16 export is
+loaded only to read its weights (``training.warm_start``): nothing is computed in float16 there. An
+explicit ``--mixed_precision=float16`` on such a CPU still shows it, beside the program's own warning.
 
 It also turns on TensorFlow's oneDNN kernels on AVX2 CPUs that TensorFlow leaves them off for
 (``tfunmask.cpu.use_onednn``; ``TF_ENABLE_ONEDNN_OPTS=0`` keeps them off).
@@ -35,6 +38,7 @@ _NOISE = re.compile("|".join([
     r"TF-TRT Warning: Could not find TensorRT",
     r"oneDNN custom operations are on",
     r"Created TensorFlow Lite XNNPACK delegate for CPU",
+    r"oneDNN supports DT_HALF only on platforms with AVX-512",
 ]))
 
 

@@ -64,8 +64,11 @@ def source_weights(path):
     if _is_saved_model(path):
         import tensorflow as tf
 
-        loaded = tf.saved_model.load(str(path))  # held: the signature's variables live as long as it
-        return _keyed((v.name, v.numpy()) for v in loaded.signatures["serving_default"].variables)
+        from tfunmask.startup import filtered_stderr
+
+        with filtered_stderr():  # oneDNN's DT_HALF notice on AVX2 CPUs: float16 weights are only read
+            loaded = tf.saved_model.load(str(path))  # held: the signature's variables live as long as it
+            return _keyed((v.name, v.numpy()) for v in loaded.signatures["serving_default"].variables)
     return _network_weights(_run_model(path).unmasker)
 
 
