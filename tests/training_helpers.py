@@ -86,20 +86,19 @@ def replica_report(build, data, *, steps=2, **compile_options):
     """
     import tensorflow as tf
 
-    keras.utils.set_random_seed(0)
-    reference = build()
-    trainable = [any(v is w for w in reference.trainable_variables) for v in reference.weights]
-    state = reference.get_weights()
-
     def compiled(strategy):
         with strategy.scope():
             model = build()
             model.compile(keras.optimizers.SGD(1e-3), keras.optimizers.SGD(1e-3), **compile_options)
         return model
 
-    # One model per layout, its step traced once and reused: each step only loads the state.
+    # One model per layout, its step traced once and reused: each step only loads the state, which
+    # starts as the one-device model's initial weights.
+    keras.utils.set_random_seed(0)
     layouts = [compiled(tf.distribute.OneDeviceStrategy("/cpu:0")),
                compiled(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))]
+    trainable = [any(v is w for w in layouts[0].trainable_variables) for v in layouts[0].weights]
+    state = layouts[0].get_weights()
 
     def step(model, weights, iterations):
         model.set_weights(weights)

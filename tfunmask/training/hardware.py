@@ -36,7 +36,7 @@ def emulated_precision(policy):
     instructions for, so that TensorFlow emulates it; else None. On a 2-core AVX2-only AMD EPYC
     (Zen 3) a 128 px Pix2Pix step of batch 4 ran 3.3x slower in float16 and 9.3x slower in
     bfloat16 than in float32 (``benchmarks/train_throughput.py``)."""
-    if tf.config.list_physical_devices("GPU"):
+    if policy not in ("mixed_bfloat16", "mixed_float16") or tf.config.list_physical_devices("GPU"):
         return None
     if policy == "mixed_bfloat16" and not cpu.has_bf16():
         return ("bfloat16 on a CPU without bf16 instructions (AMX or AVX512-BF16) is emulated, several times "
