@@ -82,11 +82,10 @@ def _check_out(out: Path, inputs: list[Path]) -> None:
         _fail(f"--out {out} already holds .tfrecord files; pass --overwrite to replace them")
 
 
-def _plan() -> tuple[dict, int]:
-    """Check flags and inputs without TensorFlow; returns (input folders by name, input count)."""
+def _plan() -> tuple[dict, int, splits.Rule]:
+    """Check flags and inputs without TensorFlow; returns (input folders by name, input count, split rule)."""
     try:
-        splits.parse_fractions(FLAGS.split)
-        splits.check_salt(FLAGS.split_salt)
+        rule = splits.Rule(splits.parse_fractions(FLAGS.split), splits.check_salt(FLAGS.split_salt, "--split_salt"))
         if FLAGS.mode == "paired":
             if not FLAGS.input:
                 _fail("--mode=paired needs --input (the overlay tool's output folder)")
@@ -100,16 +99,15 @@ def _plan() -> tuple[dict, int]:
     except ValueError as error:  # InputError and bad --split
         _fail(error)
     _check_out(Path(FLAGS.out), list(folders.values()))
-    return folders, total
+    return folders, total, rule
 
 
-def _build(folders: dict, total: int) -> tuple[dict, dict]:
+def _build(folders: dict, total: int, rule: splits.Rule) -> tuple[dict, dict]:
     """Write the shards; returns (manifest, report)."""
     # Imported only now: TensorFlow's start-up log lines would bury a one-line error above.
     from tfunmask.data import tfrecords
 
-    options = dict(shards=FLAGS.shards, fractions=splits.parse_fractions(FLAGS.split), salt=FLAGS.split_salt,
-                   overwrite=FLAGS.overwrite)
+    options = dict(shards=FLAGS.shards, fractions=rule.fractions, salt=rule.salt, overwrite=FLAGS.overwrite)
     if FLAGS.mode == "paired":
         tally = records_builder.Tally()
         entries = overlay.read_entries(folders["input"])
@@ -136,10 +134,10 @@ def _summary(manifest: dict) -> str:
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         _fail(f"unexpected arguments: {' '.join(argv[1:])}")
-    folders, total = _plan()
+    folders, total, rule = _plan()
     print(f"{PROG}: {FLAGS.mode}, {total} inputs -> {FLAGS.out}", flush=True)
     try:
-        manifest, report = _build(folders, total)
+        manifest, report = _build(folders, total, rule)
     except (records_builder.InputError, OSError) as error:  # includes FileExistsError from the writer
         _fail(error)
     except KeyboardInterrupt:

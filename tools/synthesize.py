@@ -70,7 +70,7 @@ def main(argv: list[str]) -> None:
         manifest, report = beam_pipeline.synthesize_records(
             FLAGS.faces, FLAGS.out, size=FLAGS.size, family=FLAGS.family, styles=(FLAGS.styles,), seed=FLAGS.seed,
             per_face=FLAGS.per_face, use_cnn=FLAGS.cnn, detector=FLAGS.detector, shards=FLAGS.shards,
-            fractions=splits.parse_fractions(FLAGS.split), salt=splits.check_salt(FLAGS.split_salt),
+            fractions=splits.parse_fractions(FLAGS.split), salt=splits.check_salt(FLAGS.split_salt, "--split_salt"),
             overwrite=FLAGS.overwrite,
             beam_args=beam_args(FLAGS.runner, FLAGS.workers, argv[1:]))
     except (ValueError, OSError) as error:

@@ -201,7 +201,7 @@ def test_cli_paired_end_to_end(tmp_path):
     (["--mode=unpaired", "--domain_a=empty", "--domain_b=empty", "--out=o"], "holds no files"),
     (["--mode=paired", "--input=overlay", "--out=o", "--split=0.5,0.6,0.1"], "sum to 1"),
     (["--mode=paired", "--input=overlay", "--out=o", "--shards=0"], "shards"),
-    (["--mode=paired", "--input=overlay", "--out=o", "--split_salt="], "--split_salt must not be empty"),
+    (["--mode=paired", "--input=overlay", "--out=o", "--split_salt="], "--split_salt must be a non-empty string"),
     (["--mode=paired", "--input=overlay", "--out=overlay/o"], "inside"),
     (["--mode=paired", "--input=overlay", "--out=old"], "--overwrite"),
     (["--mode=paired", "--input=overlay", "--out=o", "stray"], "unexpected"),

@@ -87,6 +87,18 @@ def test_bad_fractions_raise_one_line(fractions):
     assert "\n" not in str(error.value)
 
 
+@pytest.mark.parametrize("salt", ["", None])
+def test_an_empty_salt_is_refused_before_anything_is_written(salt, tmp_path):
+    """An empty salt would silently draw another split than the default's: every way in refuses it."""
+    rng = np.random.default_rng(6)
+    for call in (lambda: splits.split_of("a.jpg", salt=salt), lambda: splits.Rule(salt=salt),
+                 lambda: tfrecords.write_paired_shards([_paired_record(rng, "a.jpg")], tmp_path, salt=salt),
+                 lambda: tfrecords.write_unpaired_shards([], tmp_path, salt=salt)):
+        with pytest.raises(ValueError, match="the split salt must be a non-empty string"):
+            call()
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_parse_fractions():
     assert splits.parse_fractions("0.8,0.1,0.1") == (0.8, 0.1, 0.1)
     with pytest.raises(ValueError, match="comma-separated"):

@@ -105,7 +105,7 @@ def test_beam_report_adds_up_and_matches_the_overlay_tool(outputs, faces_dir):
         k: v for k, v in local_report.items() if k != "out_dir"}
 
 
-def test_refuses_earlier_shards_an_empty_folder_and_out_inside_faces(outputs, faces_dir, tmp_path):
+def test_refuses_earlier_shards_an_empty_folder_out_inside_faces_and_an_empty_salt(outputs, faces_dir, tmp_path):
     beam = outputs[2]
     with pytest.raises(ValueError, match="already holds paired shards"):
         beam_pipeline.synthesize_records(faces_dir, beam, beam_args=DIRECT_2, **OPTIONS)
@@ -114,10 +114,13 @@ def test_refuses_earlier_shards_an_empty_folder_and_out_inside_faces(outputs, fa
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="holds no files"):
         beam_pipeline.synthesize_records(tmp_path / "empty", tmp_path / "out", **OPTIONS)
+    with pytest.raises(ValueError, match="the split salt must be a non-empty string"):
+        beam_pipeline.synthesize_records(faces_dir, tmp_path / "salted", **OPTIONS, salt="")
+    assert not (tmp_path / "salted").exists()
 
 
 @pytest.mark.parametrize("flags, message", [([], "faces folder .* does not exist"),
-                                            (["--split_salt="], "--split_salt must not be empty")])
+                                            (["--split_salt="], "--split_salt must be a non-empty string")])
 def test_tool_error_is_one_line(tmp_path, flags, message):
     result = subprocess.run([sys.executable, str(REPO / "tools" / "synthesize.py"), "--faces", str(tmp_path / "no"),
                              "--out", str(tmp_path / "out"), *flags, "--", "--runner=DirectRunner"],

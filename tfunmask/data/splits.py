@@ -43,6 +43,14 @@ def parse_fractions(text: str) -> tuple[float, float, float]:
     return check_fractions(values)
 
 
+def check_salt(salt: str, name: str = "the split salt") -> str:
+    """`salt` if it can name a split; ValueError naming it as `name` (a tool passes its flag) for an
+    empty one, which is a typo: it would silently draw another split than the default's."""
+    if not isinstance(salt, str) or not salt:
+        raise ValueError(f"{name} must be a non-empty string (the default is {SALT!r}), got {salt!r}")
+    return salt
+
+
 def source_of(path: str | os.PathLike, folder: str | os.PathLike) -> str:
     """A photo's source: its path relative to the dataset folder, with POSIX separators."""
     return Path(os.path.relpath(path, folder)).as_posix()
@@ -59,6 +67,7 @@ class Rule:
 
     def __post_init__(self):
         object.__setattr__(self, "fractions", check_fractions(self.fractions))
+        check_salt(self.salt)
 
     def split_of(self, source: str) -> str:
         """`split_of` with this rule's fractions and salt."""
@@ -78,13 +87,6 @@ def in_split(paths, folder: str | os.PathLike, split: str | None, rule: Rule = D
     return [path for path in paths if split is None or rule.split_of(source_of(path, folder)) == split]
 
 
-def check_salt(salt: str) -> str:
-    """`salt` if it can name a split (--split_salt); ValueError for an empty one, which is a typo."""
-    if not salt:
-        raise ValueError(f"--split_salt must not be empty (the default is {SALT!r})")
-    return salt
-
-
 def split_of(source: str, fractions: Sequence[float] = DEFAULT_FRACTIONS, salt: str = SALT) -> str:
     """Return "train", "val" or "test" for a source photo path, deterministically from its hash.
 
@@ -92,6 +94,7 @@ def split_of(source: str, fractions: Sequence[float] = DEFAULT_FRACTIONS, salt: 
     not depend on where the dataset lives; `salt` lets a project draw a different split.
     """
     values = check_fractions(fractions)
+    check_salt(salt)
     digest = hashlib.sha256(f"{salt}\0{source}".encode()).digest()
     draw = int.from_bytes(digest[:8], "big") / 2.0**64
     bounds = list(itertools.accumulate(v / sum(values) for v in values))

@@ -22,6 +22,7 @@ from tfunmask.data.splits import (
     SALT,
     SPLITS,
     check_fractions,
+    check_salt,
     split_of,
 )
 
@@ -250,7 +251,7 @@ def write_paired_shards(records: Iterable[Mapping], out_dir: str | Path, *, shar
     has fewer records; a split without records has no files. Writes and returns the manifest
     (`dataset.json`). Existing shards with this prefix raise FileExistsError unless `overwrite`.
     """
-    out_dir, fractions = Path(out_dir), check_fractions(fractions)
+    out_dir, fractions, salt = Path(out_dir), check_fractions(fractions), check_salt(salt)
     sizes: set[tuple[int, int]] = set()
 
     def examples():
@@ -275,7 +276,7 @@ def write_unpaired_shards(records: Iterable[Mapping], out_dir: str | Path, *, sh
     optionally "face_index" (default 0). Sharding, manifest and `overwrite` as in
     `write_paired_shards`; manifest counts and files are nested by domain, then split.
     """
-    out_dir, fractions = Path(out_dir), check_fractions(fractions)
+    out_dir, fractions, salt = Path(out_dir), check_fractions(fractions), check_salt(salt)
     sizes: set[tuple[int, int]] = set()
 
     def examples():

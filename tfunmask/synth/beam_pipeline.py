@@ -232,7 +232,7 @@ def synthesize_records(faces_dir: str | os.PathLike, out_dir: str | os.PathLike,
     report). Bad arguments or folders raise ValueError with a one-line message.
     """
     styles = overlay.check_args(size, family, styles, seed, 1, per_face)
-    fractions = splits.check_fractions(fractions)
+    fractions, salt = splits.check_fractions(fractions), splits.check_salt(salt)
     if int(shards) != shards or shards < 1:
         raise ValueError(f"shards must be an integer >= 1, got {shards!r}")
     job = overlay.Job(int(size), family, styles, int(seed), int(per_face), bool(use_cnn), faces.check_detector(detector))
