@@ -27,9 +27,10 @@ def check_arguments(argv, *required):
 def flags_parser(prog=None, code=2):
     """An absl flags parser whose errors (unknown flag, bad value) are one line.
 
-    Once the flags are good TensorFlow is loaded without its native start-up lines
-    (``startup.load_tensorflow``); those and TensorFlow's INFO chatter (saver, builder) show
-    only with --verbosity (-v).
+    Once the flags are good, TensorFlow's first import is made quiet (``startup.quiet_tensorflow``:
+    its native start-up lines and INFO chatter, such as saver and builder, show only with
+    --verbosity (-v)); it loads only when the program first needs it, so a user error found
+    before then is reported at once.
     """
     def parse(argv):
         try:
@@ -39,7 +40,7 @@ def flags_parser(prog=None, code=2):
         verbose = flags.FLAGS["verbosity"].present
         if not verbose:
             logging.set_verbosity(logging.WARNING)
-        startup.load_tensorflow(verbose)
+        startup.quiet_tensorflow(verbose)
         return argv
 
     return parse

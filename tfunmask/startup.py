@@ -4,9 +4,12 @@ On a machine without a GPU, importing TensorFlow and probing for GPUs prints lin
 read like failures to a user ("failed call to cuInit: ... CUDA error", "Could not find cuda
 drivers", a notice to rebuild for AVX2/FMA). They are written to file descriptor 2 before
 Python's logging exists, so neither ``TF_CPP_MIN_LOG_LEVEL`` nor absl hides them all.
-``load_tensorflow`` imports TensorFlow and probes the GPUs with descriptor 2 sent to a file, then
-writes back every line that is not one of those known start-up lines: real warnings and errors
-stay visible. ``TF_CPP_MIN_LOG_LEVEL`` defaults to 1 (TensorFlow's INFO lines off, warnings on).
+``quiet_tensorflow`` arranges for TensorFlow's first import, wherever it happens, to run (and to
+probe the GPUs) with descriptor 2 sent to a file, then writes back every line that is not one of
+those known start-up lines: real warnings and errors stay visible. ``TF_CPP_MIN_LOG_LEVEL``
+defaults to 1 (TensorFlow's INFO lines off, warnings on). The programs call it once their flags
+parse, so a program that stops at a user error, or never needs TensorFlow (the overlay tool),
+does not spend the ~5 s TensorFlow takes to import; ``load_tensorflow`` imports it at once.
 
 LiteRT prints a line of its own whenever it builds an interpreter ("Created TensorFlow Lite
 XNNPACK delegate for CPU"); ``filtered_stderr`` hides it the same way where the package builds one.
@@ -21,6 +24,7 @@ It also turns on TensorFlow's oneDNN kernels on AVX2 CPUs that TensorFlow leaves
 """
 
 import contextlib
+import importlib.abc
 import os
 import re
 import sys
@@ -54,13 +58,50 @@ def verbose_requested(argv=None):
     return flag or os.environ.get("TFUNMASK_VERBOSE") == "1"
 
 
-def load_tensorflow(verbose=None):
-    """Imports TensorFlow (and lists GPUs, which initialises CUDA) with the start-up noise filtered.
+class _QuietLoader(importlib.abc.Loader):
+    """TensorFlow's own loader, run under ``filtered_stderr``; it then lists the GPUs (which
+    initialises CUDA and prints the rest of the start-up lines) inside the same filter."""
 
-    Idempotent: once TensorFlow is imported it only returns it.
-    """
+    def __init__(self, loader, verbose):
+        self._loader, self._verbose = loader, verbose
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module):
+        with filtered_stderr(self._verbose):
+            self._loader.exec_module(module)
+            module.config.list_physical_devices("GPU")
+
+    def __getattr__(self, name):  # resource readers and the like: TensorFlow's loader answers
+        return getattr(self._loader, name)
+
+
+class _QuietFinder(importlib.abc.MetaPathFinder):
+    """Finds nothing itself: on the first ``import tensorflow`` it takes itself off ``sys.meta_path``,
+    lets the other finders find TensorFlow and hands its loader to ``_QuietLoader``."""
+
+    def __init__(self, verbose):
+        self.verbose = verbose
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "tensorflow":
+            return None
+        sys.meta_path.remove(self)
+        for finder in sys.meta_path:
+            spec = finder.find_spec(name, path, target) if hasattr(finder, "find_spec") else None
+            if spec is not None:
+                spec.loader = _QuietLoader(spec.loader, self.verbose)
+                return spec
+        return None
+
+
+def quiet_tensorflow(verbose=None):
+    """Makes TensorFlow's first import (and GPU probe) quiet, whenever and wherever it comes; sets
+    ``TF_CPP_MIN_LOG_LEVEL`` and oneDNN's switch, which must precede the import. Does nothing once
+    TensorFlow is imported; calling it again only updates ``verbose``."""
     if "tensorflow" in sys.modules:
-        return sys.modules["tensorflow"]
+        return
     if verbose is None:
         verbose = verbose_requested()
     if not verbose:
@@ -68,10 +109,15 @@ def load_tensorflow(verbose=None):
     from tfunmask import cpu
 
     cpu.use_onednn()
-    with filtered_stderr(verbose):
-        import tensorflow as tf
+    sys.meta_path[:] = [finder for finder in sys.meta_path if not isinstance(finder, _QuietFinder)]
+    sys.meta_path.insert(0, _QuietFinder(verbose))
 
-        tf.config.list_physical_devices("GPU")
+
+def load_tensorflow(verbose=None):
+    """Imports TensorFlow now (``quiet_tensorflow``'s way) and returns it."""
+    quiet_tensorflow(verbose)
+    import tensorflow as tf
+
     return tf
 
 

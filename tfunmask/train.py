@@ -214,13 +214,14 @@ def config_from_flags():
 
 def main(argv):
     check_arguments(argv)
-    from tfunmask.serving import (
-        exporter,  # TensorFlow loads only once the flags are good
-    )
+    try:
+        config = config_from_flags()  # without TensorFlow: a bad flag is reported before it loads
+    except ConfigError as error:
+        fail(str(error))
+    from tfunmask.serving import exporter
     from tfunmask.training import hardware, trainer
 
     try:
-        config = config_from_flags()
         warning = hardware.emulated_precision(hardware.resolve_precision(config.runtime))
         if warning:
             print(f"warning: {warning}", file=sys.stderr)
