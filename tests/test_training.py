@@ -102,6 +102,35 @@ def test_run_folder_rules(tiny_paired_data, tmp_path):
 
 
 @pytest.mark.usefixtures("eager_steps")
+def test_validation_scores_the_first_validation_steps_batches_or_none(tiny_paired_data, tmp_path):
+    """After each epoch: the whole val split by default, its first N batches with
+    --validation_steps=N, nothing with 0; a negative count is refused; a resume may change it."""
+    import keras
+
+    scored = []
+
+    class CountValidationBatches(keras.callbacks.Callback):
+        def on_test_begin(self, logs=None):
+            scored.append(0)
+
+        def on_test_batch_end(self, batch, logs=None):
+            scored[-1] += 1
+
+    val_pairs = json.loads((tiny_paired_data / "dataset.json").read_text())["counts"]["val"]
+    assert val_pairs > 4  # the whole split is more than one batch
+    for steps, expected in ((None, [-(-val_pairs // 4)] * 2), (1, [1, 1]), (0, [])):
+        scored.clear()
+        config = tiny_config(tiny_paired_data, tmp_path / f"run{steps}", steps_per_epoch=1, validation_steps=steps)
+        _, summary = trainer.train(config, verbose=0, callbacks=[CountValidationBatches()])
+        assert scored == expected, (steps, scored)
+        assert ("val_g_loss" in summary["metrics"]) == bool(expected), summary["metrics"]
+    resumed, changes = TrainConfig.load(tmp_path / "run0").resumed({"validation_steps": 2, "epochs": 3})
+    assert resumed.data.validation_steps == 2 and changes["validation_steps"] == (0, 2)
+    with pytest.raises(ConfigError, match="--validation_steps must be 0"):
+        tiny_config(tiny_paired_data, tmp_path / "bad", validation_steps=-1).validate()
+
+
+@pytest.mark.usefixtures("eager_steps")
 def test_precision_belongs_to_the_model_and_a_resume_keeps_it(tiny_paired_data, tmp_path):
     """bfloat16 is the model's own policy, recorded resolved in config.json; the global Keras policy
     is left alone; resuming keeps the saved precision and refuses to change it."""

@@ -25,11 +25,11 @@ from typing import Optional
 CONFIG_FILE = "config.json"
 
 # What a resumed run may change: how long and on what it trains (the data and how its pairs are
-# varied: a fine-tuning curriculum), the feature-matching and SSIM losses (generator loss terms on
-# top, which need no new weights), what it logs, on which machines (the global batch is the same
-# steps on any number of replicas); never the networks, the optimiser or the batches' size and crop
-# (those would silently make it another run).
-RESUMABLE_CHANGES = ("epochs", "data", "mask_variation", "variation_extras", "bare_faces",
+# varied: a fine-tuning curriculum), how much of the validation split it scores, the
+# feature-matching and SSIM losses (generator loss terms on top, which need no new weights), what
+# it logs, on which machines (the global batch is the same steps on any number of replicas); never
+# the networks, the optimiser or the batches' size and crop (those would silently make it another run).
+RESUMABLE_CHANGES = ("epochs", "data", "validation_steps", "mask_variation", "variation_extras", "bare_faces",
                      "lambda_feature_matching", "lambda_ssim", "summary_every", "image_every", "export",
                      "strategy", "cluster_timeout", "keep_every")
 
@@ -56,6 +56,7 @@ class DataConfig:
     load_size: Optional[int] = None  # resize-before-crop size; None: Pix2Pix's 286/256 of image_size
     batch_size: int = 8
     steps_per_epoch: Optional[int] = None  # None: one pass over the larger training set
+    validation_steps: Optional[int] = None  # val batches after each epoch; None: the whole split, 0: none
     mask_variation: float = 0.0  # paired: probability of varying a pair's mask look and photo
     variation_extras: float = 0.0  # of a varied look being textured and a photo compressed
     bare_faces: float = 0.0  # paired: probability of a pair becoming the bare face (empty map)
@@ -126,6 +127,8 @@ class TrainConfig:
             raise ConfigError(f"--image_size must be a multiple of 16, at least 16 (got {size})")
         if self.load_size < self.image_size:
             raise ConfigError(f"--load_size ({self.data.load_size}) must be at least --image_size ({self.image_size})")
+        if self.data.validation_steps is not None and self.data.validation_steps < 0:
+            raise ConfigError(f"--validation_steps must be 0 (no validation) or more (got {self.data.validation_steps})")
         for section, name in (("data", "batch_size"), ("optimizer", "epochs")):
             if getattr(getattr(self, section), name) < 1:
                 raise ConfigError(f"--{name} must be positive (got {getattr(getattr(self, section), name)})")

@@ -131,6 +131,8 @@ def define_flags():
     flags.DEFINE_integer("load_size", None, "Resize size before the random crop (default size*286/256).")
     flags.DEFINE_integer("batch_size", DATA.batch_size, "Global batch size, split over replicas.")
     flags.DEFINE_integer("steps_per_epoch", None, "Steps per epoch (default: one pass over the data).")
+    flags.DEFINE_integer("validation_steps", None, "Validation batches scored after each epoch, the same ones "
+                         "every epoch (default: the whole val split; 0: no validation).")
     flags.DEFINE_float("mask_variation", DATA.mask_variation, "Pix2Pix (and AttentionGAN's --paired_data): "
                        "probability that a training pair's mask is recoloured (and maybe printed) and its "
                        "photo's light, blur and noise varied, so the model learns masks, not one renderer "
@@ -179,8 +181,8 @@ def define_flags():
                       "auto: a progress bar on a terminal, one plain line per epoch otherwise (logs, nohup, CI).")
 
 
-CONFIG_FLAGS = ("model", "data", "model_dir", "load_size", "batch_size", "steps_per_epoch", "mask_variation",
-                "variation_extras", "bare_faces", "paired_data", "epochs", "decay_epochs", "lr", "beta_1",
+CONFIG_FLAGS = ("model", "data", "model_dir", "load_size", "batch_size", "steps_per_epoch", "validation_steps",
+                "mask_variation", "variation_extras", "bare_faces", "paired_data", "epochs", "decay_epochs", "lr", "beta_1",
                 "mixed_precision", "strategy", "cluster_timeout", "seed", "summary_every", "image_every", "export",
                 "keep_every", "warm_start", "warm_start_discriminators")
 

@@ -56,6 +56,16 @@ def _dataset(config, kind, files, *, training, seed):
     return dataset.with_options(options)
 
 
+def _validation(config, kind, files):
+    """The batches scored after each epoch: the whole val split, or its first
+    ``--validation_steps`` batches (the same every epoch); None without a val split or with 0."""
+    steps = config.data.validation_steps
+    if not all(files) or steps == 0:
+        return None
+    dataset = _dataset(config, kind, files, training=False, seed=config.runtime.seed)
+    return dataset if steps is None else dataset.take(steps)  # take keeps the known length
+
+
 def split_files(config, data_dir, kind, split):
     """``pipeline.split_files`` of the run's data, plus the guiding pairs' shards where
     ``--paired_data`` gives them; a missing training split is a ConfigError."""
@@ -195,8 +205,7 @@ def train(config: TrainConfig, *, resume=False, verbose=1, callbacks=()):
                      *callbacks]
         if verbose:
             callbacks.append(RunProgbar(epochs, model.PROGRESS_NAMES))  # last, so it shows images_per_s
-        validation = (_dataset(config, kind, val_files, training=False, seed=config.runtime.seed)
-                      if all(val_files) else None)
+        validation = _validation(config, kind, val_files)
 
         history = {}
         start = int(epoch.numpy())
