@@ -226,10 +226,11 @@ def test_pix2pix_on_two_workers_equals_one_process_and_resumes(tiny_paired_data,
 def test_attentiongan_on_two_workers_equals_one_process(tiny_unpaired_data, tmp_path):
     """Both generators with their attention masks, both discriminators and their history pools, on
     a cluster. Without the attention-guided discriminators: their terms are reduced like every other
-    (test_replicas checks them over two replicas), and each worker would trace them too."""
+    (test_replicas checks them over two replicas), and each worker would trace them too. No
+    validation pass either: the Pix2Pix test validates on a cluster."""
     values = dict(model="aggan", data=str(tiny_unpaired_data), image_size=32, filters=4, resnet_blocks=1,
                   pool_size=2, attention_masks=2, lambda_attention_gan=0.0, batch_size=4, steps_per_epoch=2,
-                  epochs=1, decay_epochs=0, mixed_precision="none")
+                  validation_steps=0, epochs=1, decay_epochs=0, mixed_precision="none")
     initial, epochs, trainable = one_process(values, tmp_path)
     results = run_cluster(tmp_path, flags_of({**values, "export": False}),
                           {"chief": tmp_path / "run", "worker": tmp_path / "run"})

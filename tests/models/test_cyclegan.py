@@ -243,7 +243,7 @@ def test_constructors_reject_bad_unpaired_options():
 def test_resume_equals_an_uninterrupted_run(tiny_unpaired_data, tmp_path):
     """Weights, optimizer state, pools and learning-rate decay all continue exactly."""
     config = dict(model="cyclegan", data=str(tiny_unpaired_data), image_size=SIZE, batch_size=2,
-                  epochs=2, decay_epochs=1, steps_per_epoch=2, filters=8, resnet_blocks=2,
+                  epochs=2, decay_epochs=1, steps_per_epoch=2, validation_steps=1, filters=8, resnet_blocks=2,
                   pool_size=3, strategy="one_device", mixed_precision="none", export=False,
                   image_every=1000)
     with running_eagerly():
