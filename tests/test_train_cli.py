@@ -216,9 +216,10 @@ def test_resume_with_only_the_run_folder(tiny_paired_data, tmp_path):
     from tfunmask.training import trainer
 
     run = tmp_path / "run"
-    with running_eagerly():  # the run to resume; the command's own steps are traced
+    with running_eagerly():  # the run to resume; the command's own steps are traced (no validation step)
         trainer.train(TrainConfig.create(data=str(tiny_paired_data), model_dir=str(run), image_size=32,
-                                         batch_size=4, epochs=1, steps_per_epoch=2, filters=8, max_filters=16,
+                                         batch_size=4, epochs=1, steps_per_epoch=2, validation_steps=0,
+                                         filters=8, max_filters=16,
                                          mixed_precision="none", strategy="one_device", export=False), verbose=0)
     finished = train_cli(f"--model_dir={run}", "--resume", cache=tmp_path / "cache")
     assert finished.returncode == 0, finished.stderr[-2000:]
