@@ -16,6 +16,8 @@ XNNPACK delegate for CPU"); ``filtered_stderr`` hides it the same way where the 
 So it does for oneDNN's "supports DT_HALF only on platforms with AVX-512" where a float16 export is
 loaded only to read its weights (``training.warm_start``): nothing is computed in float16 there. An
 explicit ``--mixed_precision=float16`` on such a CPU still shows it, beside the program's own warning.
+Apache Beam warns at import that "apitools" and BigQuery's client are missing, which matters only
+for Google Cloud runners; ``tools/synthesize.py`` imports Beam inside the same filter.
 
 It also turns on TensorFlow's oneDNN kernels on AVX2 CPUs that TensorFlow leaves them off for
 (``tfunmask.cpu.use_onednn``; ``TF_ENABLE_ONEDNN_OPTS=0`` keeps them off).
@@ -43,6 +45,7 @@ _NOISE = re.compile("|".join([
     r"oneDNN custom operations are on",
     r"Created TensorFlow Lite XNNPACK delegate for CPU",
     r"oneDNN supports DT_HALF only on platforms with AVX-512",
+    r"apitools not found, and bigquery client libraries are not available",
 ]))
 
 

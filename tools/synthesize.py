@@ -18,6 +18,7 @@ import functools
 
 from absl import app, flags
 
+from tfunmask import startup
 from tfunmask.cli import fail, flags_parser
 from tfunmask.data import splits
 from tfunmask.synth import overlay
@@ -63,7 +64,8 @@ def beam_args(runner: str, workers: int, extra: list[str]) -> list[str]:
 
 def main(argv: list[str]) -> None:
     try:  # imported only now: the core install has no Beam, and its absence is one line, not a traceback
-        from tfunmask.synth import beam_pipeline
+        with startup.filtered_stderr():  # Beam's "apitools not found" warning at import: no GCP here
+            from tfunmask.synth import beam_pipeline
     except ImportError as error:
         _fail(f"{error}; install the beam extra: pip install \"tfunmask[beam]\"")
     try:
