@@ -1,11 +1,14 @@
-"""The package's shape: no import cycles, training never imports the exporter, and every
-command-line module imports into one process (flags exist only when a program runs)."""
+"""The package's shape: no import cycles, training never imports the exporter, every
+command-line module imports into one process (flags exist only when a program runs), and a
+program stopped by a user error has not loaded TensorFlow."""
 
 import ast
 import pkgutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 import tfunmask
 
@@ -125,3 +128,20 @@ print("imported", {len(PROGRAMS) + len(TOOLS)})
                             timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"imported {len(PROGRAMS) + len(TOOLS)}" in result.stdout
+
+
+@pytest.mark.parametrize("command, message", [
+    (["-m", "tfunmask.train", "--model=cyclegan", "--loss=l1"], "error: --model=cyclegan does not take --loss"),
+    (["-m", "tfunmask.train", "--resume", "--model_dir=no_run"], "error: no config.json in no_run"),
+    ([str(REPO / "tools" / "make_tfrecords.py"), "--mode=paired", "--out=o"], "make_tfrecords: error: --mode=paired needs"),
+    (["-m", "tfunmask.export", "--model_dir=no_run"], "error: no config.json in no_run"),
+])
+def test_a_user_error_is_reported_before_tensorflow_loads(command, message, tmp_path):
+    """The flags parser only arranges a quiet import (``startup.quiet_tensorflow``): a program that
+    stops at a user error never imports TensorFlow (~5 s), as Python's own import log shows."""
+    result = subprocess.run([sys.executable, "-X", "importtime", *command], capture_output=True, text=True,
+                            timeout=120, cwd=tmp_path)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode != 0 and lines[-1].startswith(message), result.stderr[-2000:]
+    imported = [line.rpartition("|")[2].strip() for line in lines if line.startswith("import time:")]
+    assert "absl" in imported and "tensorflow" not in imported and "keras" not in imported

@@ -47,10 +47,13 @@ def main(argv):
     for name in ("calibration_samples", "parity_samples"):
         if FLAGS[name].value < 1:
             fail(f"--{name} must be positive (got {FLAGS[name].value})")
-    from tfunmask.config import ConfigError
-    from tfunmask.serving import (
-        exporter,  # TensorFlow loads only once the flags are good
-    )
+    from tfunmask.config import ConfigError, TrainConfig
+
+    try:
+        TrainConfig.load(FLAGS.model_dir)  # without TensorFlow: a folder that holds no run is reported at once
+    except ConfigError as error:
+        fail(str(error))
+    from tfunmask.serving import exporter
 
     try:
         formats = exporter.parse_formats(FLAGS.formats)
