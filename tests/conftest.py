@@ -85,7 +85,8 @@ def tiny_run(tiny_paired_data, tmp_path_factory):
     from tfunmask.training import trainer
 
     config = TrainConfig.create(model="pix2pix", data=str(tiny_paired_data),
-                                model_dir=str(tmp_path_factory.mktemp("run")), image_size=32, batch_size=4, epochs=1, decay_epochs=0, steps_per_epoch=6, validation_steps=0, filters=8,
+                                model_dir=str(tmp_path_factory.mktemp("run")), image_size=32, batch_size=4, epochs=1,
+                                decay_epochs=0, steps_per_epoch=6, validation_steps=0, filters=8,
                                 mixed_precision="none", strategy="one_device", summary_every=100, image_every=1000)
     model, _ = trainer.train(config, verbose=0)
     exporter.export_saved_model(model.export_generator(), runs.Run(config.model_dir).saved_model)

@@ -133,7 +133,8 @@ print("imported", {len(PROGRAMS) + len(TOOLS)})
 @pytest.mark.parametrize("command, message", [
     (["-m", "tfunmask.train", "--model=cyclegan", "--loss=l1"], "error: --model=cyclegan does not take --loss"),
     (["-m", "tfunmask.train", "--resume", "--model_dir=no_run"], "error: no config.json in no_run"),
-    ([str(REPO / "tools" / "make_tfrecords.py"), "--mode=paired", "--out=o"], "make_tfrecords: error: --mode=paired needs"),
+    ([str(REPO / "tools" / "make_tfrecords.py"), "--mode=paired", "--out=o"],
+     "make_tfrecords: error: --mode=paired needs"),
     (["-m", "tfunmask.export", "--model_dir=no_run"], "error: no config.json in no_run"),
 ])
 def test_a_user_error_is_reported_before_tensorflow_loads(command, message, tmp_path):

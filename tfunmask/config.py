@@ -128,7 +128,8 @@ class TrainConfig:
         if self.load_size < self.image_size:
             raise ConfigError(f"--load_size ({self.data.load_size}) must be at least --image_size ({self.image_size})")
         if self.data.validation_steps is not None and self.data.validation_steps < 0:
-            raise ConfigError(f"--validation_steps must be 0 (no validation) or more (got {self.data.validation_steps})")
+            raise ConfigError("--validation_steps must be 0 (no validation) or more "
+                              f"(got {self.data.validation_steps})")
         for section, name in (("data", "batch_size"), ("optimizer", "epochs")):
             if getattr(getattr(self, section), name) < 1:
                 raise ConfigError(f"--{name} must be positive (got {getattr(getattr(self, section), name)})")
