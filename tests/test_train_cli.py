@@ -26,15 +26,16 @@ def train_cli(*args, cache):
                           text=True, timeout=600, cwd=REPO, env=env)
 
 
-TINY = {"pix2pix": ["--max_filters=16"], "cyclegan": ["--resnet_blocks=1"],
-        "aggan": ["--resnet_blocks=1", "--attention_masks=2"]}
+TINY = {"pix2pix": ["--max_filters=16"], "cyclegan": ["--resnet_blocks=1", "--validation_steps=2"],
+        "aggan": ["--resnet_blocks=1", "--attention_masks=2", "--validation_steps=2"]}
 
 
 @pytest.mark.parametrize("model, kind", [("pix2pix", "paired"), ("cyclegan", "unpaired"), ("aggan", "unpaired")])
 def test_every_model_trains_on_the_demo_set_with_epochs_alone(model, kind, tmp_path):
     """No --data and no --decay_epochs: the default path builds the model's kind of demo set and
-    trains; tiny widths keep it short. stderr has none of TensorFlow's start-up lines. config.json
-    holds the model's constructor arguments and the precision and replicas it resolved to."""
+    trains; tiny widths keep it short (the unpaired models score 2 validation batches, Pix2Pix the
+    whole val split). stderr has none of TensorFlow's start-up lines. config.json holds the model's
+    constructor arguments and the precision and replicas it resolved to."""
     run = tmp_path / "run"
     result = train_cli(f"--model={model}", f"--model_dir={run}", "--image_size=32", "--filters=8", *TINY[model],
                        "--batch_size=2", "--epochs=1", "--steps_per_epoch=1", "--noexport", cache=tmp_path / "cache")
@@ -50,6 +51,8 @@ def test_every_model_trains_on_the_demo_set_with_epochs_alone(model, kind, tmp_p
     assert "d_real" not in result.stdout  # the other terms are TensorBoard's
     config = json.loads((run / "config.json").read_text())
     assert config["data"]["path"] is None and config["optimizer"]["epochs"] == 1
+    assert config["data"]["validation_steps"] == (None if model == "pix2pix" else 2)
+    assert "val_g_loss" in result.stdout
     assert config["optimizer"]["decay_epochs"] == 0
     assert config["runtime"]["mixed_precision"] == "auto"
     assert config["runtime"]["precision"] in ("float32", "mixed_bfloat16") and config["runtime"]["replicas"] == 1
