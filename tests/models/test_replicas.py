@@ -41,7 +41,6 @@ SCRIPT = textwrap.dedent("""
         "pix2pix_cosine_sum": (lambda: Pix2Pix(size, filters=8, dropout=0.0, loss="cosine_sum"), paired,
                                dict(run_eagerly=True)),
         "cyclegan": (lambda: CycleGAN(size, **tiny), unpaired, dict(run_eagerly=True)),
-        "aggan_scheme1": (lambda: AttentionGAN(size, aggan_scheme=1, **tiny), unpaired, dict(run_eagerly=True)),
         "aggan_scheme2": (lambda: AttentionGAN(size, aggan_scheme=2, attention_masks=4, **tiny), unpaired, dict(run_eagerly=True)),
     }
     mutant = sys.argv[2] if len(sys.argv) > 2 else None
@@ -55,7 +54,10 @@ SCRIPT = textwrap.dedent("""
     print(json.dumps(replica_report(build, data, **options)))
 """)
 
-VARIANTS = ["pix2pix_l1", "pix2pix_cosine_sum", "cyclegan", "aggan_scheme1", "aggan_scheme2"]
+# AttentionGAN's scheme I is not checked apart: it differs from scheme II only in how its generator
+# turns features into attention (per pixel, per example); pools, discriminators, batch statistics
+# and every loss reduction across the batch are the same code.
+VARIANTS = ["pix2pix_l1", "pix2pix_cosine_sum", "cyclegan", "aggan_scheme2"]
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
