@@ -35,9 +35,10 @@ RESUME_SCRIPT = textwrap.dedent("""
     from tests.training_helpers import Crash, CrashAfterFirstEpoch
     from tfunmask.training import trainer
     # No validation pass: it changes no state, and each would be another traced step.
-    config = tiny_config(data, tmp + "/resumed", dropout=0.5, validation_steps=0)
+    options = dict(dropout=0.5, validation_steps=0)
+    config = tiny_config(data, tmp + "/resumed", **options)
     if stage == "crash":
-        straight, _ = trainer.train(tiny_config(data, tmp + "/straight", dropout=0.5, validation_steps=0), verbose=0)
+        straight, _ = trainer.train(tiny_config(data, tmp + "/straight", **options), verbose=0)
         np.savez(tmp + "/straight.npz", *all_weights(straight))
         try:
             trainer.train(config, verbose=0, callbacks=[CrashAfterFirstEpoch()])

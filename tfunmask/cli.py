@@ -5,6 +5,7 @@ import sys
 from absl import app, flags, logging
 
 from tfunmask import startup
+from tfunmask.data import splits
 
 
 def fail(message, code=2, prog=None):
@@ -22,6 +23,14 @@ def check_arguments(argv, *required):
     for name in required:
         if not flags.FLAGS[name].value:
             fail(f"--{name} is required")
+
+
+def define_split_flags():
+    """--split and --split_salt, for the tools that write a split dataset (``splits.parse_rule``
+    reads them back)."""
+    flags.DEFINE_string("split", "0.9,0.05,0.05", "train,val,test fractions (by source photo).")
+    flags.DEFINE_string("split_salt", splits.SALT, "Salt of the source photos' hash that draws the split: "
+                        "another salt, another split with the same fractions (recorded in dataset.json).")
 
 
 def flags_parser(prog=None, code=2):

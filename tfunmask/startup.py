@@ -27,6 +27,7 @@ It also turns on TensorFlow's oneDNN kernels on AVX2 CPUs that TensorFlow leaves
 
 import contextlib
 import importlib.abc
+import importlib.util
 import os
 import re
 import sys
@@ -91,12 +92,10 @@ class _QuietFinder(importlib.abc.MetaPathFinder):
         if name != "tensorflow":
             return None
         sys.meta_path.remove(self)
-        for finder in sys.meta_path:
-            spec = finder.find_spec(name, path, target) if hasattr(finder, "find_spec") else None
-            if spec is not None:
-                spec.loader = _QuietLoader(spec.loader, self.verbose)
-                return spec
-        return None
+        spec = importlib.util.find_spec(name)
+        if spec is not None:
+            spec.loader = _QuietLoader(spec.loader, self.verbose)
+        return spec
 
 
 def quiet_tensorflow(verbose=None):

@@ -183,8 +183,8 @@ def define_flags():
 
 CONFIG_FLAGS = ("model", "data", "model_dir", "load_size", "batch_size", "steps_per_epoch", "validation_steps",
                 "mask_variation", "variation_extras", "bare_faces", "paired_data", "epochs", "decay_epochs", "lr",
-                "beta_1", "mixed_precision", "strategy", "cluster_timeout", "seed", "summary_every", "image_every", "export",
-                "keep_every", "warm_start", "warm_start_discriminators")
+                "beta_1", "mixed_precision", "strategy", "cluster_timeout", "seed", "summary_every", "image_every",
+                "export", "keep_every", "warm_start", "warm_start_discriminators")
 
 
 def config_from_flags():

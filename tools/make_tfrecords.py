@@ -1,6 +1,7 @@
 """Build sharded, split TFRecords for training (a thin command line over tfunmask.data).
 
-  python tools/make_tfrecords.py --mode=paired --input OVERLAY_OUT --out DIR [--shards 8] [--split 0.9,0.05,0.05] [--split_salt S]
+  python tools/make_tfrecords.py --mode=paired --input OVERLAY_OUT --out DIR [--shards 8] [--split 0.9,0.05,0.05]
+      [--split_salt S]
   python tools/make_tfrecords.py --mode=unpaired --domain_a MASKED_PHOTOS --domain_b PHOTOS --out DIR [--size 256]
 
 Paired mode reads the overlay tool's output (masked/, target/, mask_map/, meta.jsonl); unpaired
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from absl import app, flags
 
-from tfunmask.cli import fail, flags_parser
+from tfunmask.cli import define_split_flags, fail, flags_parser
 from tfunmask.data import records_builder, splits
 from tfunmask.synth import overlay
 
@@ -33,9 +34,7 @@ def define_flags():
     flags.DEFINE_string("domain_b", None, "unpaired: folder of photos of people without masks (domain B).")
     flags.DEFINE_string("out", None, "Output folder for the shards, dataset.json and report.json.")
     flags.DEFINE_integer("shards", 8, "Most shards per split (and domain); small splits get fewer.", lower_bound=1)
-    flags.DEFINE_string("split", "0.9,0.05,0.05", "train,val,test fractions (by source photo).")
-    flags.DEFINE_string("split_salt", splits.SALT, "Salt of the source photos' hash that draws the split: "
-                        "another salt, another split with the same fractions (recorded in dataset.json).")
+    define_split_flags()
     flags.DEFINE_integer("size", 256, "unpaired: side of the aligned face crops in pixels.", lower_bound=16)
     flags.DEFINE_integer("max_faces", None, "unpaired: keep at most this many faces per photo, largest first.",
                          lower_bound=1)
@@ -85,7 +84,7 @@ def _check_out(out: Path, inputs: list[Path]) -> None:
 def _plan() -> tuple[dict, int, splits.Rule]:
     """Check flags and inputs without TensorFlow; returns (input folders by name, input count, split rule)."""
     try:
-        rule = splits.Rule(splits.parse_fractions(FLAGS.split), splits.check_salt(FLAGS.split_salt, "--split_salt"))
+        rule = splits.parse_rule(FLAGS.split, FLAGS.split_salt)
         if FLAGS.mode == "paired":
             if not FLAGS.input:
                 _fail("--mode=paired needs --input (the overlay tool's output folder)")

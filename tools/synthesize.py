@@ -19,7 +19,7 @@ import functools
 from absl import app, flags
 
 from tfunmask import startup
-from tfunmask.cli import fail, flags_parser
+from tfunmask.cli import define_split_flags, fail, flags_parser
 from tfunmask.data import splits
 from tfunmask.synth import overlay
 
@@ -42,9 +42,7 @@ def define_flags():
                       "Face finder (cascade: BlazeFace, then dlib's HOG, then its CNN).")
     flags.DEFINE_boolean("cnn", True, "Let the finder end with dlib's CNN detector (slow on CPU).")
     flags.DEFINE_integer("shards", 8, "Most shards per split; small splits get fewer.", lower_bound=1)
-    flags.DEFINE_string("split", "0.9,0.05,0.05", "train,val,test fractions (by source photo).")
-    flags.DEFINE_string("split_salt", splits.SALT, "Salt of the source photos' hash that draws the split: "
-                        "another salt, another split with the same fractions (recorded in dataset.json).")
+    define_split_flags()
     flags.DEFINE_boolean("overwrite", False, "Replace the shards of an earlier run in --out.")
     flags.DEFINE_string("runner", "DirectRunner", "Beam runner: DirectRunner, DataflowRunner, PortableRunner...")
     flags.DEFINE_integer("workers", 1, "DirectRunner only: worker processes (multi_processing mode when > 1).",
@@ -69,11 +67,11 @@ def main(argv: list[str]) -> None:
     except ImportError as error:
         _fail(f"{error}; install the beam extra: pip install \"tfunmask[beam]\"")
     try:
+        rule = splits.parse_rule(FLAGS.split, FLAGS.split_salt)
         manifest, report = beam_pipeline.synthesize_records(
             FLAGS.faces, FLAGS.out, size=FLAGS.size, family=FLAGS.family, styles=(FLAGS.styles,), seed=FLAGS.seed,
             per_face=FLAGS.per_face, use_cnn=FLAGS.cnn, detector=FLAGS.detector, shards=FLAGS.shards,
-            fractions=splits.parse_fractions(FLAGS.split), salt=splits.check_salt(FLAGS.split_salt, "--split_salt"),
-            overwrite=FLAGS.overwrite,
+            fractions=rule.fractions, salt=rule.salt, overwrite=FLAGS.overwrite,
             beam_args=beam_args(FLAGS.runner, FLAGS.workers, argv[1:]))
     except (ValueError, OSError) as error:
         _fail(error)

@@ -51,6 +51,11 @@ def check_salt(salt: str, name: str = "the split salt") -> str:
     return salt
 
 
+def parse_rule(split: str, salt: str) -> Rule:
+    """The rule a tool's --split and --split_salt flags give; ValueError naming the flag."""
+    return Rule(parse_fractions(split), check_salt(salt, "--split_salt"))
+
+
 def source_of(path: str | os.PathLike, folder: str | os.PathLike) -> str:
     """A photo's source: its path relative to the dataset folder, with POSIX separators."""
     return Path(os.path.relpath(path, folder)).as_posix()
@@ -70,8 +75,11 @@ class Rule:
         check_salt(self.salt)
 
     def split_of(self, source: str) -> str:
-        """`split_of` with this rule's fractions and salt."""
-        return split_of(source, self.fractions, self.salt)
+        """`split_of` with this rule's fractions and salt (checked once, when the rule was made)."""
+        digest = hashlib.sha256(f"{self.salt}\0{source}".encode()).digest()
+        draw = int.from_bytes(digest[:8], "big") / 2.0**64
+        bounds = list(itertools.accumulate(v / sum(self.fractions) for v in self.fractions))
+        return SPLITS[min(bisect.bisect_right(bounds, draw), len(SPLITS) - 1)]
 
     @classmethod
     def of_manifest(cls, manifest: dict) -> Rule:
@@ -93,9 +101,4 @@ def split_of(source: str, fractions: Sequence[float] = DEFAULT_FRACTIONS, salt: 
     `source` is the photo's path relative to the dataset root (POSIX separators), so the split does
     not depend on where the dataset lives; `salt` lets a project draw a different split.
     """
-    values = check_fractions(fractions)
-    check_salt(salt)
-    digest = hashlib.sha256(f"{salt}\0{source}".encode()).digest()
-    draw = int.from_bytes(digest[:8], "big") / 2.0**64
-    bounds = list(itertools.accumulate(v / sum(values) for v in values))
-    return SPLITS[min(bisect.bisect_right(bounds, draw), len(SPLITS) - 1)]
+    return Rule(fractions, salt).split_of(source)

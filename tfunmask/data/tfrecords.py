@@ -21,8 +21,7 @@ from tfunmask.data.splits import (
     DEFAULT_FRACTIONS,
     SALT,
     SPLITS,
-    check_fractions,
-    check_salt,
+    Rule,
     split_of,
 )
 
@@ -251,17 +250,17 @@ def write_paired_shards(records: Iterable[Mapping], out_dir: str | Path, *, shar
     has fewer records; a split without records has no files. Writes and returns the manifest
     (`dataset.json`). Existing shards with this prefix raise FileExistsError unless `overwrite`.
     """
-    out_dir, fractions, salt = Path(out_dir), check_fractions(fractions), check_salt(salt)
+    out_dir, rule = Path(out_dir), Rule(fractions, salt)
     sizes: set[tuple[int, int]] = set()
 
     def examples():
         for record in records:
             example, shape = paired_example(record)
             sizes.add(shape)
-            yield f"{prefix}-{split_of(record['source'], fractions, salt)}", example
+            yield f"{prefix}-{rule.split_of(record['source'])}", example
 
     counts, files = _write_groups(examples(), out_dir, prefix=prefix, shards=shards, overwrite=overwrite)
-    return _manifest(out_dir, "paired", prefix, sizes, shards, fractions, salt,
+    return _manifest(out_dir, "paired", prefix, sizes, shards, rule.fractions, rule.salt,
                      counts={s: counts.get(f"{prefix}-{s}", 0) for s in SPLITS},
                      files={s: files.get(f"{prefix}-{s}", []) for s in SPLITS})
 
@@ -276,17 +275,17 @@ def write_unpaired_shards(records: Iterable[Mapping], out_dir: str | Path, *, sh
     optionally "face_index" (default 0). Sharding, manifest and `overwrite` as in
     `write_paired_shards`; manifest counts and files are nested by domain, then split.
     """
-    out_dir, fractions, salt = Path(out_dir), check_fractions(fractions), check_salt(salt)
+    out_dir, rule = Path(out_dir), Rule(fractions, salt)
     sizes: set[tuple[int, int]] = set()
 
     def examples():
         for record in records:
             example, shape = _unpaired_example(record)
             sizes.add(shape)
-            yield f"{prefix}-{record['domain']}-{split_of(record['source'], fractions, salt)}", example
+            yield f"{prefix}-{record['domain']}-{rule.split_of(record['source'])}", example
 
     counts, files = _write_groups(examples(), out_dir, prefix=prefix, shards=shards, overwrite=overwrite)
-    return _manifest(out_dir, "unpaired", prefix, sizes, shards, fractions, salt,
+    return _manifest(out_dir, "unpaired", prefix, sizes, shards, rule.fractions, rule.salt,
                      counts={d: {s: counts.get(f"{prefix}-{d}-{s}", 0) for s in SPLITS} for d in DOMAINS},
                      files={d: {s: files.get(f"{prefix}-{d}-{s}", []) for s in SPLITS} for d in DOMAINS})
 

@@ -232,7 +232,7 @@ def synthesize_records(faces_dir: str | os.PathLike, out_dir: str | os.PathLike,
     report). Bad arguments or folders raise ValueError with a one-line message.
     """
     styles = overlay.check_args(size, family, styles, seed, 1, per_face)
-    fractions, salt = splits.check_fractions(fractions), splits.check_salt(salt)
+    rule = splits.Rule(fractions, salt)
     if int(shards) != shards or shards < 1:
         raise ValueError(f"shards must be an integer >= 1, got {shards!r}")
     job = overlay.Job(int(size), family, styles, int(seed), int(per_face), bool(use_cnn), faces.check_detector(detector))
@@ -241,5 +241,5 @@ def synthesize_records(faces_dir: str | os.PathLike, out_dir: str | os.PathLike,
     if _is_local(out_dir):
         Path(out_dir).mkdir(parents=True, exist_ok=True)
     with beam.Pipeline(options=PipelineOptions(list(beam_args))) as pipeline:
-        build(pipeline, faces_dir, out_dir, job, shards=int(shards), fractions=fractions, salt=salt)
+        build(pipeline, faces_dir, out_dir, job, shards=int(shards), fractions=rule.fractions, salt=rule.salt)
     return _read_json(f"{out_dir}/{tfrecords.MANIFEST}"), _read_json(f"{out_dir}/{REPORT}")
