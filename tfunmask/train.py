@@ -93,13 +93,17 @@ MODEL_FLAGS = {
     "discriminator_warmup_epochs": (AGGAN, 0, "AttentionGAN: first epochs in which only the discriminators "
                                     "learn, against the generators as they are (after --warm_start: an adversary "
                                     "that is not random when the generator starts to learn from it)."),
+    "generator_ab_trains": (AGGAN, "all", "AttentionGAN: which of G_AB learns: all, or only the layers that "
+                            "make its attention (after --warm_start from a paired run: the unpaired terms move "
+                            "where it paints, not what)."),
     "upsampling": (MODELS, "auto", "Decoder upsampling: fused (computed at the input resolution, 2.25x fewer "
                    "multiply-adds), plain (resize, then a 3x3 conv) or auto (fused, the faster on every CPU "
                    "measured). The same function, weights and checkpoints either way."),
 }
 CHOICES = {"loss": ["l1", "cosine_mean", "cosine_sum"], "normalization": ["batch", "instance", "none"],
            "aggan_scheme": ["1", "2"], "upsampling": ["auto", "fused", "plain"],
-           "attention_discriminator": ["product", "concat", "context"], "backbone": ["resnet", "unet"]}
+           "attention_discriminator": ["product", "concat", "context"], "backbone": ["resnet", "unet"],
+           "generator_ab_trains": ["all", "attention"]}
 OPTIMIZER, DATA, RUNTIME = OptimizerConfig(), DataConfig(), RuntimeConfig()
 
 

@@ -8,7 +8,7 @@ import tensorflow as tf
 from tests.models.unpaired import SIZE, TINY, TINY_MODEL, compiled, faces, l1, lsgan, unpaired_batch
 from tfunmask import models, pixels
 from tfunmask.config import TrainConfig
-from tfunmask.models.attentiongan import AttentionGAN, attention_generator
+from tfunmask.models.attentiongan import ATTENTION_LAYERS, AttentionGAN, attention_generator
 from tfunmask.models.layers import Composite
 from tfunmask.serving import exporter
 
@@ -241,6 +241,32 @@ def test_a_discriminator_warm_up_trains_the_discriminators_alone():
     assert model.begin_epoch(1) and model.phase == "full"
     with pytest.raises(ValueError, match="nor combined with warmup_epochs"):
         AttentionGAN(SIZE, discriminator_warmup_epochs=1, warmup_epochs=1, lambda_paired=1.0)
+
+
+@pytest.mark.parametrize("shape", [dict(aggan_scheme=1, backbone="unet", max_filters=16), dict(attention_masks=3)],
+                         ids=["unet", "scheme2"])
+def test_generator_ab_can_train_its_attention_alone(shape):
+    """With ``generator_ab_trains="attention"`` a full step moves every trainable weight of G_AB's
+    attention layers and no other weight of G_AB (its batch statistics included), while G_BA and
+    the discriminators learn; by default the same step moves G_AB's trunk too."""
+    def step(**kwargs):
+        model = compiled(AttentionGAN, **shape, **kwargs)
+        networks = (model.generator_ab, model.generator_ba) + model.discriminators
+        before = [{v.path: v.numpy() for v in network.weights} for network in networks]
+        model.train_on_batch(unpaired_batch(), return_dict=True)
+        moved = [{v.path for v in network.weights if not np.array_equal(v.numpy(), old[v.path])}
+                 for network, old in zip(networks, before)]
+        return model, moved
+
+    model, moved = step(generator_ab_trains="attention")
+    trainable = {v.path for v in model.generator_ab.trainable_variables}
+    assert trainable and all(path.startswith(ATTENTION_LAYERS) for path in trainable), trainable
+    assert moved[0] == trainable, moved[0] ^ trainable
+    assert all(moved[1:]), "G_BA and every discriminator learn"
+    _, moved = step()
+    assert any(not path.startswith(ATTENTION_LAYERS) for path in moved[0])
+    with pytest.raises(ValueError, match="generator_ab_trains"):
+        AttentionGAN(SIZE, generator_ab_trains="content")
 
 
 def test_attention_map_supervision_teaches_where_the_mask_is():

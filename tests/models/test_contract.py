@@ -28,7 +28,8 @@ TINY = {
     "aggan": dict(image_size=SIZE, filters=4, resnet_blocks=1, pool_size=2, attention_masks=3,
                   lambda_attention_map=1.0, lambda_paired=1.0, attention_discriminator="concat"),
     "aggan_unet": dict(image_size=SIZE, filters=4, max_filters=16, backbone="unet", aggan_scheme=1, pool_size=2,
-                       lambda_attention_map=1.0, lambda_paired=1.0, attention_discriminator="context"),
+                       lambda_attention_map=1.0, lambda_paired=1.0, attention_discriminator="context",
+                       generator_ab_trains="attention"),
 }
 NAMES = sorted(TINY)  # a case is a model's name, then "_" and a variant's
 HAS_MASK = {"pix2pix": True, "cyclegan": False, "aggan": True}

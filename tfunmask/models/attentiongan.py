@@ -82,6 +82,13 @@ Measured on the U-Net backbone (run W4) it did not keep real-photo mouths as the
 kept PatchGAN does. The generators' step counter still advances. The two warm-ups exclude each
 other.
 
+With ``generator_ab_trains="attention"`` only the layers that make G_AB's attention learn (the
+U-Net's map head; the ResNet's attention head, and scheme II's attention decoder); the rest of
+G_AB keeps its weights, its batch normalisation its moving statistics. After ``--warm_start``
+from a paired run, the unpaired terms can then move *where* G_AB paints and not *what*: every
+unpaired fine-tune of the whole U-Net here smoothed the mouths the paired model paints
+(``docs/results.md``). G_BA and the discriminators train as usual.
+
 TensorBoard shows, per direction, the masks and content images beside the
 CycleGAN columns.
 """
@@ -104,7 +111,7 @@ from tfunmask.models.layers import (
     resnet_decoder,
     resnet_encoder,
 )
-from tfunmask.models.pix2pix import composite_export, unet_generator
+from tfunmask.models.pix2pix import MAP_HEAD, composite_export, unet_generator
 
 SCHEMES = (1, 2)
 BACKBONES = ("resnet", "unet")
@@ -114,6 +121,10 @@ BACKBONES = ("resnet", "unet")
 START = 0.1
 ATTENTION_DISCRIMINATORS = ("product", "concat", "context")
 CONTEXT_FRACTION = 8  # "context": the mask is dilated by image_size / CONTEXT_FRACTION pixels
+GENERATOR_AB_TRAINS = ("all", "attention")
+# Layers that feed the attention alone: the U-Net's map head, the ResNet scheme I head, and scheme
+# II's attention decoder and head (names as the generator builders give them).
+ATTENTION_LAYERS = (MAP_HEAD, "foreground_conv", "attention_decoder", "attention_conv")
 
 
 @keras.saving.register_keras_serializable("tfunmask")
@@ -199,9 +210,10 @@ class AttentionGAN(CycleGAN):
     def __init__(self, image_size, *, aggan_scheme=2, attention_masks=10, lambda_pixel=1.0, lambda_tv=0.05,
                  lambda_attention_gan=1.0, lambda_attention_map=0.0, unmasked_attention_weight=1.0,
                  lambda_paired=0.0, attention_discriminator="product", warmup_epochs=0, discriminator_warmup_epochs=0,
-                 backbone="resnet", max_filters=512,
-                 normalization="batch", dropout=0.5, **kwargs):
+                 backbone="resnet", max_filters=512, normalization="batch", dropout=0.5,
+                 generator_ab_trains="all", **kwargs):
         check_choice("aggan_scheme", aggan_scheme, SCHEMES)
+        check_choice("generator_ab_trains", generator_ab_trains, GENERATOR_AB_TRAINS)
         check_choice("backbone", backbone, BACKBONES)
         check_choice("normalization", normalization, NORMALIZATIONS)
         if backbone == "unet":
@@ -240,8 +252,12 @@ class AttentionGAN(CycleGAN):
         self.max_filters = max_filters
         self.normalization = normalization
         self.dropout = dropout
+        self.generator_ab_trains = generator_ab_trains
         self.phase = "full"  # set per epoch by ``begin_epoch``: "full", "pairs" or "discriminators"
         super().__init__(image_size, **kwargs)
+        if generator_ab_trains == "attention":
+            for layer in self.generator_ab.layers:
+                layer.trainable = layer.name.startswith(ATTENTION_LAYERS)
         self.attention_discriminator_a = self.attention_discriminator_b = None  # none at weight 0
         if lambda_attention_gan:
             channels = 4 if attention_discriminator == "concat" else 3
@@ -258,7 +274,7 @@ class AttentionGAN(CycleGAN):
                 "attention_discriminator": self.attention_discriminator, "warmup_epochs": self.warmup_epochs,
                 "discriminator_warmup_epochs": self.discriminator_warmup_epochs,
                 "backbone": self.backbone, "max_filters": self.max_filters, "normalization": self.normalization,
-                "dropout": self.dropout}
+                "dropout": self.dropout, "generator_ab_trains": self.generator_ab_trains}
 
     @property
     def needs_pairs(self):
