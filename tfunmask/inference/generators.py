@@ -57,8 +57,13 @@ class SavedModelGenerator(_Generator):
     def __init__(self, path):
         import tensorflow as tf
 
+        from tfunmask.startup import filtered_stderr
+
         self.path = Path(path)
-        self._serve = tf.saved_model.load(str(path)).signatures["serving_default"]
+        # oneDNN's "supports DT_HALF only on platforms with AVX-512" on AVX2 CPUs, for a SavedModel
+        # that stores its kernels in float16: it widens them to float32 and computes in float32.
+        with filtered_stderr():
+            self._serve = tf.saved_model.load(str(path)).signatures["serving_default"]
         self.size = int(self._serve.structured_input_signature[1]["images"].shape[1])
 
     def _run(self, batch):
