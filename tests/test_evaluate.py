@@ -231,7 +231,9 @@ def test_evaluation_on_tfrecords_without_landmarks(saved_model, tiny_paired_data
     (dict(split="nope"), "--split must be one of"),
     (dict(model="missing"), "no such model"),
     (dict(inception_weights="missing.h5"), "is not a file"),
-    (dict(split_from="missing"), "--split_from missing holds no readable dataset.json"),
+    (dict(split_from="missing"), "--split_from missing is not a folder"),
+    (dict(held_out="missing"), "--held_out missing is not a folder"),
+    (dict(masked_real="missing"), "--masked_real missing is not a folder"),
 ])
 def test_bad_input_is_one_clear_error(saved_model, tiny_paired_data, tmp_path, kwargs, message):
     args = dict(model=saved_model, data=tiny_paired_data, split="val")

@@ -136,6 +136,10 @@ print("imported", {len(PROGRAMS) + len(TOOLS)})
     ([str(REPO / "tools" / "make_tfrecords.py"), "--mode=paired", "--out=o"],
      "make_tfrecords: error: --mode=paired needs"),
     (["-m", "tfunmask.export", "--model_dir=no_run"], "error: no config.json in no_run"),
+    (["-m", "tfunmask.evaluate", "--model=no_model", "--data=.", "--out=o"],
+     "error: --model no_model: no such model file or folder"),
+    (["-m", "tfunmask.evaluate", f"--model={REPO}", "--data=.", "--held_out=no_data", "--out=o"],
+     "error: --held_out no_data is not a folder"),
 ])
 def test_a_user_error_is_reported_before_tensorflow_loads(command, message, tmp_path):
     """The flags parser only arranges a quiet import (``startup.quiet_tensorflow``): a program that

@@ -50,10 +50,14 @@ def define_flags():
 
 def main(argv):
     check_arguments(argv)
-    from tfunmask.evaluation import (  # TensorFlow loads only once the flags are good
-        report,
-        suite,
-    )
+    from tfunmask.evaluation.arguments import EvaluationError, check
+
+    try:  # the paths first: TensorFlow loads only once they are good
+        check(FLAGS.model, FLAGS.data, split=FLAGS.split, held_out=FLAGS.held_out, masked_real=FLAGS.masked_real,
+              inception_weights=FLAGS.inception_weights, split_from=FLAGS.split_from)
+    except EvaluationError as error:
+        fail(str(error))
+    from tfunmask.evaluation import report, suite
 
     try:
         metrics = suite.evaluate(

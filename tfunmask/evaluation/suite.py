@@ -38,6 +38,7 @@ from tfunmask.config import CONFIG_FILE, ConfigError
 from tfunmask.data import images, records_builder, splits, tfrecords
 from tfunmask.data.tally import InputError, Tally
 from tfunmask.evaluation import detection, features, mask_map, report
+from tfunmask.evaluation.arguments import EvaluationError, check
 from tfunmask.evaluation.scoring import (
     Described,
     describe,
@@ -49,11 +50,6 @@ from tfunmask.inference import photos
 from tfunmask.inference.generators import ModelError
 from tfunmask.synth import overlay
 
-SPLITS = ("train", "val", "test", "all")
-
-
-class EvaluationError(ValueError):
-    """Input that cannot be evaluated (one-line message)."""
 
 
 @dataclasses.dataclass
@@ -284,8 +280,8 @@ def evaluate(model: str | Path, data: str | Path, out: str | Path, *, epoch: int
     `features.random_features()`). Returns the metrics as written to metrics.json. Bad input
     raises EvaluationError.
     """
-    if split not in SPLITS:
-        raise EvaluationError(f"--split must be one of {', '.join(SPLITS)} (got {split!r})")
+    check(model, data, split=split, held_out=held_out, masked_real=masked_real, inception_weights=inception_weights,
+          split_from=split_from)
     rule = split_rule(split_from)
     notes: list[str] = []
     if epoch is None and (epoch := scored_epoch(model)) is not None:
