@@ -51,7 +51,6 @@ from tfunmask.inference.generators import ModelError
 from tfunmask.synth import overlay
 
 
-
 @dataclasses.dataclass
 class Pairs:
     """Paired test crops at the model's size: uint8 RGB (N, S, S, 3), mask maps (N, S, S) in
