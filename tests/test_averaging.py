@@ -58,8 +58,14 @@ def test_a_start_weight_moves_the_unmasker_back_towards_the_warm_start(two_runs,
         np.testing.assert_array_equal(mixed.numpy(), a.numpy())
     assert json.loads((tmp_path / "wise" / averaging.SOURCES_FILE).read_text()) == {
         "runs": [str(tuned)], "epochs": [1], "start": str(start), "start_weight": 0.25}
-    with pytest.raises(ConfigError, match=r"the start weight must be in \[0, 1\) \(got 1.0\)"):
-        averaging.average_runs([str(tuned)], tmp_path / "all", start_weight=1.0)
+    averaging.average_runs([str(tuned)], tmp_path / "step0", start_weight=1.0)  # the start, in the tune's layout
+    step0 = runs.restore(tmp_path / "step0")[0]
+    for mixed, b in zip(step0.unmasker.weights, theirs.unmasker.weights):
+        np.testing.assert_array_equal(mixed.numpy(), b.numpy())
+    for mixed, a in zip(step0.discriminator.weights, ours.discriminator.weights):
+        np.testing.assert_array_equal(mixed.numpy(), a.numpy())
+    with pytest.raises(ConfigError, match=r"the start weight must be in \[0, 1\] \(got 1.5\)"):
+        averaging.average_runs([str(tuned)], tmp_path / "beyond", start_weight=1.5)
     with pytest.raises(ConfigError, match=r"started from one --warm_start \(.*s0: none, .*tuned: .*s0\)"):
         averaging.average_runs([str(start), str(tuned)], tmp_path / "mixed", start_weight=0.5)
 

@@ -20,7 +20,8 @@ def define_flags():
     flags.DEFINE_list("runs", None, "Run folders (FOLDER or FOLDER:EPOCH), at least two.")
     flags.DEFINE_string("out", None, "New run folder for the average.")
     flags.DEFINE_float("start_weight", 0.0, "Share of the runs' common --warm_start in the unmasker "
-                       "(W x start + (1 - W) x the runs' mean; 0: the mean alone).")
+                       "(W x start + (1 - W) x the runs' mean; 0: the mean alone; 1: the start itself, in the runs' "
+                       "layout: their step 0, to export and evaluate like them).")
 
 
 FLAGS = flags.FLAGS

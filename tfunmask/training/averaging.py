@@ -14,7 +14,9 @@ and the constructor arguments in which they differ.
 w × start + (1 − w) × mean (WiSE-FT, Wortsman et al. 2022). Fine-tuning on a new objective can
 lose what the start did well off the fine-tune's data (real photos, for a model fine-tuned on
 synthetic pairs and unpaired faces); the interpolation between the two tends to keep both, and
-one fine-tuned run is then enough.
+one fine-tuned run is then enough. w = 1 gives the start's unmasker itself in the fine-tune's run
+layout (its other networks the fine-tune's): the fine-tune's step 0, which ``export`` and
+``evaluate`` then take exactly as they take the fine-tune, for a like-for-like comparison.
 """
 
 import json
@@ -66,8 +68,8 @@ def average_runs(sources, out, start_weight=0.0):
     different weights, or ``out`` holds a run."""
     import tensorflow as tf
 
-    if not 0.0 <= start_weight < 1.0:
-        raise ConfigError(f"the start weight must be in [0, 1) (got {start_weight})")
+    if not 0.0 <= start_weight <= 1.0:
+        raise ConfigError(f"the start weight must be in [0, 1] (got {start_weight})")
     if len(sources) < (1 if start_weight else 2):
         raise ConfigError(f"averaging needs at least two runs, or one and a start weight (got {len(sources)})")
     out = Path(out)
