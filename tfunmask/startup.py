@@ -13,9 +13,10 @@ does not spend the ~5 s TensorFlow takes to import; ``load_tensorflow`` imports 
 
 LiteRT prints a line of its own whenever it builds an interpreter ("Created TensorFlow Lite
 XNNPACK delegate for CPU"); ``filtered_stderr`` hides it the same way where the package builds one.
-So it does for oneDNN's "supports DT_HALF only on platforms with AVX-512" where a float16 export is
-loaded only to read its weights (``training.warm_start``) or served (a ``saved_model_float16`` export
-widens its kernels to float32 inside the graph): nothing is computed in float16 there. An
+So it does for oneDNN's "supports DT_HALF only on platforms with AVX-512" wherever the package loads
+a SavedModel (``inference.generators.load_saved_model``: a ``saved_model_float16`` export, served or
+read by ``training.warm_start``, widens its kernels to float32 inside the graph; nothing is computed
+in float16 there). An
 explicit ``--mixed_precision=float16`` on such a CPU still shows it, beside the program's own warning.
 Apache Beam warns at import that "apitools" and BigQuery's client are missing, which matters only
 for Google Cloud runners; ``tools/synthesize.py`` imports Beam inside the same filter.

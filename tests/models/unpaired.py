@@ -32,6 +32,14 @@ def compiled(cls, **kwargs):
     return model
 
 
+def moved_weights(networks, step):
+    """Runs ``step()``; returns, per network, the paths of the weights (trainable or not) it changed."""
+    before = [{v.path: v.numpy() for v in network.weights} for network in networks]
+    step()
+    return [{v.path for v in network.weights if not np.array_equal(v.numpy(), old[v.path])}
+            for network, old in zip(networks, before)]
+
+
 def lsgan(scores, target):
     """Per-example least-squares GAN loss."""
     return ((np.asarray(scores) - target) ** 2).reshape(len(scores), -1).mean(1)

@@ -69,17 +69,19 @@ class Rule:
 
     fractions: tuple[float, float, float] = DEFAULT_FRACTIONS
     salt: str = SALT
+    _bounds: tuple[float, ...] = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
         object.__setattr__(self, "fractions", check_fractions(self.fractions))
         check_salt(self.salt)
+        total = sum(self.fractions)  # the cumulative fractions a draw is placed among, once per rule
+        object.__setattr__(self, "_bounds", tuple(itertools.accumulate(v / total for v in self.fractions)))
 
     def split_of(self, source: str) -> str:
         """`split_of` with this rule's fractions and salt (checked once, when the rule was made)."""
         digest = hashlib.sha256(f"{self.salt}\0{source}".encode()).digest()
         draw = int.from_bytes(digest[:8], "big") / 2.0**64
-        bounds = list(itertools.accumulate(v / sum(self.fractions) for v in self.fractions))
-        return SPLITS[min(bisect.bisect_right(bounds, draw), len(SPLITS) - 1)]
+        return SPLITS[min(bisect.bisect_right(self._bounds, draw), len(SPLITS) - 1)]
 
     @classmethod
     def of_manifest(cls, manifest: dict) -> Rule:

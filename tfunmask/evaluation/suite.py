@@ -242,11 +242,10 @@ def _sheet(faces: int) -> dict:
 
 def _image_features(given, weights, notes: list[str], log) -> features.ImageFeatures | None:
     """The given extractor, else InceptionV3 from its weights file: from `weights` when given
-    (its absence is an error), else from the Keras cache (its absence a note; scoring goes on)."""
+    (`arguments.check` has made sure it is a file), else from the Keras cache (its absence a note;
+    scoring goes on)."""
     if given is not None:
         return given
-    if weights is not None and not Path(weights).is_file():
-        raise EvaluationError(f"--inception_weights {weights} is not a file")
     try:
         return features.inception_features(weights)
     except features.MissingWeights as error:

@@ -51,19 +51,25 @@ class _Generator:
         return images, masks
 
 
+def load_saved_model(path):
+    """``tf.saved_model.load(path)`` without oneDNN's "supports DT_HALF only on platforms with
+    AVX-512" on AVX2 CPUs, which a ``saved_model_float16`` export sets off: it stores its kernels in
+    float16 but widens them to float32 inside the graph, so nothing is computed in float16."""
+    import tensorflow as tf
+
+    from tfunmask.startup import filtered_stderr
+
+    with filtered_stderr():
+        return tf.saved_model.load(str(path))
+
+
 class SavedModelGenerator(_Generator):
     """The ``serving_default`` signature of a SavedModel from ``tfunmask.export`` or training."""
 
     def __init__(self, path):
-        import tensorflow as tf
-
-        from tfunmask.startup import filtered_stderr
-
         self.path = Path(path)
-        # oneDNN's "supports DT_HALF only on platforms with AVX-512" on AVX2 CPUs, for a SavedModel
-        # that stores its kernels in float16: it widens them to float32 and computes in float32.
-        with filtered_stderr():
-            self._serve = tf.saved_model.load(str(path)).signatures["serving_default"]
+        self._loaded = load_saved_model(path)  # held: its signature's variables live as long as it
+        self._serve = self._loaded.signatures["serving_default"]
         self.size = int(self._serve.structured_input_signature[1]["images"].shape[1])
 
     def _run(self, batch):

@@ -62,13 +62,10 @@ def _is_saved_model(path):
 def source_weights(path):
     """``{key: float32 array}`` of the unmasker stored at ``path`` (a run folder or a SavedModel)."""
     if _is_saved_model(path):
-        import tensorflow as tf
+        from tfunmask.inference.generators import load_saved_model
 
-        from tfunmask.startup import filtered_stderr
-
-        with filtered_stderr():  # oneDNN's DT_HALF notice on AVX2 CPUs: float16 weights are only read
-            loaded = tf.saved_model.load(str(path))  # held: the signature's variables live as long as it
-            return _keyed((v.name, v.numpy()) for v in loaded.signatures["serving_default"].variables)
+        loaded = load_saved_model(path)  # held: the signature's variables live as long as it
+        return _keyed((v.name, v.numpy()) for v in loaded.signatures["serving_default"].variables)
     return _network_weights(_run_model(path).unmasker)
 
 
